@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole platform locally: migrate, seed the demo arenas, pre-generate outputs, start a "
+        "Celery worker and the web server, and print the URL."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker.")
+        parser.add_argument("--skip-pregenerate", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        call_command("seed_demo")
+        if not options["skip_pregenerate"]:
+            call_command("pregenerate")
+        self._ensure_admin()
+        worker = None
+        if not options["no_worker"]:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", "light,gen.cpu",
+                 "-c", "1", "--loglevel", "WARNING", "-n", "demo@%h"],
+                cwd=settings.BASE_DIR,
+            )
+            self.stdout.write(f"Celery worker started (pid {worker.pid}, queues light + gen.cpu).")
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(self.style.SUCCESS(f"\n  Arena is running at {url}\n  Admin: {url}admin/\n  Stop with Ctrl-C.\n"))
+        try:
+            call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False, use_threading=True)
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+    def _ensure_admin(self) -> None:
+        user_model = get_user_model()
+        if not settings.DEBUG or user_model.objects.filter(is_superuser=True).exists():
+            return
+        password = os.environ.get("ARENA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        user_model.objects.create_superuser("admin", "admin@localhost", password)
+        self.stdout.write(self.style.WARNING(f"Created the admin user 'admin' with password: {password}"))

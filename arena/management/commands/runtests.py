@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run the whole test suite with pytest (extra arguments go to pytest)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not shutil.which("chromium") and not shutil.which("/usr/bin/chromium"):
+            self.stderr.write(
+                "Note: /usr/bin/chromium is missing, so the browser tests will be skipped "
+                "(install it with: apt-get install chromium)."
+            )
+        code = subprocess.call([sys.executable, "-m", "pytest", *options["pytest_args"]], cwd=settings.BASE_DIR)
+        if code:
+            raise CommandError(f"pytest exited with status {code}", returncode=code)

@@ -1,0 +1,72 @@
+"""Serve MEDIA_ROOT with HTTP Range support (video seeking needs byte ranges).
+
+In production a front proxy (nginx, a CDN) usually serves MEDIA_ROOT; set SERVE_MEDIA=0 then.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils._os import safe_join
+from django.views.decorators.http import require_GET
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CHUNK = 256 * 1024
+CONTENT_TYPES = {
+    ".glb": "model/gltf-binary",
+    ".ply": "application/octet-stream",
+    ".webm": "video/webm",
+    ".mp4": "video/mp4",
+    ".webp": "image/webp",
+    ".png": "image/png",
+}
+
+
+def _iter_range(path: Path, start: int, length: int):  # type: ignore[no-untyped-def]
+    with path.open("rb") as handle:
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+@require_GET
+def serve_media(request: HttpRequest, path: str) -> HttpResponse | StreamingHttpResponse | FileResponse:
+    try:
+        full = Path(safe_join(str(settings.MEDIA_ROOT), path))
+    except Exception:  # SuspiciousFileOperation: a path escaping MEDIA_ROOT
+        raise Http404("Not found") from None
+    if not full.is_file():
+        raise Http404("Not found")
+    size = full.stat().st_size
+    content_type = CONTENT_TYPES.get(full.suffix.lower()) or mimetypes.guess_type(full.name)[0] or "application/octet-stream"
+    match = _RANGE.match(request.headers.get("range", ""))
+    if match and (match.group(1) or match.group(2)):
+        first, last = match.group(1), match.group(2)
+        if first:
+            start, end = int(first), min(int(last) if last else size - 1, size - 1)
+        else:  # suffix range: the last N bytes
+            start, end = max(0, size - int(last)), size - 1
+        if start >= size or start > end:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        length = end - start + 1
+        streaming = StreamingHttpResponse(_iter_range(full, start, length), status=206, content_type=content_type)
+        streaming["Content-Length"] = str(length)
+        streaming["Content-Range"] = f"bytes {start}-{end}/{size}"
+        streaming["Accept-Ranges"] = "bytes"
+        streaming["Cache-Control"] = "public, max-age=86400"
+        return streaming
+    file_response = FileResponse(full.open("rb"), content_type=content_type)
+    file_response["Accept-Ranges"] = "bytes"
+    file_response["Cache-Control"] = "public, max-age=86400"
+    return file_response

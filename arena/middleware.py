@@ -1,0 +1,56 @@
+"""Anonymous voter identity: a signed cookie holding the Voter's public id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from arena.models import Voter
+from arena.services import voter_get_or_create
+
+_COOKIE_SALT = "arena.voter.v1"
+
+
+def request_voter(request: HttpRequest) -> Voter:
+    """The voter of this request; created (and its cookie set on the response) on first use."""
+    cached = getattr(request, "_arena_voter", None)
+    if cached is not None:
+        return cached
+    public_id = request.get_signed_cookie(settings.VOTER_COOKIE_NAME, default=None, salt=_COOKIE_SALT)
+    voter, created = voter_get_or_create(public_id=public_id, user=getattr(request, "user", None))
+    request._arena_voter = voter  # type: ignore[attr-defined]
+    request._arena_voter_new = created or public_id != str(voter.public_id)  # type: ignore[attr-defined]
+    return voter
+
+
+def client_ip(request: HttpRequest) -> str:
+    if settings.ARENA_TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+class VoterMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if getattr(request, "_arena_voter_new", False):
+            voter: Voter = request._arena_voter  # type: ignore[attr-defined]
+            response.set_signed_cookie(
+                settings.VOTER_COOKIE_NAME,
+                str(voter.public_id),
+                salt=_COOKIE_SALT,
+                max_age=settings.VOTER_COOKIE_MAX_AGE_S,
+                httponly=True,
+                samesite="Lax",
+                secure=not settings.DEBUG,
+            )
+        return response
+
+
+__all__ = ["VoterMiddleware", "client_ip", "request_voter"]

@@ -1,0 +1,359 @@
+"""The arena's domain model.
+
+Writes go through ``arena.services``; reads through ``arena.selectors``. Models carry single-row
+behaviour only. Votes are append-only: the vote log is the source of truth for every leaderboard.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+SLOT_LABELS = "ABCDEF"
+MIN_K = 2
+MAX_K = 4
+
+
+def _random_hex() -> str:
+    return secrets.token_hex(16)
+
+
+class Task(models.TextChoices):
+    TEXT_TO_IMAGE = "text-to-image", "Text to image"
+    TEXT_TO_VIDEO = "text-to-video", "Text to video"
+    IMAGE_TO_3D = "image-to-3d", "Image to 3D"
+    TEXT_TO_3D = "text-to-3d", "Text to 3D"
+
+
+class MediaType(models.TextChoices):
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+    MESH = "mesh", "3D mesh (.glb)"
+    SPLAT = "splat", "Gaussian splat (.ply)"
+
+
+# Which file formats each media type accepts, and which media types each task produces.
+FORMATS_BY_MEDIA_TYPE: dict[str, tuple[str, ...]] = {
+    MediaType.IMAGE: ("png", "webp", "jpeg"),
+    MediaType.VIDEO: ("mp4", "webm"),
+    MediaType.MESH: ("glb",),
+    MediaType.SPLAT: ("ply",),
+}
+MEDIA_TYPE_BY_FORMAT: dict[str, str] = {
+    fmt: media for media, formats in FORMATS_BY_MEDIA_TYPE.items() for fmt in formats
+}
+MEDIA_TYPES_BY_TASK: dict[str, tuple[str, ...]] = {
+    Task.TEXT_TO_IMAGE: (MediaType.IMAGE,),
+    Task.TEXT_TO_VIDEO: (MediaType.VIDEO,),
+    Task.IMAGE_TO_3D: (MediaType.MESH, MediaType.SPLAT),
+    Task.TEXT_TO_3D: (MediaType.MESH, MediaType.SPLAT),
+}
+
+
+class VoteMode(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise (A / B / tie / both bad)"
+    BEST_OF_K = "best_of_k", "Pick the best of K"
+    RANK_K = "rank_k", "Rank all K"
+
+
+class GenerativeModel(models.Model):
+    """A model that competes in arenas. Its name is never shown before a vote."""
+
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    organisation = models.CharField(max_length=120, blank=True)
+    link = models.URLField(blank=True)
+    license = models.CharField(max_length=80, blank=True)
+    description = models.TextField(blank=True)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    output_formats = models.JSONField(default=list, help_text='File formats it produces, e.g. ["png"].')
+    backend = models.CharField(max_length=40, default="builtin")
+    backend_config = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=80, default="gen.cpu", help_text="Celery queue its jobs go to.")
+    is_active = models.BooleanField(default=True)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        allowed = {fmt for media in MEDIA_TYPES_BY_TASK[self.task] for fmt in FORMATS_BY_MEDIA_TYPE[media]}
+        formats = self.output_formats
+        if not isinstance(formats, list) or not formats:
+            raise ValidationError({"output_formats": "Give at least one output format."})
+        bad = [fmt for fmt in formats if fmt not in allowed]
+        if bad:
+            raise ValidationError(
+                {"output_formats": f"{', '.join(map(str, bad))} not allowed for {self.task}; use {sorted(allowed)}"}
+            )
+
+    @property
+    def primary_format(self) -> str:
+        return str(self.output_formats[0])
+
+
+class PromptSet(models.Model):
+    """A named collection of prompts (a source set); an arena draws its battles from one."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModerationState(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class Prompt(models.Model):
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.CASCADE, related_name="prompts")
+    text = models.TextField()
+    conditioning_image = models.FileField(upload_to="conditioning/", blank=True)
+    category = models.CharField(max_length=60, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    moderation_state = models.CharField(
+        max_length=10, choices=ModerationState.choices, default=ModerationState.APPROVED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["prompt_set", "text"], name="prompt_unique_text_per_set")
+        ]
+        ordering: ClassVar[list[str]] = ["id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Arena(models.Model):
+    """One leaderboard scope: a task, the allowed battle sizes and vote modes, a prompt set."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="arenas")
+    generative_models = models.ManyToManyField(GenerativeModel, related_name="arenas", blank=True)
+    k_values = models.JSONField(default=list, help_text="Battle sizes for K-wise modes, e.g. [3, 4].")
+    vote_modes = models.JSONField(default=list, help_text='e.g. ["pairwise", "best_of_k", "rank_k"]')
+    default_mode = models.CharField(max_length=12, choices=VoteMode.choices, default=VoteMode.PAIRWISE)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order on the home page.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        modes = self.vote_modes
+        if not isinstance(modes, list) or not modes or any(m not in VoteMode.values for m in modes):
+            raise ValidationError({"vote_modes": f"Choose one or more of {VoteMode.values}."})
+        ks = self.k_values
+        if not isinstance(ks, list) or any(not isinstance(k, int) or not MIN_K < k <= MAX_K for k in ks):
+            raise ValidationError({"k_values": f"K-wise sizes must be integers in {MIN_K + 1}..{MAX_K}."})
+        if (VoteMode.BEST_OF_K in modes or VoteMode.RANK_K in modes) and not ks:
+            raise ValidationError({"k_values": "K-wise modes need at least one K value."})
+        if self.default_mode not in modes:
+            raise ValidationError({"default_mode": "The default mode must be one of the allowed modes."})
+
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        return MEDIA_TYPES_BY_TASK[self.task]
+
+    def k_for_mode(self, mode: str, requested: int | None = None) -> int:
+        """Battle size for ``mode``: 2 for pairwise, else ``requested`` if allowed or the largest K."""
+        if mode == VoteMode.PAIRWISE:
+            return 2
+        if requested is not None and requested in self.k_values:
+            return requested
+        return max(self.k_values)
+
+
+class AssetStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def asset_upload_to(instance: Asset, filename: str) -> str:
+    # The stored name is random: nothing in the path or URL may reveal the model before a vote.
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"assets/{instance.public_id}.{extension}"
+
+
+class Asset(models.Model):
+    """One generated output of (model, prompt, seed)."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=_random_hex, editable=False)
+    model = models.ForeignKey(GenerativeModel, on_delete=models.CASCADE, related_name="assets")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="assets")
+    seed = models.IntegerField(default=0)
+    file = models.FileField(upload_to=asset_upload_to, blank=True)
+    media_type = models.CharField(max_length=10, choices=MediaType.choices)
+    fmt = models.CharField("format", max_length=10)
+    size_bytes = models.PositiveIntegerField(default=0)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    generation_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=AssetStatus.choices, default=AssetStatus.PENDING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the stored file.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["model", "prompt", "seed"], name="asset_unique_model_prompt_seed")
+        ]
+        indexes: ClassVar[list[Any]] = [models.Index(fields=["prompt", "status", "model"])]
+
+    def __str__(self) -> str:
+        return f"asset {self.public_id} ({self.status})"
+
+
+class Voter(models.Model):
+    """An anonymous voting identity (a signed cookie), optionally tied to a logged-in user.
+
+    The counters are maintained by the services and read by fraud detection.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voters"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    battles_served = models.PositiveIntegerField(default=0)
+    votes_cast = models.PositiveIntegerField(default=0)
+    fast_votes = models.PositiveIntegerField(default=0, help_text="Votes cast sooner than a careful look allows.")
+    ties_cast = models.PositiveIntegerField(default=0)
+    rejected_votes = models.PositiveIntegerField(default=0, help_text="Invalid or replayed vote attempts.")
+
+    def __str__(self) -> str:
+        return f"voter {str(self.public_id)[:8]}"
+
+
+class BattleState(models.TextChoices):
+    SERVED = "served", "Served"
+    VOTED = "voted", "Voted"
+
+
+class Battle(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="battles")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="battles")
+    mode = models.CharField(max_length=12, choices=VoteMode.choices)
+    k = models.PositiveSmallIntegerField()
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="battles")
+    # Random per battle; the signed token carries it and a vote must present it. Single use
+    # because the Vote row is one-to-one with the battle.
+    nonce = models.CharField(max_length=32, default=_random_hex, editable=False)
+    state = models.CharField(max_length=8, choices=BattleState.choices, default=BattleState.SERVED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    served_at = models.DateTimeField()
+    voted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes: ClassVar[list[Any]] = [models.Index(fields=["arena", "state"])]
+
+    def __str__(self) -> str:
+        return f"battle {str(self.public_id)[:8]} in {self.arena_id}"
+
+
+class BattleSlot(models.Model):
+    """One anonymous position (A, B, ...) of a battle and the asset shown there."""
+
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveSmallIntegerField()
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="battle_slots")
+    model = models.ForeignKey(GenerativeModel, on_delete=models.PROTECT, related_name="battle_slots")
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["position"]
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["battle", "position"], name="slot_unique_position"),
+            models.UniqueConstraint(fields=["battle", "model"], name="slot_unique_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.label} of {self.battle_id}"
+
+    @property
+    def label(self) -> str:
+        return SLOT_LABELS[self.position]
+
+
+class VoteOutcome(models.TextChoices):
+    WIN = "win", "A winner was picked"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+    RANKED = "ranked", "Full ranking"
+
+
+class AppendOnlyQuerySet(models.QuerySet["Vote"]):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("votes are append-only: they cannot be updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("votes are append-only: they cannot be deleted")
+
+
+class Vote(models.Model):
+    """One vote on one battle. Append-only: the vote log is the source of truth.
+
+    ``ranking`` holds GenerativeModel ids as ordered groups, best first; players in one group are
+    tied. When ``is_partial`` is true (best-of-K) the LAST group is unordered, not tied: the
+    winner beat each of them but they were not compared with each other.
+    ``slot_ranking`` is the same ranking in slot labels, as the voter saw it.
+    """
+
+    battle = models.OneToOneField(Battle, on_delete=models.PROTECT, related_name="vote")
+    arena = models.ForeignKey(Arena, on_delete=models.PROTECT, related_name="votes")
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="votes")
+    mode = models.CharField(max_length=12, choices=VoteMode.choices)
+    outcome = models.CharField(max_length=10, choices=VoteOutcome.choices)
+    ranking = models.JSONField()
+    slot_ranking = models.JSONField()
+    is_partial = models.BooleanField(default=False)
+    time_to_vote_ms = models.PositiveIntegerField()
+    client_hash = models.CharField(max_length=64, help_text="HMAC of the client address; never the raw IP.")
+    user_agent_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        indexes: ClassVar[list[Any]] = [models.Index(fields=["arena", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"vote on {self.battle_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("votes are append-only: they cannot be changed once recorded")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("votes are append-only: they cannot be deleted")

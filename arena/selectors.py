@@ -1,0 +1,164 @@
+"""Reads of the arena's domain (``<noun>_<query>``). No writes here."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from arena.errors import NotFound
+from arena.models import (
+    Arena,
+    Asset,
+    AssetStatus,
+    Battle,
+    BattleState,
+    GenerativeModel,
+    ModerationState,
+    Vote,
+)
+
+
+def arena_list() -> QuerySet[Arena]:
+    """Active arenas with their counts of active models and votes (two aggregate subqueries)."""
+    return (
+        Arena.objects.filter(is_active=True)
+        .annotate(
+            model_count=Count("generative_models", filter=Q(generative_models__is_active=True), distinct=True),
+            vote_count=Count("votes", distinct=True),
+        )
+        .order_by("position", "name")
+    )
+
+
+def arena_get(*, slug: str) -> Arena:
+    try:
+        return Arena.objects.select_related("prompt_set").get(slug=slug, is_active=True)
+    except Arena.DoesNotExist:
+        raise NotFound(f"No active arena called {slug!r}.") from None
+
+
+def arena_ready_pool(*, arena: Arena) -> dict[int, dict[int, list[int]]]:
+    """Ready assets of the arena's active models on its approved prompts: prompt -> model -> assets."""
+    rows = Asset.objects.filter(
+        status=AssetStatus.READY,
+        model__is_active=True,
+        model__arenas=arena,
+        prompt__prompt_set_id=arena.prompt_set_id,
+        prompt__moderation_state=ModerationState.APPROVED,
+    ).values_list("prompt_id", "model_id", "id")
+    pool: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for prompt_id, model_id, asset_id in rows:
+        pool[prompt_id][model_id].append(asset_id)
+    return pool
+
+
+def battle_get(*, public_id: Any) -> Battle:
+    try:
+        return Battle.objects.select_related("arena", "prompt", "voter").get(public_id=public_id)
+    except (ValueError, Battle.DoesNotExist):
+        raise NotFound("No such battle.") from None
+
+
+@dataclass(frozen=True)
+class SlotView:
+    label: str
+    media_type: str
+    fmt: str
+    url: str
+    width: int | None
+    height: int | None
+    # Only filled once the battle has its vote:
+    model_name: str = ""
+    model_organisation: str = ""
+    model_link: str = ""
+
+
+@dataclass(frozen=True)
+class BattleView:
+    battle: Battle
+    slots: list[SlotView]
+    revealed: bool
+    ranking: list[list[str]] = field(default_factory=list)
+
+    @property
+    def has_video(self) -> bool:
+        return any(slot.media_type == "video" for slot in self.slots)
+
+    @property
+    def has_3d(self) -> bool:
+        return any(slot.media_type in ("mesh", "splat") for slot in self.slots)
+
+
+def battle_view(*, battle: Battle) -> BattleView:
+    """What a page or API may show of a battle: model identities only after its vote."""
+    revealed = battle.state == BattleState.VOTED
+    slot_rows = battle.slots.select_related("asset", "model").order_by("position")
+    slots = [
+        SlotView(
+            label=slot.label,
+            media_type=slot.asset.media_type,
+            fmt=slot.asset.fmt,
+            url=slot.asset.file.url,
+            width=slot.asset.width,
+            height=slot.asset.height,
+            model_name=slot.model.name if revealed else "",
+            model_organisation=slot.model.organisation if revealed else "",
+            model_link=slot.model.link if revealed else "",
+        )
+        for slot in slot_rows
+    ]
+    ranking: list[list[str]] = []
+    if revealed:
+        ranking = Vote.objects.values_list("slot_ranking", flat=True).get(battle=battle)
+    return BattleView(battle=battle, slots=slots, revealed=revealed, ranking=ranking)
+
+
+@dataclass(frozen=True)
+class WinRateRow:
+    model: GenerativeModel
+    votes: int
+    wins: float
+    comparisons: int
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.wins / self.comparisons if self.comparisons else None
+
+
+def vote_pairwise_outcomes(*, ranking: list[list[int]], is_partial: bool) -> list[tuple[int, int, float]]:
+    """Decompose one vote into (player, opponent, score) pairs; score 1 win, 0.5 tie, 0 loss.
+
+    A partial (best-of-K) ranking compares its winner with each loser only: the losers were not
+    compared with each other, so they are not a tie.
+    """
+    outcomes: list[tuple[int, int, float]] = []
+    for gi, group in enumerate(ranking):
+        tied_group = not (is_partial and gi == len(ranking) - 1)
+        for i, a in enumerate(group):
+            if tied_group:
+                for b in group[i + 1 :]:
+                    outcomes += [(a, b, 0.5), (b, a, 0.5)]
+            for lower in ranking[gi + 1 :]:
+                for b in lower:
+                    outcomes += [(a, b, 1.0), (b, a, 0.0)]
+    return outcomes
+
+
+def arena_win_rates(*, arena: Arena) -> list[WinRateRow]:
+    """Votes and pairwise win rates per model (ties count half), best win rate first."""
+    models = {m.pk: m for m in GenerativeModel.objects.filter(arenas=arena)}
+    votes: dict[int, int] = defaultdict(int)
+    wins: dict[int, float] = defaultdict(float)
+    comparisons: dict[int, int] = defaultdict(int)
+    for ranking, is_partial in Vote.objects.filter(arena=arena).values_list("ranking", "is_partial").iterator():
+        for player in {p for group in ranking for p in group}:
+            votes[player] += 1
+        for player, _opponent, score in vote_pairwise_outcomes(ranking=ranking, is_partial=is_partial):
+            wins[player] += score
+            comparisons[player] += 1
+    rows = [WinRateRow(model=m, votes=votes[pk], wins=wins[pk], comparisons=comparisons[pk]) for pk, m in models.items()]
+    rows.sort(key=lambda r: (-(r.win_rate if r.win_rate is not None else -1.0), -r.votes, r.model.name))
+    return rows

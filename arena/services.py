@@ -1,0 +1,379 @@
+"""Every write to the arena's domain goes through a function here (``<noun>_<verb>``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from arena import selectors
+from arena.errors import (
+    AlreadyVoted,
+    ArenaError,
+    InvalidToken,
+    InvalidVote,
+    NotEnoughAssets,
+    NotFound,
+    NotYourBattle,
+)
+from arena.models import (
+    MEDIA_TYPE_BY_FORMAT,
+    SLOT_LABELS,
+    Arena,
+    Asset,
+    AssetStatus,
+    Battle,
+    BattleSlot,
+    BattleState,
+    GenerativeModel,
+    Prompt,
+    Vote,
+    VoteMode,
+    VoteOutcome,
+    Voter,
+)
+from arena.tokens import battle_token_read
+
+# A vote cast sooner than this after the battle was served cannot have followed a careful look
+# at K outputs; it is still recorded, but counted on the voter for fraud detection.
+FAST_VOTE_MS = 1500
+
+PAIRWISE_CHOICES = ("A", "B", "tie", "both_bad")
+
+
+# --- voters -----------------------------------------------------------------------------------
+
+
+def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Voter, bool]:
+    """The voter behind a cookie value, or a new one when the value is missing or unknown."""
+    if public_id:
+        try:
+            voter = Voter.objects.get(public_id=uuid.UUID(public_id))
+        except (ValueError, Voter.DoesNotExist):
+            pass
+        else:
+            if user is not None and getattr(user, "is_authenticated", False) and voter.user_id is None:
+                Voter.objects.filter(pk=voter.pk).update(user=user)
+                voter.user = user
+            return voter, False
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    return Voter.objects.create(user=user if authenticated else None), True
+
+
+def client_hash(value: str) -> str:
+    """Keyed HMAC-SHA256 of a client address or user agent: groupable, never reversible."""
+    key = settings.VOTER_HASH_KEY.encode()
+    return hmac.new(key, value.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+
+# --- battles ----------------------------------------------------------------------------------
+
+
+def battle_create(
+    *,
+    arena: Arena,
+    voter: Voter,
+    mode: str | None = None,
+    k: int | None = None,
+    rng: random.Random | None = None,
+) -> Battle:
+    """Serve a new anonymous battle: K models that all have a ready output for one prompt.
+
+    Raises ``NotEnoughAssets`` (with a readable message) when no prompt has K ready outputs.
+    """
+    rng = rng or random.Random()
+    mode = mode or arena.default_mode
+    if mode not in arena.vote_modes:
+        raise InvalidVote(
+            f"Mode {mode!r} is not offered in this arena; choose one of {', '.join(arena.vote_modes)}."
+        )
+    size = arena.k_for_mode(mode, k)
+    pool = selectors.arena_ready_pool(arena=arena)
+    eligible = sorted(prompt_id for prompt_id, by_model in pool.items() if len(by_model) >= size)
+    if not eligible:
+        ready = sum(len(assets) for by_model in pool.values() for assets in by_model.values())
+        raise NotEnoughAssets(
+            f"“{arena.name}” cannot start a {size}-way battle yet: no prompt has ready outputs from "
+            f"{size} different models ({ready} outputs are ready so far). Outputs are still being "
+            "generated; please try again in a moment.",
+            detail={"ready_assets": ready, "k": size},
+        )
+    prompt_id = rng.choice(eligible)
+    by_model = pool[prompt_id]
+    model_ids = rng.sample(sorted(by_model), size)  # sample order = shuffled slot positions
+    now = timezone.now()
+    with transaction.atomic():
+        battle = Battle.objects.create(
+            arena=arena, prompt_id=prompt_id, mode=mode, k=size, voter=voter, served_at=now
+        )
+        BattleSlot.objects.bulk_create(
+            BattleSlot(battle=battle, position=i, model_id=model_id, asset_id=rng.choice(by_model[model_id]))
+            for i, model_id in enumerate(model_ids)
+        )
+        Voter.objects.filter(pk=voter.pk).update(battles_served=F("battles_served") + 1)
+    return battle
+
+
+# --- votes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedVote:
+    outcome: str
+    groups: list[list[str]]  # slot labels, best first
+    is_partial: bool
+
+
+def _parse_pairwise(labels: Sequence[str], choice: Any, ranks: Any, ranking: Any) -> ParsedVote:
+    if ranks is not None or ranking is not None:
+        raise InvalidVote("A pairwise vote takes a 'choice' (A, B, tie or both_bad), not ranks.")
+    if choice not in PAIRWISE_CHOICES:
+        raise InvalidVote(f"'choice' must be one of {', '.join(PAIRWISE_CHOICES)}; got {choice!r}.")
+    a, b = labels
+    if choice == "A":
+        return ParsedVote(VoteOutcome.WIN, [[a], [b]], False)
+    if choice == "B":
+        return ParsedVote(VoteOutcome.WIN, [[b], [a]], False)
+    outcome = VoteOutcome.TIE if choice == "tie" else VoteOutcome.BOTH_BAD
+    return ParsedVote(outcome, [[a, b]], False)
+
+
+def _parse_best_of_k(labels: Sequence[str], choice: Any, ranks: Any, ranking: Any) -> ParsedVote:
+    if ranks is not None or ranking is not None:
+        raise InvalidVote("A best-of-K vote takes a 'choice' (one slot label or tie), not ranks.")
+    allowed = [*labels, "tie"]
+    if choice not in allowed:
+        raise InvalidVote(f"'choice' must be one of {', '.join(allowed)}; got {choice!r}.")
+    if choice == "tie":
+        return ParsedVote(VoteOutcome.TIE, [list(labels)], False)
+    return ParsedVote(VoteOutcome.WIN, [[choice], [x for x in labels if x != choice]], True)
+
+
+def _ranks_to_groups(labels: Sequence[str], ranks: Any) -> list[list[str]]:
+    if not isinstance(ranks, Mapping):
+        raise InvalidVote("'ranks' must map each slot label to a rank, e.g. {\"A\": 1, \"B\": 2}.")
+    k = len(labels)
+    unknown = sorted(str(slot) for slot in ranks if slot not in labels)
+    if unknown:
+        raise InvalidVote(f"Unknown slot(s): {', '.join(unknown)}; this battle has {', '.join(labels)}.")
+    missing = [slot for slot in labels if slot not in ranks]
+    if missing:
+        raise InvalidVote(
+            f"Rank every output: missing {', '.join(missing)} (this battle has {k} slots).",
+            detail={"missing": missing},
+        )
+    by_rank: dict[int, list[str]] = {}
+    for slot in labels:
+        value = ranks[slot]
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise InvalidVote(f"The rank for {slot} must be a whole number from 1 to {k}.")
+        try:
+            rank = int(value)
+        except ValueError:
+            raise InvalidVote(f"The rank for {slot} must be a whole number from 1 to {k}; got {value!r}.") from None
+        if not 1 <= rank <= k:
+            raise InvalidVote(f"The rank for {slot} must be between 1 and {k}; got {rank}.")
+        by_rank.setdefault(rank, []).append(slot)
+    return [by_rank[r] for r in sorted(by_rank)]
+
+
+def _groups_checked(labels: Sequence[str], ranking: Any) -> list[list[str]]:
+    if not isinstance(ranking, list) or not all(isinstance(g, list) for g in ranking):
+        raise InvalidVote("'ranking' must be a list of groups of slot labels, best first, e.g. [[\"A\"], [\"B\", \"C\"]].")
+    seen: list[str] = []
+    for group in ranking:
+        if not group:
+            raise InvalidVote("'ranking' contains an empty group.")
+        for slot in group:
+            if slot not in labels:
+                raise InvalidVote(f"Unknown slot {slot!r}; this battle has {', '.join(labels)}.")
+            if slot in seen:
+                raise InvalidVote(f"Slot {slot} appears more than once in the ranking.")
+            seen.append(slot)
+    missing = [slot for slot in labels if slot not in seen]
+    if missing:
+        raise InvalidVote(f"Rank every output: missing {', '.join(missing)} (this battle has {len(labels)} slots).")
+    return [list(g) for g in ranking]
+
+
+def _parse_rank_k(labels: Sequence[str], choice: Any, ranks: Any, ranking: Any) -> ParsedVote:
+    if choice is not None:
+        raise InvalidVote("A rank-K vote takes 'ranks' (a rank for every slot), not a single choice.")
+    if (ranks is None) == (ranking is None):
+        raise InvalidVote("A rank-K vote takes exactly one of 'ranks' or 'ranking'.")
+    groups = _ranks_to_groups(labels, ranks) if ranks is not None else _groups_checked(labels, ranking)
+    outcome = VoteOutcome.TIE if len(groups) == 1 else VoteOutcome.RANKED
+    return ParsedVote(outcome, groups, False)
+
+
+_PARSERS = {
+    VoteMode.PAIRWISE: _parse_pairwise,
+    VoteMode.BEST_OF_K: _parse_best_of_k,
+    VoteMode.RANK_K: _parse_rank_k,
+}
+
+
+def vote_parse(*, mode: str, labels: Sequence[str], choice: Any = None, ranks: Any = None, ranking: Any = None) -> ParsedVote:
+    """Check a submission against the battle's mode and slots; raise ``InvalidVote`` if wrong."""
+    return _PARSERS[VoteMode(mode)](labels, choice, ranks, ranking)
+
+
+def vote_record(
+    *,
+    battle_public_id: str,
+    token: str,
+    voter: Voter,
+    choice: Any = None,
+    ranks: Any = None,
+    ranking: Any = None,
+    client_ip: str = "",
+    user_agent: str = "",
+) -> Vote:
+    """Record the one vote of a battle and return it.
+
+    Order of checks: the token's signature and age (400/410), the battle (404), that it was served
+    to this voter (403), that it has no vote yet (409), then the submission itself (400). On any
+    error nothing is stored except the voter's ``rejected_votes`` counter.
+    """
+    try:
+        return _vote_record(
+            battle_public_id=battle_public_id,
+            token=token,
+            voter=voter,
+            choice=choice,
+            ranks=ranks,
+            ranking=ranking,
+            client_ip=client_ip,
+            user_agent=user_agent,
+        )
+    except ArenaError:
+        Voter.objects.filter(pk=voter.pk).update(rejected_votes=F("rejected_votes") + 1)
+        raise
+
+
+def _vote_record(
+    *,
+    battle_public_id: str,
+    token: str,
+    voter: Voter,
+    choice: Any,
+    ranks: Any,
+    ranking: Any,
+    client_ip: str,
+    user_agent: str,
+) -> Vote:
+    token_battle_id, nonce = battle_token_read(token)
+    if token_battle_id != str(battle_public_id):
+        raise InvalidToken("The battle token belongs to a different battle.")
+    with transaction.atomic():
+        try:
+            battle = (
+                Battle.objects.select_for_update()
+                .select_related("arena")
+                .get(public_id=uuid.UUID(str(battle_public_id)))
+            )
+        except (ValueError, Battle.DoesNotExist):
+            raise NotFound("No such battle.") from None
+        if not hmac.compare_digest(battle.nonce, nonce):
+            raise InvalidToken("The battle token is invalid.")
+        if battle.voter_id != voter.pk:
+            raise NotYourBattle("This battle was served to someone else; load your own battle to vote.")
+        if battle.state == BattleState.VOTED:
+            raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
+        slots = list(battle.slots.order_by("position").values_list("position", "model_id"))
+        labels = [SLOT_LABELS[position] for position, _ in slots]
+        parsed = vote_parse(mode=battle.mode, labels=labels, choice=choice, ranks=ranks, ranking=ranking)
+        model_by_label = {SLOT_LABELS[position]: model_id for position, model_id in slots}
+        now = timezone.now()
+        elapsed_ms = max(0, int((now - battle.served_at).total_seconds() * 1000))
+        updated = Battle.objects.filter(pk=battle.pk, state=BattleState.SERVED).update(
+            state=BattleState.VOTED, voted_at=now
+        )
+        if updated != 1:  # a concurrent vote won the race (SQLite has no row locks)
+            raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
+        battle.state, battle.voted_at = BattleState.VOTED, now
+        try:
+            with transaction.atomic():
+                vote = Vote.objects.create(
+                    battle=battle,
+                    arena=battle.arena,
+                    voter=voter,
+                    mode=battle.mode,
+                    outcome=parsed.outcome,
+                    ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
+                    slot_ranking=parsed.groups,
+                    is_partial=parsed.is_partial,
+                    time_to_vote_ms=elapsed_ms,
+                    client_hash=client_hash(client_ip),
+                    user_agent_hash=client_hash(user_agent),
+                )
+        except IntegrityError:
+            raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.") from None
+        Voter.objects.filter(pk=voter.pk).update(
+            votes_cast=F("votes_cast") + 1,
+            fast_votes=F("fast_votes") + (1 if elapsed_ms < FAST_VOTE_MS else 0),
+            ties_cast=F("ties_cast") + (1 if parsed.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD) else 0),
+        )
+    return vote
+
+
+# --- assets -----------------------------------------------------------------------------------
+
+
+def asset_request(*, model: GenerativeModel, prompt: Prompt, seed: int = 0) -> tuple[Asset, bool]:
+    """The asset row for (model, prompt, seed), created as pending when missing."""
+    fmt = model.primary_format
+    return Asset.objects.get_or_create(
+        model=model,
+        prompt=prompt,
+        seed=seed,
+        defaults={"fmt": fmt, "media_type": MEDIA_TYPE_BY_FORMAT[fmt]},
+    )
+
+
+def asset_claim(*, asset_id: int) -> bool:
+    """Move a pending asset to running; true only for the one caller that won the claim."""
+    updated = Asset.objects.filter(pk=asset_id, status=AssetStatus.PENDING).update(
+        status=AssetStatus.RUNNING, attempts=F("attempts") + 1, updated_at=timezone.now()
+    )
+    return updated == 1
+
+
+def asset_store(
+    *,
+    asset: Asset,
+    data: bytes,
+    fmt: str,
+    width: int | None,
+    height: int | None,
+    duration_s: float | None,
+    generation_ms: int,
+) -> Asset:
+    """Save a validated output under a random name and mark the asset ready."""
+    asset.file.save(f"{asset.public_id}.{fmt}", ContentFile(data), save=False)
+    asset.fmt = fmt
+    asset.media_type = MEDIA_TYPE_BY_FORMAT[fmt]
+    asset.size_bytes = len(data)
+    asset.width, asset.height, asset.duration_s = width, height, duration_s
+    asset.generation_ms = generation_ms
+    asset.checksum = hashlib.sha256(data).hexdigest()
+    asset.status = AssetStatus.READY
+    asset.error = ""
+    asset.save()
+    return asset
+
+
+def asset_fail(*, asset_id: int, error: str) -> None:
+    Asset.objects.filter(pk=asset_id).update(
+        status=AssetStatus.FAILED, error=error[:4000], updated_at=timezone.now()
+    )

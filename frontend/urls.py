@@ -1,0 +1,12 @@
+from django.urls import path
+
+from frontend import views
+
+app_name = "frontend"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("arena/<slug:slug>/", views.arena_page, name="arena"),
+    path("arena/<slug:slug>/battle/", views.battle_partial, name="battle"),
+    path("arena/<slug:slug>/leaderboard/", views.leaderboard, name="leaderboard"),
+    path("battle/<uuid:battle_id>/vote/", views.vote, name="vote"),
+]

@@ -1,0 +1,170 @@
+"""The JSON API: battles, votes and errors as JSON with the right 4xx status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from arena.models import Battle, Vote
+from tests.factories import ArenaFactory, ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(client: Client, url: str, body: Any) -> Any:
+    return client.post(url, body, content_type="application/json")
+
+
+def _battle(client: Client, arena_slug: str, **body: Any) -> dict[str, Any]:
+    response = _post(client, f"/api/v1/arenas/{arena_slug}/battles", body)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_it_lists_active_arenas_with_counts(client: Client) -> None:
+    arena = ready_arena(models=3)
+    ArenaFactory(is_active=False)
+
+    body = client.get("/api/v1/arenas").json()
+
+    assert [a["slug"] for a in body] == [arena.slug]
+    assert body[0]["models"] == 3
+    assert body[0]["votes"] == 0
+
+
+def test_it_serves_a_battle_without_model_names(client: Client) -> None:
+    arena = ready_arena(models=4)
+    names = list(arena.generative_models.values_list("name", flat=True))
+
+    battle = _battle(client, arena.slug, mode="rank_k", k=4)
+
+    assert [s["label"] for s in battle["slots"]] == ["A", "B", "C", "D"]
+    serialized = str(battle)
+    assert not any(name in serialized for name in names)
+
+
+def test_it_records_a_vote_and_reveals_the_models(client: Client) -> None:
+    arena = ready_arena(models=4)
+    battle = _battle(client, arena.slug, mode="best_of_k", k=4)
+
+    response = _post(client, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "D"})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["ranking"] == [["D"], ["A", "B", "C"]]
+    assert body["is_partial"] is True
+    revealed = {r["model"] for r in body["reveal"]}
+    assert revealed == set(arena.generative_models.values_list("name", flat=True))
+
+
+def test_a_second_vote_gets_409_and_changes_nothing(client: Client) -> None:
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+    url = f"/api/v1/battles/{battle['id']}/vote"
+    assert _post(client, url, {"token": battle["token"], "choice": "A"}).status_code == 201
+
+    replay = _post(client, url, {"token": battle["token"], "choice": "B"})
+
+    assert replay.status_code == 409
+    assert replay.json()["code"] == "already_voted"
+    assert Vote.objects.get().slot_ranking == [["A"], ["B"]]
+
+
+def test_a_vote_from_another_voter_gets_403(client: Client) -> None:
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+    stranger = Client()
+
+    response = _post(stranger, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "A"})
+
+    assert response.status_code == 403
+    assert "error" in response.json()
+    assert not Vote.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"token": "garbage", "choice": "A"}, 400),
+        ({"choice": "A"}, 400),
+        ({"token": None, "choice": "A"}, 400),
+    ],
+)
+def test_bad_tokens_get_a_json_4xx(client: Client, body: dict[str, Any], status: int) -> None:
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+
+    response = _post(client, f"/api/v1/battles/{battle['id']}/vote", body)
+
+    assert response.status_code == status
+    assert response.json()["error"]
+    assert not Vote.objects.exists()
+
+
+def test_a_bad_ranking_gets_400_with_a_clear_message(client: Client) -> None:
+    arena = ready_arena(models=4)
+    battle = _battle(client, arena.slug, mode="rank_k", k=4)
+
+    response = _post(
+        client,
+        f"/api/v1/battles/{battle['id']}/vote",
+        {"token": battle["token"], "ranks": {"A": 1, "B": 1, "C": 9, "D": 2}},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "The rank for C must be between 1 and 4; got 9."
+    assert Battle.objects.get().state == "served"
+
+
+def test_malformed_json_gets_400(client: Client) -> None:
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+
+    response = client.post(f"/api/v1/battles/{battle['id']}/vote", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_an_unknown_battle_gets_404(client: Client) -> None:
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+    other_id = "00000000-0000-4000-8000-000000000000"
+
+    response = _post(client, f"/api/v1/battles/{other_id}/vote", {"token": battle["token"], "choice": "A"})
+
+    assert response.status_code in (400, 404)
+    assert "error" in response.json()
+
+
+def test_an_unknown_arena_gets_404(client: Client) -> None:
+    response = _post(client, "/api/v1/arenas/nope/battles", {})
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_an_arena_without_enough_outputs_says_so(client: Client) -> None:
+    arena = ready_arena(models=1)
+
+    response = _post(client, f"/api/v1/arenas/{arena.slug}/battles", {})
+
+    assert response.status_code == 503
+    assert "cannot start a 2-way battle yet" in response.json()["error"]
+
+
+def test_a_mode_the_arena_does_not_offer_gets_400(client: Client) -> None:
+    arena = ready_arena(models=4, vote_modes=["pairwise"], default_mode="pairwise")
+
+    response = _post(client, f"/api/v1/arenas/{arena.slug}/battles", {"mode": "rank_k"})
+
+    assert response.status_code == 400
+    assert "not offered" in response.json()["error"]
+
+
+def test_the_openapi_schema_is_served(client: Client) -> None:
+    schema = client.get("/api/v1/openapi.json").json()
+
+    assert "/api/v1/battles/{battle_id}/vote" in schema["paths"]

@@ -1,0 +1,102 @@
+"""Fill the asset cache: every (model, prompt, seed) of the chosen arenas gets a ready output.
+
+Built-in generators run in a local process pool (pure CPU functions; the parent stores the
+results), other backends go to their Celery queues.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from arena.models import Arena, Asset, AssetStatus, GenerativeModel, ModerationState, Prompt
+from arena.services import asset_claim, asset_fail, asset_request
+from workers.backends import run_builtin
+from workers.generators import GeneratedFile
+from workers.generation import asset_store_generated, generation_request_for
+from workers.media import InvalidMedia
+from workers.tasks import generate_asset_enqueue
+
+
+@dataclass
+class PregenerateSummary:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    queued: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PregeneratePlan:
+    todo: list[Asset]
+    skipped: int
+
+
+def pregenerate_plan(
+    *, arenas: Iterable[Arena], model_slugs: list[str] | None, prompts: int | None, seeds: int, retry_failed: bool
+) -> PregeneratePlan:
+    """The pending assets to generate (created as rows if missing); ready/running ones are skipped."""
+    todo: dict[int, Asset] = {}
+    skipped = 0
+    for arena in arenas:
+        models = GenerativeModel.objects.filter(arenas=arena, is_active=True)
+        if model_slugs:
+            models = models.filter(slug__in=model_slugs)
+        prompt_qs = Prompt.objects.filter(
+            prompt_set_id=arena.prompt_set_id, moderation_state=ModerationState.APPROVED
+        ).order_by("id")
+        prompt_list = list(prompt_qs[:prompts] if prompts else prompt_qs)
+        for model in models:
+            for prompt in prompt_list:
+                for seed in range(seeds):
+                    asset, _ = asset_request(model=model, prompt=prompt, seed=seed)
+                    if asset.status == AssetStatus.FAILED and retry_failed:
+                        Asset.objects.filter(pk=asset.pk).update(status=AssetStatus.PENDING, error="")
+                        asset.status = AssetStatus.PENDING
+                    if asset.status == AssetStatus.PENDING:
+                        todo[asset.pk] = asset
+                    else:
+                        skipped += 1
+    return PregeneratePlan(todo=list(todo.values()), skipped=skipped)
+
+
+def pregenerate_run(
+    *, plan: PregeneratePlan, jobs: int, via_queue: bool, progress: Callable[[int], None] | None = None
+) -> PregenerateSummary:
+    summary = PregenerateSummary(skipped=plan.skipped)
+    tick = progress or (lambda n: None)
+    local: list[Asset] = []
+    for asset in plan.todo:
+        if via_queue or asset.model.backend != "builtin":
+            generate_asset_enqueue(asset_id=asset.pk, queue=asset.model.queue)
+            summary.queued += 1
+            tick(1)
+        else:
+            local.append(asset)
+    if not local:
+        return summary
+    # "spawn": children import only the pure generator modules, never Django or its DB connection.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        futures: list[tuple[Asset, Future[tuple[GeneratedFile, int]]]] = []
+        for asset in local:
+            if not asset_claim(asset_id=asset.pk):
+                summary.skipped += 1
+                tick(1)
+                continue
+            futures.append((asset, pool.submit(run_builtin, generation_request_for(asset))))
+        for asset, future in futures:
+            try:
+                output, elapsed_ms = future.result()
+                asset_store_generated(asset=asset, output=output, generation_ms=elapsed_ms)
+            except (InvalidMedia, ValueError, OSError) as exc:
+                asset_fail(asset_id=asset.pk, error=f"{type(exc).__name__}: {exc}")
+                summary.failed += 1
+                summary.errors.append(f"{asset.model.name} / {asset.prompt.text[:40]}: {exc}")
+            else:
+                summary.done += 1
+            tick(1)
+    return summary
