@@ -97,9 +97,14 @@ def battle_create(
         raise InvalidVote(
             f"Mode {mode!r} is not offered in this arena; choose one of {', '.join(arena.vote_modes)}."
         )
-    size = arena.k_for_mode(mode, k)
     pool = selectors.arena_ready_pool(arena=arena)
-    eligible = sorted(prompt_id for prompt_id, by_model in pool.items() if len(by_model) >= size)
+    # Without an explicit K, serve the largest allowed K that the ready outputs can fill.
+    sizes = [arena.k_for_mode(mode, k)] if (k is not None or mode == VoteMode.PAIRWISE) else sorted(arena.k_values, reverse=True)
+    size, eligible = sizes[0], []
+    for size in sizes:
+        eligible = sorted(prompt_id for prompt_id, by_model in pool.items() if len(by_model) >= size)
+        if eligible:
+            break
     if not eligible:
         ready = sum(len(assets) for by_model in pool.values() for assets in by_model.values())
         raise NotEnoughAssets(
