@@ -5,7 +5,17 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from arena.models import Arena, Asset, Battle, BattleSlot, GenerativeModel, Prompt, PromptSet, Vote, Voter
+from arena.models import (
+    Arena,
+    Asset,
+    Battle,
+    BattleSlot,
+    GenerativeModel,
+    Prompt,
+    PromptSet,
+    Vote,
+    Voter,
+)
 
 
 @admin.register(GenerativeModel)
@@ -37,7 +47,16 @@ class ArenaAdmin(admin.ModelAdmin[Arena]):
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin[Asset]):
-    list_display = ("public_id", "model", "prompt", "seed", "fmt", "status", "size_bytes", "generation_ms")
+    list_display = (
+        "public_id",
+        "model",
+        "prompt",
+        "seed",
+        "fmt",
+        "status",
+        "size_bytes",
+        "generation_ms",
+    )
     list_filter = ("status", "media_type", "model")
     search_fields = ("public_id", "checksum")
     readonly_fields = ("public_id", "checksum", "created_at", "updated_at")
@@ -60,7 +79,15 @@ class BattleAdmin(admin.ModelAdmin[Battle]):
 
 @admin.register(Voter)
 class VoterAdmin(admin.ModelAdmin[Voter]):
-    list_display = ("public_id", "user", "battles_served", "votes_cast", "fast_votes", "rejected_votes", "last_seen_at")
+    list_display = (
+        "public_id",
+        "user",
+        "battles_served",
+        "votes_cast",
+        "fast_votes",
+        "rejected_votes",
+        "last_seen_at",
+    )
     readonly_fields = ("public_id", "created_at", "last_seen_at")
 
 
@@ -68,7 +95,15 @@ class VoterAdmin(admin.ModelAdmin[Voter]):
 class VoteAdmin(admin.ModelAdmin[Vote]):
     """Read-only: the vote log is append-only and only ``vote_record`` writes it."""
 
-    list_display = ("battle", "arena", "mode", "outcome", "slot_ranking", "time_to_vote_ms", "created_at")
+    list_display = (
+        "battle",
+        "arena",
+        "mode",
+        "outcome",
+        "slot_ranking",
+        "time_to_vote_ms",
+        "created_at",
+    )
     list_filter = ("arena", "mode", "outcome")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -31,19 +31,25 @@ def _arena_error(request: HttpRequest, exc: ArenaError) -> HttpResponse:
 def _validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     fields = [".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in exc.errors]
     message = f"Invalid request: check {', '.join(fields)}."
-    return api.create_response(request, {"error": message, "code": "invalid_request", "detail": exc.errors}, status=400)
+    return api.create_response(
+        request, {"error": message, "code": "invalid_request", "detail": exc.errors}, status=400
+    )
 
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(
-        request, {"error": exc.message, "code": "http_error", "detail": None}, status=exc.status_code
+        request,
+        {"error": exc.message, "code": "http_error", "detail": None},
+        status=exc.status_code,
     )
 
 
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return api.create_response(request, {"error": "Not found.", "code": "not_found", "detail": None}, status=404)
+    return api.create_response(
+        request, {"error": "Not found.", "code": "not_found", "detail": None}, status=404
+    )
 
 
 class ErrorOut(Schema):
@@ -147,26 +153,43 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
     """Serve a new anonymous battle to the caller (identified by the voter cookie)."""
     arena = selectors.arena_get(slug=slug)
     payload = payload or BattleIn()
-    battle = services.battle_create(arena=arena, voter=request_voter(request), mode=payload.mode, k=payload.k)
+    battle = services.battle_create(
+        arena=arena, voter=request_voter(request), mode=payload.mode, k=payload.k
+    )
     view = selectors.battle_view(battle=battle)
     prompt = battle.prompt
-    return Status(201, {
-        "id": str(battle.public_id),
-        "token": battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
-        "arena": arena.slug,
-        "mode": battle.mode,
-        "k": battle.k,
-        "prompt": {
-            "text": prompt.text,
-            "conditioning_image_url": prompt.conditioning_image.url if prompt.conditioning_image else None,
+    return Status(
+        201,
+        {
+            "id": str(battle.public_id),
+            "token": battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
+            "arena": arena.slug,
+            "mode": battle.mode,
+            "k": battle.k,
+            "prompt": {
+                "text": prompt.text,
+                "conditioning_image_url": prompt.conditioning_image.url
+                if prompt.conditioning_image
+                else None,
+            },
+            "slots": [
+                {"label": s.label, "media_type": s.media_type, "format": s.fmt, "url": s.url}
+                for s in view.slots
+            ],
         },
-        "slots": [{"label": s.label, "media_type": s.media_type, "format": s.fmt, "url": s.url} for s in view.slots],
-    })
+    )
 
 
 @api.post(
     "/battles/{battle_id}/vote",
-    response={201: VoteOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 410: ErrorOut},
+    response={
+        201: VoteOut,
+        400: ErrorOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        410: ErrorOut,
+    },
     tags=["battles"],
 )
 def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Status:
@@ -182,22 +205,39 @@ def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Statu
         user_agent=request.headers.get("user-agent", ""),
     )
     view = selectors.battle_view(battle=vote.battle)
-    return Status(201, {
-        "battle": battle_id,
-        "outcome": vote.outcome,
-        "ranking": vote.slot_ranking,
-        "is_partial": vote.is_partial,
-        "reveal": [
-            {"label": s.label, "model": s.model_name, "organisation": s.model_organisation, "link": s.model_link}
-            for s in view.slots
-        ],
-    })
+    return Status(
+        201,
+        {
+            "battle": battle_id,
+            "outcome": vote.outcome,
+            "ranking": vote.slot_ranking,
+            "is_partial": vote.is_partial,
+            "reveal": [
+                {
+                    "label": s.label,
+                    "model": s.model_name,
+                    "organisation": s.model_organisation,
+                    "link": s.model_link,
+                }
+                for s in view.slots
+            ],
+        },
+    )
 
 
-@api.get("/arenas/{slug}/win-rates", response={200: list[WinRateOut], 404: ErrorOut}, tags=["leaderboards"])
+@api.get(
+    "/arenas/{slug}/win-rates",
+    response={200: list[WinRateOut], 404: ErrorOut},
+    tags=["leaderboards"],
+)
 def arenas_win_rates(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     arena = selectors.arena_get(slug=slug)
     return [
-        {"model": r.model.name, "organisation": r.model.organisation, "votes": r.votes, "win_rate": r.win_rate}
+        {
+            "model": r.model.name,
+            "organisation": r.model.organisation,
+            "votes": r.votes,
+            "win_rate": r.win_rate,
+        }
         for r in selectors.arena_win_rates(arena=arena)
     ]

@@ -26,39 +26,112 @@ class DemoModel:
 
 
 IMAGE_PROMPTS = [
-    "a lighthouse on a cliff at sunset", "a red fox in a snowy forest", "a cup of coffee on a wooden table",
-    "a futuristic city skyline at night", "a bowl of ramen with a soft egg", "an astronaut riding a horse",
-    "a watercolor painting of a harbor", "a cozy cabin by a frozen lake", "a vintage bicycle against a brick wall",
-    "a field of sunflowers under a blue sky", "a koi pond with lily pads", "a robot reading a book in a library",
-    "a mountain range reflected in a lake", "a steaming teapot with blue patterns", "a hot air balloon over canyons",
-    "a neon sign that says open", "a close-up of a hummingbird", "a desert with tall cacti at dusk",
-    "a stack of pancakes with berries", "a sailing ship in a storm", "a snowy village with glowing windows",
-    "a cat sleeping on a windowsill", "a bonsai tree in a ceramic pot", "an old map with a compass",
-    "a green tea field on terraces", "a jellyfish glowing in dark water", "a train crossing a stone bridge",
-    "a basket of autumn apples", "a paper lantern festival", "a owl perched on a mossy branch",
+    "a lighthouse on a cliff at sunset",
+    "a red fox in a snowy forest",
+    "a cup of coffee on a wooden table",
+    "a futuristic city skyline at night",
+    "a bowl of ramen with a soft egg",
+    "an astronaut riding a horse",
+    "a watercolor painting of a harbor",
+    "a cozy cabin by a frozen lake",
+    "a vintage bicycle against a brick wall",
+    "a field of sunflowers under a blue sky",
+    "a koi pond with lily pads",
+    "a robot reading a book in a library",
+    "a mountain range reflected in a lake",
+    "a steaming teapot with blue patterns",
+    "a hot air balloon over canyons",
+    "a neon sign that says open",
+    "a close-up of a hummingbird",
+    "a desert with tall cacti at dusk",
+    "a stack of pancakes with berries",
+    "a sailing ship in a storm",
+    "a snowy village with glowing windows",
+    "a cat sleeping on a windowsill",
+    "a bonsai tree in a ceramic pot",
+    "an old map with a compass",
+    "a green tea field on terraces",
+    "a jellyfish glowing in dark water",
+    "a train crossing a stone bridge",
+    "a basket of autumn apples",
+    "a paper lantern festival",
+    "a owl perched on a mossy branch",
 ]
 VIDEO_PROMPTS = [
-    "waves rolling onto a sandy beach", "a candle flame flickering", "clouds drifting over mountains",
-    "a spinning globe", "rain falling on a window", "a bouncing red ball", "fireflies in a summer meadow",
-    "a windmill turning in the breeze", "a paper boat floating down a stream", "northern lights over a lake",
-    "a hummingbird hovering at a flower", "traffic lights changing at night", "a leaf falling in autumn",
-    "a jellyfish pulsing in the deep", "a sunrise over the desert", "a flag waving on a pole",
-    "snow falling on pine trees", "a pendulum swinging", "smoke rising from a chimney", "a carousel turning",
-    "a koi fish swimming in circles", "a rocket lifting off", "a metronome ticking", "a lava lamp bubbling",
-    "a butterfly opening its wings", "a waterfall in the jungle", "a clock's hands moving quickly",
-    "a dandelion releasing seeds", "a campfire crackling", "a kite flying over a hill",
+    "waves rolling onto a sandy beach",
+    "a candle flame flickering",
+    "clouds drifting over mountains",
+    "a spinning globe",
+    "rain falling on a window",
+    "a bouncing red ball",
+    "fireflies in a summer meadow",
+    "a windmill turning in the breeze",
+    "a paper boat floating down a stream",
+    "northern lights over a lake",
+    "a hummingbird hovering at a flower",
+    "traffic lights changing at night",
+    "a leaf falling in autumn",
+    "a jellyfish pulsing in the deep",
+    "a sunrise over the desert",
+    "a flag waving on a pole",
+    "snow falling on pine trees",
+    "a pendulum swinging",
+    "smoke rising from a chimney",
+    "a carousel turning",
+    "a koi fish swimming in circles",
+    "a rocket lifting off",
+    "a metronome ticking",
+    "a lava lamp bubbling",
+    "a butterfly opening its wings",
+    "a waterfall in the jungle",
+    "a clock's hands moving quickly",
+    "a dandelion releasing seeds",
+    "a campfire crackling",
+    "a kite flying over a hill",
 ]
 OBJECT_PROMPTS = [
-    "a red ceramic teapot", "a wooden chair", "a blue sports car", "a potted cactus", "a brass lantern",
-    "a toy robot", "a leather armchair", "a stone statue of a cat", "a yellow rubber duck", "a treasure chest",
-    "a green glass bottle", "a vintage radio", "a small sailboat", "a mushroom house", "a knight's helmet",
-    "a pink donut", "an old typewriter", "a white sneaker", "a banana", "a ship in a bottle",
-    "a snow globe", "a fire hydrant", "a pumpkin", "a desk lamp", "a pine cone", "a crystal geode",
-    "a violin", "a birdhouse", "a cupcake with a cherry", "a garden gnome",
+    "a red ceramic teapot",
+    "a wooden chair",
+    "a blue sports car",
+    "a potted cactus",
+    "a brass lantern",
+    "a toy robot",
+    "a leather armchair",
+    "a stone statue of a cat",
+    "a yellow rubber duck",
+    "a treasure chest",
+    "a green glass bottle",
+    "a vintage radio",
+    "a small sailboat",
+    "a mushroom house",
+    "a knight's helmet",
+    "a pink donut",
+    "an old typewriter",
+    "a white sneaker",
+    "a banana",
+    "a ship in a bottle",
+    "a snow globe",
+    "a fire hydrant",
+    "a pumpkin",
+    "a desk lamp",
+    "a pine cone",
+    "a crystal geode",
+    "a violin",
+    "a birdhouse",
+    "a cupcake with a cherry",
+    "a garden gnome",
 ]
 
-_ORGS = ["Northwind Labs", "Pixel Foundry", "Open Canvas", "Lumen AI", "Quill Research", "Vertex Studio",
-         "Kite Collective", "Helio Systems"]
+_ORGS = [
+    "Northwind Labs",
+    "Pixel Foundry",
+    "Open Canvas",
+    "Lumen AI",
+    "Quill Research",
+    "Vertex Studio",
+    "Kite Collective",
+    "Helio Systems",
+]
 
 
 def _models(prefix: str, names: list[str], formats: list[tuple[str, ...]]) -> list[DemoModel]:
@@ -71,52 +144,46 @@ def _models(prefix: str, names: list[str], formats: list[tuple[str, ...]]) -> li
     ]
 
 
+@dataclass(frozen=True)
+class DemoArena:
+    slug: str
+    name: str
+    description: str
+    task: str
+    prompts: list[str]
+    models: list[DemoModel]
+    k_values: tuple[int, ...] = (4,)
+    vote_modes: tuple[str, ...] = (VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K)
+    default_mode: str = VoteMode.PAIRWISE
+
+
+_NAMES = ["Aurora", "Brushfire", "Cinder", "Dapple", "Etch", "Fresco", "Gouache", "Halftone"]
+
 DEMO_ARENAS = [
-    {
-        "slug": "text-to-image",
-        "name": "Text to Image",
-        "description": "Which picture matches the prompt best?",
-        "task": Task.TEXT_TO_IMAGE,
-        "prompts": IMAGE_PROMPTS,
-        "k_values": [4],
-        "vote_modes": [VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K],
-        "default_mode": VoteMode.PAIRWISE,
-        "models": _models(
-            "Image",
-            ["Aurora", "Brushfire", "Cinder", "Dapple", "Etch", "Fresco", "Gouache", "Halftone"],
-            [("png",), ("webp",)],
-        ),
-    },
-    {
-        "slug": "text-to-video",
-        "name": "Text to Video",
-        "description": "Short clips, played in sync. Which motion and look is best?",
-        "task": Task.TEXT_TO_VIDEO,
-        "prompts": VIDEO_PROMPTS,
-        "k_values": [4],
-        "vote_modes": [VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K],
-        "default_mode": VoteMode.PAIRWISE,
-        "models": _models(
-            "Video",
-            ["Aurora", "Brushfire", "Cinder", "Dapple", "Etch", "Fresco", "Gouache", "Halftone"],
-            [("webm",), ("mp4",)],
-        ),
-    },
-    {
-        "slug": "image-to-3d",
-        "name": "Image to 3D",
-        "description": "One input image, turned into a 3D mesh or Gaussian splat. Rotate one and all follow.",
-        "task": Task.IMAGE_TO_3D,
-        "prompts": OBJECT_PROMPTS,
-        "k_values": [4],
-        "vote_modes": [VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K],
-        "default_mode": VoteMode.PAIRWISE,
-        "models": _models(
-            "3D",
-            ["Aurora", "Brushfire", "Cinder", "Dapple", "Etch", "Fresco", "Gouache", "Halftone"],
-            [("glb",), ("ply",)],
-        ),
-    },
+    DemoArena(
+        slug="text-to-image",
+        name="Text to Image",
+        description="Which picture matches the prompt best?",
+        task=Task.TEXT_TO_IMAGE,
+        prompts=IMAGE_PROMPTS,
+        models=_models("Image", _NAMES, [("png",), ("webp",)]),
+    ),
+    DemoArena(
+        slug="text-to-video",
+        name="Text to Video",
+        description="Short clips, played in sync. Which motion and look is best?",
+        task=Task.TEXT_TO_VIDEO,
+        prompts=VIDEO_PROMPTS,
+        models=_models("Video", _NAMES, [("webm",), ("mp4",)]),
+    ),
+    DemoArena(
+        slug="image-to-3d",
+        name="Image to 3D",
+        description="One input image, turned into a 3D mesh or Gaussian splat. Rotate one and all follow.",
+        task=Task.IMAGE_TO_3D,
+        prompts=OBJECT_PROMPTS,
+        models=_models("3D", _NAMES, [("glb",), ("ply",)]),
+    ),
 ]
 
 
@@ -126,23 +193,23 @@ def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
     with transaction.atomic():
         for position, spec in enumerate(DEMO_ARENAS):
             prompt_set, _ = PromptSet.objects.get_or_create(
-                slug=f"demo-{spec['slug']}", defaults={"name": f"Demo prompts: {spec['name']}"}
+                slug=f"demo-{spec.slug}", defaults={"name": f"Demo prompts: {spec.name}"}
             )
             arena, was_created = Arena.objects.get_or_create(
-                slug=spec["slug"],
+                slug=spec.slug,
                 defaults={
-                    "name": spec["name"],
-                    "description": spec["description"],
-                    "task": spec["task"],
+                    "name": spec.name,
+                    "description": spec.description,
+                    "task": spec.task,
                     "prompt_set": prompt_set,
-                    "k_values": spec["k_values"],
-                    "vote_modes": [str(m) for m in spec["vote_modes"]],
-                    "default_mode": str(spec["default_mode"]),
+                    "k_values": list(spec.k_values),
+                    "vote_modes": [str(m) for m in spec.vote_modes],
+                    "default_mode": str(spec.default_mode),
                     "position": position,
                 },
             )
             created["arenas"] += was_created
-            for model in spec["models"]:
+            for model in spec.models:
                 obj, was_created = GenerativeModel.objects.get_or_create(
                     slug=slugify(model.name),
                     defaults={
@@ -150,7 +217,7 @@ def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
                         "organisation": model.organisation,
                         "license": "Apache-2.0",
                         "description": f"Built-in demo generator, quality tier {model.quality} of 4.",
-                        "task": spec["task"],
+                        "task": spec.task,
                         "output_formats": list(model.formats),
                         "backend": "builtin",
                         "backend_config": {"quality": model.quality, "style": model.style},
@@ -159,13 +226,17 @@ def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
                 )
                 created["models"] += was_created
                 arena.generative_models.add(obj)
-            for index, text in enumerate(spec["prompts"][:prompts_per_arena]):
+            for index, text in enumerate(spec.prompts[:prompts_per_arena]):
                 prompt, was_created = Prompt.objects.get_or_create(
-                    prompt_set=prompt_set, text=text, defaults={"category": "demo", "tags": ["demo"]}
+                    prompt_set=prompt_set,
+                    text=text,
+                    defaults={"category": "demo", "tags": ["demo"]},
                 )
                 created["prompts"] += was_created
-                if spec["task"] == Task.IMAGE_TO_3D and not prompt.conditioning_image:
+                if spec.task == Task.IMAGE_TO_3D and not prompt.conditioning_image:
                     # The "photo" a user would upload: a crisp procedural picture of the prompt.
                     image = generate(fmt="png", prompt=text, seed=index, quality=4, style=7)
-                    prompt.conditioning_image.save(f"cond-{prompt.pk}.png", ContentFile(image.data), save=True)
+                    prompt.conditioning_image.save(
+                        f"cond-{prompt.pk}.png", ContentFile(image.data), save=True
+                    )
     return created

@@ -34,7 +34,9 @@ def env_bool(name: str, default: bool, *, environ: Mapping[str, str] | None = No
         return True
     if lowered in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use one of 1/0, true/false, yes/no, on/off)")
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a boolean (use one of 1/0, true/false, yes/no, on/off)"
+    )
 
 
 def env_int(
@@ -59,7 +61,9 @@ def env_int(
     return number
 
 
-def env_list(name: str, default: list[str], *, environ: Mapping[str, str] | None = None) -> list[str]:
+def env_list(
+    name: str, default: list[str], *, environ: Mapping[str, str] | None = None
+) -> list[str]:
     """A comma-separated list; blank items are dropped."""
     value = _raw(name, environ)
     if value is None:

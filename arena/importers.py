@@ -54,14 +54,18 @@ def _raw_rows(path: Path) -> Iterable[tuple[int, Any]]:
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "text" not in reader.fieldnames:
-            raise InvalidImport(f"{path.name}: the CSV header must have a 'text' column (found {reader.fieldnames}).")
+            raise InvalidImport(
+                f"{path.name}: the CSV header must have a 'text' column (found {reader.fieldnames})."
+            )
         for record in reader:
             if None in record:
                 yield reader.line_num, "has more cells than the header"
             elif any((v or "").strip() for v in record.values()):
                 yield reader.line_num, record
     else:
-        raise InvalidImport(f"{path.name}: use a .jsonl or .csv file (got '{suffix or 'no extension'}').")
+        raise InvalidImport(
+            f"{path.name}: use a .jsonl or .csv file (got '{suffix or 'no extension'}')."
+        )
 
 
 def _row_checked(number: int, record: Any, base_dir: Path) -> PromptRow:
@@ -69,7 +73,9 @@ def _row_checked(number: int, record: Any, base_dir: Path) -> PromptRow:
         raise InvalidImport(record)
     if not isinstance(record, dict):
         raise InvalidImport("each record must be an object with a 'text' field")
-    unknown = sorted(set(record) - {"text", "category", "tags", "conditioning_image", "moderation_state"})
+    unknown = sorted(
+        set(record) - {"text", "category", "tags", "conditioning_image", "moderation_state"}
+    )
     if unknown:
         raise InvalidImport(f"unknown field(s) {', '.join(unknown)}")
     text = record.get("text")
@@ -88,7 +94,9 @@ def _row_checked(number: int, record: Any, base_dir: Path) -> PromptRow:
         raise InvalidImport("'tags' must be a list of strings or a comma-separated string")
     state = record.get("moderation_state") or ModerationState.APPROVED
     if state not in ModerationState.values:
-        raise InvalidImport(f"'moderation_state' must be one of {', '.join(ModerationState.values)}")
+        raise InvalidImport(
+            f"'moderation_state' must be one of {', '.join(ModerationState.values)}"
+        )
     image_path = None
     image = record.get("conditioning_image")
     if image:
@@ -96,7 +104,9 @@ def _row_checked(number: int, record: Any, base_dir: Path) -> PromptRow:
             raise InvalidImport("'conditioning_image' must be a file path")
         image_path = (base_dir / image).resolve()
         if image_path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InvalidImport(f"conditioning image '{image}' must be one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+            raise InvalidImport(
+                f"conditioning image '{image}' must be one of {', '.join(sorted(IMAGE_SUFFIXES))}"
+            )
         if not image_path.is_file():
             raise InvalidImport(f"conditioning image '{image}' not found")
         if image_path.stat().st_size > MAX_IMAGE_BYTES:
@@ -104,7 +114,9 @@ def _row_checked(number: int, record: Any, base_dir: Path) -> PromptRow:
     return PromptRow(number, text, category, list(tags), image_path, state)
 
 
-def prompts_parse(path: Path, *, progress: Callable[[int], None] | None = None) -> list[PromptRow]:
+def prompts_parse(
+    path: Path, *, progress: Callable[[int], object] | None = None
+) -> list[PromptRow]:
     """Validate every row; raise one InvalidImport listing every bad row ("line N: ...")."""
     if not path.is_file():
         raise InvalidImport(f"{path}: no such file")
@@ -125,14 +137,20 @@ def prompts_parse(path: Path, *, progress: Callable[[int], None] | None = None) 
         if progress:
             progress(1)
     if errors:
-        raise InvalidImport(f"{len(errors)} bad row(s) in {path.name}; nothing was imported.", detail=errors)
+        raise InvalidImport(
+            f"{len(errors)} bad row(s) in {path.name}; nothing was imported.", detail=errors
+        )
     if not rows:
         raise InvalidImport(f"{path.name} has no prompts.")
     return rows
 
 
 def prompts_import(
-    *, rows: list[PromptRow], set_slug: str, set_name: str = "", progress: Callable[[int], None] | None = None
+    *,
+    rows: list[PromptRow],
+    set_slug: str,
+    set_name: str = "",
+    progress: Callable[[int], object] | None = None,
 ) -> ImportResult:
     """Import validated rows into a prompt set in one transaction; existing texts are skipped."""
     slug = slugify(set_slug)
@@ -140,7 +158,9 @@ def prompts_import(
         raise InvalidImport("The prompt set needs a name made of letters or digits.")
     created = skipped = 0
     with transaction.atomic():
-        prompt_set, _ = PromptSet.objects.get_or_create(slug=slug, defaults={"name": set_name or set_slug})
+        prompt_set, _ = PromptSet.objects.get_or_create(
+            slug=slug, defaults={"name": set_name or set_slug}
+        )
         existing = set(Prompt.objects.filter(prompt_set=prompt_set).values_list("text", flat=True))
         for row in rows:
             if row.text in existing:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -26,7 +27,7 @@ CONTENT_TYPES = {
 }
 
 
-def _iter_range(path: Path, start: int, length: int):  # type: ignore[no-untyped-def]
+def _iter_range(path: Path, start: int, length: int) -> Iterator[bytes]:
     with path.open("rb") as handle:
         handle.seek(start)
         remaining = length
@@ -39,7 +40,9 @@ def _iter_range(path: Path, start: int, length: int):  # type: ignore[no-untyped
 
 
 @require_GET
-def serve_media(request: HttpRequest, path: str) -> HttpResponse | StreamingHttpResponse | FileResponse:
+def serve_media(
+    request: HttpRequest, path: str
+) -> HttpResponse | StreamingHttpResponse | FileResponse:
     try:
         full = Path(safe_join(str(settings.MEDIA_ROOT), path))
     except Exception:  # SuspiciousFileOperation: a path escaping MEDIA_ROOT
@@ -47,7 +50,11 @@ def serve_media(request: HttpRequest, path: str) -> HttpResponse | StreamingHttp
     if not full.is_file():
         raise Http404("Not found")
     size = full.stat().st_size
-    content_type = CONTENT_TYPES.get(full.suffix.lower()) or mimetypes.guess_type(full.name)[0] or "application/octet-stream"
+    content_type = (
+        CONTENT_TYPES.get(full.suffix.lower())
+        or mimetypes.guess_type(full.name)[0]
+        or "application/octet-stream"
+    )
     match = _RANGE.match(request.headers.get("range", ""))
     if match and (match.group(1) or match.group(2)):
         first, last = match.group(1), match.group(2)
@@ -60,7 +67,9 @@ def serve_media(request: HttpRequest, path: str) -> HttpResponse | StreamingHttp
             response["Content-Range"] = f"bytes */{size}"
             return response
         length = end - start + 1
-        streaming = StreamingHttpResponse(_iter_range(full, start, length), status=206, content_type=content_type)
+        streaming = StreamingHttpResponse(
+            _iter_range(full, start, length), status=206, content_type=content_type
+        )
         streaming["Content-Length"] = str(length)
         streaming["Content-Range"] = f"bytes {start}-{end}/{size}"
         streaming["Accept-Ranges"] = "bytes"

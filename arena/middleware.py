@@ -18,7 +18,9 @@ def request_voter(request: HttpRequest) -> Voter:
     cached = getattr(request, "_arena_voter", None)
     if cached is not None:
         return cached
-    public_id = request.get_signed_cookie(settings.VOTER_COOKIE_NAME, default=None, salt=_COOKIE_SALT)
+    public_id = request.get_signed_cookie(
+        settings.VOTER_COOKIE_NAME, default=None, salt=_COOKIE_SALT
+    )
     voter, created = voter_get_or_create(public_id=public_id, user=getattr(request, "user", None))
     request._arena_voter = voter  # type: ignore[attr-defined]
     request._arena_voter_new = created or public_id != str(voter.public_id)  # type: ignore[attr-defined]

@@ -71,10 +71,14 @@ class GenerativeModel(models.Model):
     license = models.CharField(max_length=80, blank=True)
     description = models.TextField(blank=True)
     task = models.CharField(max_length=20, choices=Task.choices)
-    output_formats = models.JSONField(default=list, help_text='File formats it produces, e.g. ["png"].')
+    output_formats = models.JSONField(
+        default=list, help_text='File formats it produces, e.g. ["png"].'
+    )
     backend = models.CharField(max_length=40, default="builtin")
     backend_config = models.JSONField(default=dict, blank=True)
-    queue = models.CharField(max_length=80, default="gen.cpu", help_text="Celery queue its jobs go to.")
+    queue = models.CharField(
+        max_length=80, default="gen.cpu", help_text="Celery queue its jobs go to."
+    )
     is_active = models.BooleanField(default=True)
     added_at = models.DateTimeField(auto_now_add=True)
 
@@ -85,14 +89,18 @@ class GenerativeModel(models.Model):
         return self.name
 
     def clean(self) -> None:
-        allowed = {fmt for media in MEDIA_TYPES_BY_TASK[self.task] for fmt in FORMATS_BY_MEDIA_TYPE[media]}
+        allowed = {
+            fmt for media in MEDIA_TYPES_BY_TASK[self.task] for fmt in FORMATS_BY_MEDIA_TYPE[media]
+        }
         formats = self.output_formats
         if not isinstance(formats, list) or not formats:
             raise ValidationError({"output_formats": "Give at least one output format."})
         bad = [fmt for fmt in formats if fmt not in allowed]
         if bad:
             raise ValidationError(
-                {"output_formats": f"{', '.join(map(str, bad))} not allowed for {self.task}; use {sorted(allowed)}"}
+                {
+                    "output_formats": f"{', '.join(map(str, bad))} not allowed for {self.task}; use {sorted(allowed)}"
+                }
             )
 
     @property
@@ -131,7 +139,9 @@ class Prompt(models.Model):
 
     class Meta:
         constraints: ClassVar[list[Any]] = [
-            models.UniqueConstraint(fields=["prompt_set", "text"], name="prompt_unique_text_per_set")
+            models.UniqueConstraint(
+                fields=["prompt_set", "text"], name="prompt_unique_text_per_set"
+            )
         ]
         ordering: ClassVar[list[str]] = ["id"]
 
@@ -148,9 +158,15 @@ class Arena(models.Model):
     task = models.CharField(max_length=20, choices=Task.choices)
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="arenas")
     generative_models = models.ManyToManyField(GenerativeModel, related_name="arenas", blank=True)
-    k_values = models.JSONField(default=list, help_text="Battle sizes for K-wise modes, e.g. [3, 4].")
-    vote_modes = models.JSONField(default=list, help_text='e.g. ["pairwise", "best_of_k", "rank_k"]')
-    default_mode = models.CharField(max_length=12, choices=VoteMode.choices, default=VoteMode.PAIRWISE)
+    k_values = models.JSONField(
+        default=list, help_text="Battle sizes for K-wise modes, e.g. [3, 4]."
+    )
+    vote_modes = models.JSONField(
+        default=list, help_text='e.g. ["pairwise", "best_of_k", "rank_k"]'
+    )
+    default_mode = models.CharField(
+        max_length=12, choices=VoteMode.choices, default=VoteMode.PAIRWISE
+    )
     is_active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0, help_text="Order on the home page.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -166,12 +182,18 @@ class Arena(models.Model):
         if not isinstance(modes, list) or not modes or any(m not in VoteMode.values for m in modes):
             raise ValidationError({"vote_modes": f"Choose one or more of {VoteMode.values}."})
         ks = self.k_values
-        if not isinstance(ks, list) or any(not isinstance(k, int) or not MIN_K < k <= MAX_K for k in ks):
-            raise ValidationError({"k_values": f"K-wise sizes must be integers in {MIN_K + 1}..{MAX_K}."})
+        if not isinstance(ks, list) or any(
+            not isinstance(k, int) or not MIN_K < k <= MAX_K for k in ks
+        ):
+            raise ValidationError(
+                {"k_values": f"K-wise sizes must be integers in {MIN_K + 1}..{MAX_K}."}
+            )
         if (VoteMode.BEST_OF_K in modes or VoteMode.RANK_K in modes) and not ks:
             raise ValidationError({"k_values": "K-wise modes need at least one K value."})
         if self.default_mode not in modes:
-            raise ValidationError({"default_mode": "The default mode must be one of the allowed modes."})
+            raise ValidationError(
+                {"default_mode": "The default mode must be one of the allowed modes."}
+            )
 
     @property
     def media_types(self) -> tuple[str, ...]:
@@ -225,7 +247,9 @@ class Asset(models.Model):
 
     class Meta:
         constraints: ClassVar[list[Any]] = [
-            models.UniqueConstraint(fields=["model", "prompt", "seed"], name="asset_unique_model_prompt_seed")
+            models.UniqueConstraint(
+                fields=["model", "prompt", "seed"], name="asset_unique_model_prompt_seed"
+            )
         ]
         indexes: ClassVar[list[Any]] = [models.Index(fields=["prompt", "status", "model"])]
 
@@ -241,15 +265,23 @@ class Voter(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voters"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="voters",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
     battles_served = models.PositiveIntegerField(default=0)
     votes_cast = models.PositiveIntegerField(default=0)
-    fast_votes = models.PositiveIntegerField(default=0, help_text="Votes cast sooner than a careful look allows.")
+    fast_votes = models.PositiveIntegerField(
+        default=0, help_text="Votes cast sooner than a careful look allows."
+    )
     ties_cast = models.PositiveIntegerField(default=0)
-    rejected_votes = models.PositiveIntegerField(default=0, help_text="Invalid or replayed vote attempts.")
+    rejected_votes = models.PositiveIntegerField(
+        default=0, help_text="Invalid or replayed vote attempts."
+    )
 
     def __str__(self) -> str:
         return f"voter {str(self.public_id)[:8]}"
@@ -288,7 +320,9 @@ class BattleSlot(models.Model):
     battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="slots")
     position = models.PositiveSmallIntegerField()
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="battle_slots")
-    model = models.ForeignKey(GenerativeModel, on_delete=models.PROTECT, related_name="battle_slots")
+    model = models.ForeignKey(
+        GenerativeModel, on_delete=models.PROTECT, related_name="battle_slots"
+    )
 
     class Meta:
         ordering: ClassVar[list[str]] = ["position"]
@@ -338,7 +372,9 @@ class Vote(models.Model):
     slot_ranking = models.JSONField()
     is_partial = models.BooleanField(default=False)
     time_to_vote_ms = models.PositiveIntegerField()
-    client_hash = models.CharField(max_length=64, help_text="HMAC of the client address; never the raw IP.")
+    client_hash = models.CharField(
+        max_length=64, help_text="HMAC of the client address; never the raw IP."
+    )
     user_agent_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -26,7 +26,9 @@ def arena_list() -> QuerySet[Arena]:
     return (
         Arena.objects.filter(is_active=True)
         .annotate(
-            model_count=Count("generative_models", filter=Q(generative_models__is_active=True), distinct=True),
+            model_count=Count(
+                "generative_models", filter=Q(generative_models__is_active=True), distinct=True
+            ),
             vote_count=Count("votes", distinct=True),
         )
         .order_by("position", "name")
@@ -128,7 +130,9 @@ class WinRateRow:
         return self.wins / self.comparisons if self.comparisons else None
 
 
-def vote_pairwise_outcomes(*, ranking: list[list[int]], is_partial: bool) -> list[tuple[int, int, float]]:
+def vote_pairwise_outcomes(
+    *, ranking: list[list[int]], is_partial: bool
+) -> list[tuple[int, int, float]]:
     """Decompose one vote into (player, opponent, score) pairs; score 1 win, 0.5 tie, 0 loss.
 
     A partial (best-of-K) ranking compares its winner with each loser only: the losers were not
@@ -153,12 +157,21 @@ def arena_win_rates(*, arena: Arena) -> list[WinRateRow]:
     votes: dict[int, int] = defaultdict(int)
     wins: dict[int, float] = defaultdict(float)
     comparisons: dict[int, int] = defaultdict(int)
-    for ranking, is_partial in Vote.objects.filter(arena=arena).values_list("ranking", "is_partial").iterator():
+    for ranking, is_partial in (
+        Vote.objects.filter(arena=arena).values_list("ranking", "is_partial").iterator()
+    ):
         for player in {p for group in ranking for p in group}:
             votes[player] += 1
-        for player, _opponent, score in vote_pairwise_outcomes(ranking=ranking, is_partial=is_partial):
+        for player, _opponent, score in vote_pairwise_outcomes(
+            ranking=ranking, is_partial=is_partial
+        ):
             wins[player] += score
             comparisons[player] += 1
-    rows = [WinRateRow(model=m, votes=votes[pk], wins=wins[pk], comparisons=comparisons[pk]) for pk, m in models.items()]
-    rows.sort(key=lambda r: (-(r.win_rate if r.win_rate is not None else -1.0), -r.votes, r.model.name))
+    rows = [
+        WinRateRow(model=m, votes=votes[pk], wins=wins[pk], comparisons=comparisons[pk])
+        for pk, m in models.items()
+    ]
+    rows.sort(
+        key=lambda r: (-(r.win_rate if r.win_rate is not None else -1.0), -r.votes, r.model.name)
+    )
     return rows

@@ -62,7 +62,11 @@ def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Vot
         except (ValueError, Voter.DoesNotExist):
             pass
         else:
-            if user is not None and getattr(user, "is_authenticated", False) and voter.user_id is None:
+            if (
+                user is not None
+                and getattr(user, "is_authenticated", False)
+                and voter.user_id is None
+            ):
                 Voter.objects.filter(pk=voter.pk).update(user=user)
                 voter.user = user
             return voter, False
@@ -99,10 +103,16 @@ def battle_create(
         )
     pool = selectors.arena_ready_pool(arena=arena)
     # Without an explicit K, serve the largest allowed K that the ready outputs can fill.
-    sizes = [arena.k_for_mode(mode, k)] if (k is not None or mode == VoteMode.PAIRWISE) else sorted(arena.k_values, reverse=True)
+    sizes = (
+        [arena.k_for_mode(mode, k)]
+        if (k is not None or mode == VoteMode.PAIRWISE)
+        else sorted(arena.k_values, reverse=True)
+    )
     size, eligible = sizes[0], []
     for size in sizes:
-        eligible = sorted(prompt_id for prompt_id, by_model in pool.items() if len(by_model) >= size)
+        eligible = sorted(
+            prompt_id for prompt_id, by_model in pool.items() if len(by_model) >= size
+        )
         if eligible:
             break
     if not eligible:
@@ -122,7 +132,12 @@ def battle_create(
             arena=arena, prompt_id=prompt_id, mode=mode, k=size, voter=voter, served_at=now
         )
         BattleSlot.objects.bulk_create(
-            BattleSlot(battle=battle, position=i, model_id=model_id, asset_id=rng.choice(by_model[model_id]))
+            BattleSlot(
+                battle=battle,
+                position=i,
+                model_id=model_id,
+                asset_id=rng.choice(by_model[model_id]),
+            )
             for i, model_id in enumerate(model_ids)
         )
         Voter.objects.filter(pk=voter.pk).update(battles_served=F("battles_served") + 1)
@@ -166,11 +181,13 @@ def _parse_best_of_k(labels: Sequence[str], choice: Any, ranks: Any, ranking: An
 
 def _ranks_to_groups(labels: Sequence[str], ranks: Any) -> list[list[str]]:
     if not isinstance(ranks, Mapping):
-        raise InvalidVote("'ranks' must map each slot label to a rank, e.g. {\"A\": 1, \"B\": 2}.")
+        raise InvalidVote('\'ranks\' must map each slot label to a rank, e.g. {"A": 1, "B": 2}.')
     k = len(labels)
     unknown = sorted(str(slot) for slot in ranks if slot not in labels)
     if unknown:
-        raise InvalidVote(f"Unknown slot(s): {', '.join(unknown)}; this battle has {', '.join(labels)}.")
+        raise InvalidVote(
+            f"Unknown slot(s): {', '.join(unknown)}; this battle has {', '.join(labels)}."
+        )
     missing = [slot for slot in labels if slot not in ranks]
     if missing:
         raise InvalidVote(
@@ -185,7 +202,9 @@ def _ranks_to_groups(labels: Sequence[str], ranks: Any) -> list[list[str]]:
         try:
             rank = int(value)
         except ValueError:
-            raise InvalidVote(f"The rank for {slot} must be a whole number from 1 to {k}; got {value!r}.") from None
+            raise InvalidVote(
+                f"The rank for {slot} must be a whole number from 1 to {k}; got {value!r}."
+            ) from None
         if not 1 <= rank <= k:
             raise InvalidVote(f"The rank for {slot} must be between 1 and {k}; got {rank}.")
         by_rank.setdefault(rank, []).append(slot)
@@ -194,7 +213,9 @@ def _ranks_to_groups(labels: Sequence[str], ranks: Any) -> list[list[str]]:
 
 def _groups_checked(labels: Sequence[str], ranking: Any) -> list[list[str]]:
     if not isinstance(ranking, list) or not all(isinstance(g, list) for g in ranking):
-        raise InvalidVote("'ranking' must be a list of groups of slot labels, best first, e.g. [[\"A\"], [\"B\", \"C\"]].")
+        raise InvalidVote(
+            '\'ranking\' must be a list of groups of slot labels, best first, e.g. [["A"], ["B", "C"]].'
+        )
     seen: list[str] = []
     for group in ranking:
         if not group:
@@ -207,16 +228,22 @@ def _groups_checked(labels: Sequence[str], ranking: Any) -> list[list[str]]:
             seen.append(slot)
     missing = [slot for slot in labels if slot not in seen]
     if missing:
-        raise InvalidVote(f"Rank every output: missing {', '.join(missing)} (this battle has {len(labels)} slots).")
+        raise InvalidVote(
+            f"Rank every output: missing {', '.join(missing)} (this battle has {len(labels)} slots)."
+        )
     return [list(g) for g in ranking]
 
 
 def _parse_rank_k(labels: Sequence[str], choice: Any, ranks: Any, ranking: Any) -> ParsedVote:
     if choice is not None:
-        raise InvalidVote("A rank-K vote takes 'ranks' (a rank for every slot), not a single choice.")
+        raise InvalidVote(
+            "A rank-K vote takes 'ranks' (a rank for every slot), not a single choice."
+        )
     if (ranks is None) == (ranking is None):
         raise InvalidVote("A rank-K vote takes exactly one of 'ranks' or 'ranking'.")
-    groups = _ranks_to_groups(labels, ranks) if ranks is not None else _groups_checked(labels, ranking)
+    groups = (
+        _ranks_to_groups(labels, ranks) if ranks is not None else _groups_checked(labels, ranking)
+    )
     outcome = VoteOutcome.TIE if len(groups) == 1 else VoteOutcome.RANKED
     return ParsedVote(outcome, groups, False)
 
@@ -228,7 +255,9 @@ _PARSERS = {
 }
 
 
-def vote_parse(*, mode: str, labels: Sequence[str], choice: Any = None, ranks: Any = None, ranking: Any = None) -> ParsedVote:
+def vote_parse(
+    *, mode: str, labels: Sequence[str], choice: Any = None, ranks: Any = None, ranking: Any = None
+) -> ParsedVote:
     """Check a submission against the battle's mode and slots; raise ``InvalidVote`` if wrong."""
     return _PARSERS[VoteMode(mode)](labels, choice, ranks, ranking)
 
@@ -292,12 +321,16 @@ def _vote_record(
         if not hmac.compare_digest(battle.nonce, nonce):
             raise InvalidToken("The battle token is invalid.")
         if battle.voter_id != voter.pk:
-            raise NotYourBattle("This battle was served to someone else; load your own battle to vote.")
+            raise NotYourBattle(
+                "This battle was served to someone else; load your own battle to vote."
+            )
         if battle.state == BattleState.VOTED:
             raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
         slots = list(battle.slots.order_by("position").values_list("position", "model_id"))
         labels = [SLOT_LABELS[position] for position, _ in slots]
-        parsed = vote_parse(mode=battle.mode, labels=labels, choice=choice, ranks=ranks, ranking=ranking)
+        parsed = vote_parse(
+            mode=battle.mode, labels=labels, choice=choice, ranks=ranks, ranking=ranking
+        )
         model_by_label = {SLOT_LABELS[position]: model_id for position, model_id in slots}
         now = timezone.now()
         elapsed_ms = max(0, int((now - battle.served_at).total_seconds() * 1000))
@@ -323,11 +356,14 @@ def _vote_record(
                     user_agent_hash=client_hash(user_agent),
                 )
         except IntegrityError:
-            raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.") from None
+            raise AlreadyVoted(
+                "This battle already has a vote; each battle takes exactly one."
+            ) from None
         Voter.objects.filter(pk=voter.pk).update(
             votes_cast=F("votes_cast") + 1,
             fast_votes=F("fast_votes") + (1 if elapsed_ms < FAST_VOTE_MS else 0),
-            ties_cast=F("ties_cast") + (1 if parsed.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD) else 0),
+            ties_cast=F("ties_cast")
+            + (1 if parsed.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD) else 0),
         )
     return vote
 

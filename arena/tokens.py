@@ -28,7 +28,9 @@ def battle_token_read(token: str, *, max_age_s: int | None = None) -> tuple[str,
     except signing.SignatureExpired:
         raise ExpiredToken("This battle has expired; load a new one.") from None
     except signing.BadSignature:
-        raise InvalidToken("The battle token is invalid (it was altered or not issued here).") from None
+        raise InvalidToken(
+            "The battle token is invalid (it was altered or not issued here)."
+        ) from None
     battle_id, _, nonce = value.partition(".")
     if not battle_id or not nonce:
         raise InvalidToken("The battle token is invalid.")

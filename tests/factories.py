@@ -16,8 +16,8 @@ from arena.models import (
     Prompt,
     PromptSet,
     Task,
-    Voter,
     VoteMode,
+    Voter,
 )
 
 
@@ -60,7 +60,9 @@ class ArenaFactory(DjangoModelFactory[Arena]):
     task = Task.TEXT_TO_IMAGE
     prompt_set = factory.SubFactory(PromptSetFactory)
     k_values = factory.LazyFunction(lambda: [3, 4])
-    vote_modes = factory.LazyFunction(lambda: [VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K])
+    vote_modes = factory.LazyFunction(
+        lambda: [VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K]
+    )
     default_mode = VoteMode.PAIRWISE
 
 
@@ -86,7 +88,7 @@ class VoterFactory(DjangoModelFactory[Voter]):
 
 def ready_arena(*, models: int = 4, prompts: int = 2, **arena_fields: Any) -> Arena:
     """An arena whose every model has a ready asset for every prompt."""
-    arena = ArenaFactory(**arena_fields)
+    arena = ArenaFactory.create(**arena_fields)
     model_rows = GenerativeModelFactory.create_batch(models)
     arena.generative_models.add(*model_rows)
     for prompt in PromptFactory.create_batch(prompts, prompt_set=arena.prompt_set):

@@ -43,16 +43,22 @@ class BuiltinBackend:
     def check_config(self, config: dict[str, Any], formats: list[str]) -> None:
         quality = config.get("quality", 3)
         if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 4:
-            raise BackendConfigError(f"builtin: 'quality' must be an integer from 1 to 4, got {quality!r}")
+            raise BackendConfigError(
+                f"builtin: 'quality' must be an integer from 1 to 4, got {quality!r}"
+            )
         style = config.get("style", 0)
         if isinstance(style, bool) or not isinstance(style, int) or style < 0:
-            raise BackendConfigError(f"builtin: 'style' must be a non-negative integer, got {style!r}")
+            raise BackendConfigError(
+                f"builtin: 'style' must be a non-negative integer, got {style!r}"
+            )
         unknown = sorted(set(config) - {"quality", "style"})
         if unknown:
             raise BackendConfigError(f"builtin: unknown option(s) {', '.join(unknown)}")
         bad = [fmt for fmt in formats if fmt not in FORMATS]
         if bad:
-            raise BackendConfigError(f"builtin: cannot produce {', '.join(bad)}; it makes {', '.join(FORMATS)}")
+            raise BackendConfigError(
+                f"builtin: cannot produce {', '.join(bad)}; it makes {', '.join(FORMATS)}"
+            )
 
     def generate(self, request: GenerationRequest) -> GeneratedFile:
         return generate(
@@ -72,7 +78,9 @@ def backend_get(name: str) -> Backend:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BackendConfigError(f"unknown backend {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+        raise BackendConfigError(
+            f"unknown backend {name!r}; available: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def backend_names() -> list[str]:

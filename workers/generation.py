@@ -56,7 +56,9 @@ def asset_generate(*, asset_id: int) -> str:
     try:
         backend = backend_get(asset.model.backend)
         output = backend.generate(generation_request_for(asset))
-        asset_store_generated(asset=asset, output=output, generation_ms=int((time.perf_counter() - started) * 1000))
+        asset_store_generated(
+            asset=asset, output=output, generation_ms=int((time.perf_counter() - started) * 1000)
+        )
     except (BackendConfigError, InvalidMedia, ValueError, OSError) as exc:
         log.warning("generation of asset %s failed: %s", asset_id, exc)
         asset_fail(asset_id=asset_id, error=f"{type(exc).__name__}: {exc}")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from arena.models import Arena, Asset, AssetStatus, GenerativeModel, ModerationState, Prompt
 from arena.services import asset_claim, asset_fail, asset_request
 from workers.backends import run_builtin
-from workers.generators import GeneratedFile
 from workers.generation import asset_store_generated, generation_request_for
+from workers.generators import GeneratedFile
 from workers.media import InvalidMedia
 from workers.tasks import generate_asset_enqueue
 
@@ -36,7 +36,12 @@ class PregeneratePlan:
 
 
 def pregenerate_plan(
-    *, arenas: Iterable[Arena], model_slugs: list[str] | None, prompts: int | None, seeds: int, retry_failed: bool
+    *,
+    arenas: Iterable[Arena],
+    model_slugs: list[str] | None,
+    prompts: int | None,
+    seeds: int,
+    retry_failed: bool,
 ) -> PregeneratePlan:
     """The pending assets to generate (created as rows if missing); ready/running ones are skipped."""
     todo: dict[int, Asset] = {}
@@ -54,7 +59,9 @@ def pregenerate_plan(
                 for seed in range(seeds):
                     asset, _ = asset_request(model=model, prompt=prompt, seed=seed)
                     if asset.status == AssetStatus.FAILED and retry_failed:
-                        Asset.objects.filter(pk=asset.pk).update(status=AssetStatus.PENDING, error="")
+                        Asset.objects.filter(pk=asset.pk).update(
+                            status=AssetStatus.PENDING, error=""
+                        )
                         asset.status = AssetStatus.PENDING
                     if asset.status == AssetStatus.PENDING:
                         todo[asset.pk] = asset
@@ -64,7 +71,11 @@ def pregenerate_plan(
 
 
 def pregenerate_run(
-    *, plan: PregeneratePlan, jobs: int, via_queue: bool, progress: Callable[[int], None] | None = None
+    *,
+    plan: PregeneratePlan,
+    jobs: int,
+    via_queue: bool,
+    progress: Callable[[int], object] | None = None,
 ) -> PregenerateSummary:
     summary = PregenerateSummary(skipped=plan.skipped)
     tick = progress or (lambda n: None)

@@ -49,7 +49,9 @@ def test_it_records_a_vote_and_reveals_the_models(client: Client) -> None:
     arena = ready_arena(models=4)
     battle = _battle(client, arena.slug, mode="best_of_k", k=4)
 
-    response = _post(client, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "D"})
+    response = _post(
+        client, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "D"}
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -77,7 +79,9 @@ def test_a_vote_from_another_voter_gets_403(client: Client) -> None:
     battle = _battle(client, arena.slug)
     stranger = Client()
 
-    response = _post(stranger, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "A"})
+    response = _post(
+        stranger, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "A"}
+    )
 
     assert response.status_code == 403
     assert "error" in response.json()
@@ -122,7 +126,9 @@ def test_malformed_json_gets_400(client: Client) -> None:
     arena = ready_arena(models=2)
     battle = _battle(client, arena.slug)
 
-    response = client.post(f"/api/v1/battles/{battle['id']}/vote", "{not json", content_type="application/json")
+    response = client.post(
+        f"/api/v1/battles/{battle['id']}/vote", "{not json", content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert "error" in response.json()
@@ -133,7 +139,9 @@ def test_an_unknown_battle_gets_404(client: Client) -> None:
     battle = _battle(client, arena.slug)
     other_id = "00000000-0000-4000-8000-000000000000"
 
-    response = _post(client, f"/api/v1/battles/{other_id}/vote", {"token": battle["token"], "choice": "A"})
+    response = _post(
+        client, f"/api/v1/battles/{other_id}/vote", {"token": battle["token"], "choice": "A"}
+    )
 
     assert response.status_code in (400, 404)
     assert "error" in response.json()

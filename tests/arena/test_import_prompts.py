@@ -25,7 +25,12 @@ def test_it_imports_a_jsonl_prompt_set_with_an_image(tmp_path: Path) -> None:
     source = _jsonl(
         tmp_path / "set.jsonl",
         [
-            {"text": "a red teapot", "category": "objects", "tags": ["kitchen"], "conditioning_image": "teapot.png"},
+            {
+                "text": "a red teapot",
+                "category": "objects",
+                "tags": ["kitchen"],
+                "conditioning_image": "teapot.png",
+            },
             {"text": "a  blue   car", "tags": "vehicles, toys"},
         ],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -17,18 +18,24 @@ from tests.factories import VoterFactory, ready_arena
 pytestmark = pytest.mark.django_db
 
 
-def _serve(mode: str, k: int | None = None, voter: Voter | None = None) -> tuple[Battle, str, Voter]:
+def _serve(
+    mode: str, k: int | None = None, voter: Voter | None = None
+) -> tuple[Battle, str, Voter]:
     arena = ready_arena(models=4)
-    voter = voter or VoterFactory()
+    voter = voter or VoterFactory.create()
     battle = battle_create(arena=arena, voter=voter, mode=mode, k=k, rng=random.Random(7))
-    return battle, battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce), voter
+    return (
+        battle,
+        battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
+        voter,
+    )
 
 
 def _models_by_label(battle: Battle) -> dict[str, int]:
     return {slot.label: slot.model_id for slot in battle.slots.all()}
 
 
-def _vote(battle: Battle, token: str, voter: Voter, **payload: object) -> Vote:
+def _vote(battle: Battle, token: str, voter: Voter, **payload: Any) -> Vote:
     return vote_record(battle_public_id=str(battle.public_id), token=token, voter=voter, **payload)
 
 
@@ -45,7 +52,9 @@ def test_it_records_a_pairwise_win_as_winner_then_loser() -> None:
     assert battle.state == BattleState.VOTED
 
 
-@pytest.mark.parametrize(("choice", "outcome"), [("tie", VoteOutcome.TIE), ("both_bad", VoteOutcome.BOTH_BAD)])
+@pytest.mark.parametrize(
+    ("choice", "outcome"), [("tie", VoteOutcome.TIE), ("both_bad", VoteOutcome.BOTH_BAD)]
+)
 def test_it_records_pairwise_ties_and_both_bad_distinctly(choice: str, outcome: str) -> None:
     battle, token, voter = _serve("pairwise")
 
@@ -99,7 +108,9 @@ def test_it_accepts_rank_k_as_ordered_groups() -> None:
 def test_it_stores_hashes_never_the_raw_client_address() -> None:
     battle, token, voter = _serve("pairwise")
 
-    vote = _vote(battle, token, voter, choice="A", client_ip="198.51.100.23", user_agent="Mozilla/5.0 test")
+    vote = _vote(
+        battle, token, voter, choice="A", client_ip="198.51.100.23", user_agent="Mozilla/5.0 test"
+    )
 
     assert "198.51.100.23" not in vote.client_hash
     assert len(vote.client_hash) == 64
@@ -128,7 +139,7 @@ def test_it_refuses_a_second_vote_on_the_same_battle() -> None:
 
 def test_it_refuses_a_vote_on_a_battle_served_to_another_voter() -> None:
     battle, token, _owner = _serve("pairwise")
-    intruder = VoterFactory()
+    intruder = VoterFactory.create()
 
     with pytest.raises(NotYourBattle) as caught:
         _vote(battle, token, intruder, choice="A")
@@ -202,7 +213,9 @@ def test_it_refuses_an_expired_token(settings: object) -> None:
         ("rank_k", {}, "exactly one of 'ranks' or 'ranking'"),
     ],
 )
-def test_it_rejects_a_malformed_submission_and_stores_nothing(mode: str, payload: dict[str, object], message: str) -> None:
+def test_it_rejects_a_malformed_submission_and_stores_nothing(
+    mode: str, payload: dict[str, object], message: str
+) -> None:
     battle, token, voter = _serve(mode, k=4)
 
     with pytest.raises(InvalidVote) as caught:

@@ -46,7 +46,9 @@ def test_posting_the_form_records_the_vote_and_reveals_names(client: Client) -> 
     html = client.get(f"/arena/{arena.slug}/").content.decode()
     battle = Battle.objects.get()
 
-    response = client.post(f"/battle/{battle.public_id}/vote/", {"token": _token(html), "choice": "both_bad"})
+    response = client.post(
+        f"/battle/{battle.public_id}/vote/", {"token": _token(html), "choice": "both_bad"}
+    )
 
     assert response.status_code == 201
     body = response.content.decode()
@@ -62,7 +64,8 @@ def test_a_rank_form_with_a_missing_rank_shows_an_error_and_stores_nothing(clien
     battle = Battle.objects.get()
 
     response = client.post(
-        f"/battle/{battle.public_id}/vote/", {"token": _token(html), "rank_A": "1", "rank_B": "2", "rank_C": "2"}
+        f"/battle/{battle.public_id}/vote/",
+        {"token": _token(html), "rank_A": "1", "rank_B": "2", "rank_C": "2"},
     )
 
     assert response.status_code == 400
@@ -122,7 +125,10 @@ def test_the_leaderboard_counts_votes_and_win_rates(client: Client) -> None:
 
     page = client.get(f"/arena/{arena.slug}/leaderboard/").content.decode()
 
-    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>.*?<td class=\"num\">(\d+)</td><td class=\"num\">([^<]+)</td></tr>", page)
+    rows = re.findall(
+        r"<tr><td>(\d+)</td><td>([^<]+)</td>.*?<td class=\"num\">(\d+)</td><td class=\"num\">([^<]+)</td></tr>",
+        page,
+    )
     assert rows[0][1] == winner.name
     assert rows[0][2:] == ("1", "100%")
     assert rows[1][2:] == ("1", "0%")

@@ -22,7 +22,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker.")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="Do not start a Celery worker."
+        )
         parser.add_argument("--skip-pregenerate", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,15 +37,38 @@ class Command(BaseCommand):
         worker = None
         if not options["no_worker"]:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", "light,gen.cpu",
-                 "-c", "1", "--loglevel", "WARNING", "-n", "demo@%h"],
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "arena",
+                    "worker",
+                    "-Q",
+                    "light,gen.cpu",
+                    "-c",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                    "-n",
+                    "demo@%h",
+                ],
                 cwd=settings.BASE_DIR,
             )
             self.stdout.write(f"Celery worker started (pid {worker.pid}, queues light + gen.cpu).")
         url = f"http://{options['host']}:{options['port']}/"
-        self.stdout.write(self.style.SUCCESS(f"\n  Arena is running at {url}\n  Admin: {url}admin/\n  Stop with Ctrl-C.\n"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n  Arena is running at {url}\n  Admin: {url}admin/\n  Stop with Ctrl-C.\n"
+            )
+        )
         try:
-            call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False, use_threading=True)
+            call_command(
+                "runserver",
+                f"{options['host']}:{options['port']}",
+                use_reloader=False,
+                use_threading=True,
+            )
         finally:
             if worker is not None and worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
@@ -58,4 +83,6 @@ class Command(BaseCommand):
             return
         password = os.environ.get("ARENA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         user_model.objects.create_superuser("admin", "admin@localhost", password)
-        self.stdout.write(self.style.WARNING(f"Created the admin user 'admin' with password: {password}"))
+        self.stdout.write(
+            self.style.WARNING(f"Created the admin user 'admin' with password: {password}")
+        )

@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
-        parser.add_argument("--set", dest="set_slug", required=True, help="Prompt set slug (created if missing).")
+        parser.add_argument(
+            "--set", dest="set_slug", required=True, help="Prompt set slug (created if missing)."
+        )
         parser.add_argument("--name", default="", help="Display name for a new prompt set.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -26,9 +28,14 @@ class Command(BaseCommand):
         try:
             with tqdm(desc="checking", unit="row", disable=options["verbosity"] == 0) as bar:
                 rows = prompts_parse(path, progress=bar.update)
-            with tqdm(total=len(rows), desc="importing", unit="row", disable=options["verbosity"] == 0) as bar:
+            with tqdm(
+                total=len(rows), desc="importing", unit="row", disable=options["verbosity"] == 0
+            ) as bar:
                 result = prompts_import(
-                    rows=rows, set_slug=options["set_slug"], set_name=options["name"], progress=bar.update
+                    rows=rows,
+                    set_slug=options["set_slug"],
+                    set_name=options["name"],
+                    progress=bar.update,
                 )
         except InvalidImport as exc:
             lines = [exc.message, *(f"  {line}" for line in (exc.detail or []))]

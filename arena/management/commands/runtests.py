@@ -22,6 +22,8 @@ class Command(BaseCommand):
                 "Note: /usr/bin/chromium is missing, so the browser tests will be skipped "
                 "(install it with: apt-get install chromium)."
             )
-        code = subprocess.call([sys.executable, "-m", "pytest", *options["pytest_args"]], cwd=settings.BASE_DIR)
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", *options["pytest_args"]], cwd=settings.BASE_DIR
+        )
         if code:
             raise CommandError(f"pytest exited with status {code}", returncode=code)

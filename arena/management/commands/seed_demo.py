@@ -11,7 +11,9 @@ class Command(BaseCommand):
     help = "Create the three demo arenas (text-to-image, text-to-video, image-to-3D) with models and prompts. Idempotent."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--prompts", type=int, default=30, help="Prompts per arena (default 30).")
+        parser.add_argument(
+            "--prompts", type=int, default=30, help="Prompts per arena (default 30)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = demo_seed(prompts_per_arena=options["prompts"])

@@ -1,0 +1,199 @@
+"""A person's path through the arena, in headless Chromium against the live server.
+
+Open a battle in each arena type, check that images, videos and 3D viewers really loaded, vote in
+pairwise, best-of-K and rank-K modes, see the names revealed, and get the next battle without a
+page reload.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
+require_chromium()
+sync_api = pytest.importorskip("playwright.sync_api")
+
+# playwright's sync API runs an event loop in this thread; the ORM calls below are still
+# synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from django.core.management import call_command  # noqa: E402
+
+from arena.models import Battle  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+LOAD_TIMEOUT_MS = 90_000  # 3D through SwiftShader is slow but must finish
+
+
+@pytest.fixture(scope="module")
+def demo_arenas(
+    django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """The demo arenas with two prompts each, generated once for the module, flushed after."""
+    from django.conf import settings
+
+    media = tmp_path_factory.mktemp("browser-media")
+    old_media = settings.MEDIA_ROOT
+    settings.MEDIA_ROOT = media
+    with django_db_blocker.unblock():
+        call_command("seed_demo", "--prompts", "2", verbosity=0)
+        call_command("pregenerate", "--jobs", "2", verbosity=0)
+    try:
+        yield
+    finally:
+        settings.MEDIA_ROOT = old_media
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, demo_arenas: None, settings: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
+    )
+
+    def check_host(request: Any) -> None:
+        host = urlparse(request.url).hostname
+        if request.url.startswith(("http:", "https:")) and host not in ("localhost", "127.0.0.1"):
+            problems.append(f"request to another host: {request.url}")
+
+    page.on("request", check_host)
+    page.problems = problems
+    yield page
+    context.close()
+    assert problems == []
+
+
+def _wait_ready(page: Any) -> str:
+    page.wait_for_selector('.battle[data-ready="true"]', timeout=LOAD_TIMEOUT_MS)
+    assert page.locator(".slot[data-error]").count() == 0
+    return str(page.locator(".battle").get_attribute("data-battle-id"))
+
+
+def _revealed_names(page: Any) -> dict[str, str]:
+    page.wait_for_selector("#next-battle", timeout=15_000)
+    return {
+        foot.get_attribute("id").removeprefix("slot-foot-"): foot.locator(".slot-model")
+        .inner_text()
+        .strip()
+        for foot in page.locator(".slot-foot.revealed").all()
+    }
+
+
+def _expected_names(battle_id: str) -> dict[str, str]:
+    battle = Battle.objects.get(public_id=battle_id)
+    return {slot.label: slot.model.name for slot in battle.slots.select_related("model")}
+
+
+def _media_loaded(page: Any, media: str) -> bool:
+    script = {
+        "image": "els => els.every(e => e.complete && e.naturalWidth > 0)",
+        "video": "els => els.every(e => e.readyState >= 2 && e.videoWidth > 0)",
+        "mesh": "els => els.every(e => e.loaded === true)",
+        "splat": "els => els.every(e => e.closest('.slot').dataset.loaded === 'true' && e.querySelector('canvas'))",
+    }[media]
+    selector = {
+        "image": ".slot img",
+        "video": ".slot video",
+        "mesh": ".slot model-viewer",
+        "splat": ".slot .splat-host",
+    }[media]
+    return bool(page.eval_on_selector_all(selector, script)) and page.locator(selector).count() > 0
+
+
+@pytest.mark.parametrize(
+    ("arena", "media"),
+    [
+        ("text-to-image", {"image"}),
+        ("text-to-video", {"video"}),
+        ("image-to-3d", {"mesh", "splat"}),
+    ],
+)
+def test_a_voter_votes_in_every_mode_and_sees_names_revealed(
+    page: Any, live_server: Any, arena: str, media: set[str]
+) -> None:
+    # Pairwise: the first battle, voted with a click.
+    page.goto(f"{live_server.url}/arena/{arena}/?mode=pairwise")
+    battle_id = _wait_ready(page)
+    shown = {page.locator(".slot").nth(i).get_attribute("data-media") for i in range(2)}
+    assert shown <= media
+    for kind in shown:
+        assert _media_loaded(page, kind), f"{kind} did not load"
+    assert page.locator(".slot-model").count() == 0, "no names before the vote"
+    page.evaluate("window.__samePage = true")
+    page.click("button[value=A]")
+    assert _revealed_names(page) == _expected_names(battle_id)
+
+    # "Next battle" swaps a new battle in without reloading the page.
+    page.click("#next-battle")
+    page.wait_for_function(
+        f"document.querySelector('.battle') && document.querySelector('.battle').dataset.battleId !== '{battle_id}'"
+    )
+    next_id = _wait_ready(page)
+    assert page.evaluate("window.__samePage") is True
+    page.keyboard.press("t")  # keyboard shortcut: tie
+    assert _revealed_names(page) == _expected_names(next_id)
+
+    # Best of K: pick slot C with the keyboard.
+    page.goto(f"{live_server.url}/arena/{arena}/?mode=best_of_k")
+    battle_id = _wait_ready(page)
+    assert page.locator(".slot").count() == 4
+    page.keyboard.press("3")
+    assert _revealed_names(page) == _expected_names(battle_id)
+    assert Battle.objects.get(public_id=battle_id).vote.slot_ranking[0] == ["C"]
+
+    # Rank K: submit stays disabled until every output has a rank; ties allowed.
+    page.goto(f"{live_server.url}/arena/{arena}/?mode=rank_k")
+    battle_id = _wait_ready(page)
+    submit = page.locator("[data-rank-submit]")
+    for label, rank in (("A", 2), ("B", 1), ("C", 2)):
+        page.click(f".slot[data-slot={label}] .rank-option:has(input[value='{rank}'])")
+        assert submit.is_disabled()
+    page.click(".slot[data-slot=D] .rank-option:has(input[value='4'])")
+    assert submit.is_enabled()
+    submit.click()
+    assert _revealed_names(page) == _expected_names(battle_id)
+    assert Battle.objects.get(public_id=battle_id).vote.slot_ranking == [["B"], ["A", "C"], ["D"]]
+
+
+def test_the_video_controls_drive_every_video(page: Any, live_server: Any) -> None:
+    page.goto(f"{live_server.url}/arena/text-to-video/?mode=rank_k")
+    _wait_ready(page)
+    assert page.locator(".video-controls").is_visible()
+
+    page.click(".vc-play")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.slot video')].every(v => !v.paused)", timeout=10_000
+    )
+    page.click(".vc-play")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.slot video')].every(v => v.paused)", timeout=10_000
+    )
+    times = page.eval_on_selector_all(".slot video", "vs => vs.map(v => v.currentTime)")
+    assert max(times) - min(times) < 0.15
