@@ -1,0 +1,65 @@
+"""Typed settings helpers: good values parse, bad values stop start-up with the variable's name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from arena.env import env_bool, env_int, env_list, env_url
+
+
+def test_it_reads_booleans_in_the_usual_spellings() -> None:
+    assert env_bool("X", False, environ={"X": "yes"}) is True
+    assert env_bool("X", True, environ={"X": "0"}) is False
+    assert env_bool("X", True, environ={}) is True
+
+
+def test_a_bad_boolean_names_the_variable() -> None:
+    with pytest.raises(ImproperlyConfigured, match="DEBUG='maybe' is not a boolean"):
+        env_bool("DEBUG", True, environ={"DEBUG": "maybe"})
+
+
+def test_integers_are_range_checked() -> None:
+    assert env_int("N", 5, environ={"N": " 7 "}) == 7
+    with pytest.raises(ImproperlyConfigured, match="N='seven' is not an integer"):
+        env_int("N", 5, environ={"N": "seven"})
+    with pytest.raises(ImproperlyConfigured, match="below the minimum 10"):
+        env_int("N", 50, minimum=10, environ={"N": "3"})
+
+
+def test_lists_drop_blank_items() -> None:
+    assert env_list("HOSTS", [], environ={"HOSTS": "a.example, ,b.example"}) == ["a.example", "b.example"]
+
+
+def test_urls_must_use_an_allowed_scheme() -> None:
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL='mysql://x' must be a URL starting with one of"):
+        env_url("DATABASE_URL", "", schemes=("sqlite", "postgres"), environ={"DATABASE_URL": "mysql://x"})
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"DEBUG": "perhaps"}, "DEBUG='perhaps' is not a boolean"),
+        ({"DEBUG": "0", "SECRET_KEY": ""}, "SECRET_KEY must be set when DEBUG is off"),
+        ({"DATABASE_URL": "mysql://root@localhost/arena"}, "DATABASE_URL="),
+        ({"BATTLE_TOKEN_MAX_AGE_S": "5"}, "below the minimum 10"),
+    ],
+)
+def test_the_settings_module_refuses_bad_configuration(variables: dict[str, str], message: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "SECRET_KEY"}
+    env.update({"DJANGO_SETTINGS_MODULE": "arena.settings", **variables})
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
