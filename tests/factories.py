@@ -93,5 +93,5 @@ def ready_arena(*, models: int = 4, prompts: int = 2, **arena_fields: Any) -> Ar
     arena.generative_models.add(*model_rows)
     for prompt in PromptFactory.create_batch(prompts, prompt_set=arena.prompt_set):
         for model in model_rows:
-            AssetFactory(model=model, prompt=prompt)
+            AssetFactory.create(model=model, prompt=prompt)
     return arena

@@ -25,7 +25,7 @@ def _battle(client: Client, arena_slug: str, **body: Any) -> dict[str, Any]:
 
 def test_it_lists_active_arenas_with_counts(client: Client) -> None:
     arena = ready_arena(models=3)
-    ArenaFactory(is_active=False)
+    ArenaFactory.create(is_active=False)
 
     body = client.get("/api/v1/arenas").json()
 

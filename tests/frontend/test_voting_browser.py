@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -33,24 +34,32 @@ LOAD_TIMEOUT_MS = 90_000  # 3D through SwiftShader is slow but must finish
 
 
 @pytest.fixture(scope="module")
-def demo_arenas(
+def demo_dump(
     django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """The demo arenas with two prompts each, generated once for the module, flushed after."""
-    from django.conf import settings
+) -> Iterator[tuple[Path, Path]]:
+    """Seed the demo arenas (two prompts each) and generate their outputs once per module.
 
-    media = tmp_path_factory.mktemp("browser-media")
-    old_media = settings.MEDIA_ROOT
-    settings.MEDIA_ROOT = media
-    with django_db_blocker.unblock():
+    live_server makes every test transactional (the database is flushed after each), so the rows
+    are dumped here and loaded again by each test; the media files stay in one folder.
+    """
+    from django.test import override_settings
+
+    folder = tmp_path_factory.mktemp("browser-demo")
+    media, dump = folder / "media", folder / "demo.json"
+    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
         call_command("seed_demo", "--prompts", "2", verbosity=0)
         call_command("pregenerate", "--jobs", "2", verbosity=0)
-    try:
-        yield
-    finally:
-        settings.MEDIA_ROOT = old_media
-        with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)
+        call_command("dumpdata", "arena", output=str(dump), verbosity=0)
+        call_command("flush", interactive=False, verbosity=0)
+    yield media, dump
+
+
+@pytest.fixture
+def demo_arenas(transactional_db: None, demo_dump: tuple[Path, Path], settings: Any) -> Path:
+    media, dump = demo_dump
+    settings.MEDIA_ROOT = media
+    call_command("loaddata", str(dump), verbosity=0)
+    return media
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +73,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any, demo_arenas: None, settings: Any) -> Iterator[Any]:
+def page(browser: Any, live_server: Any, demo_arenas: Path) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems: list[str] = []
@@ -84,6 +93,10 @@ def page(browser: Any, live_server: Any, demo_arenas: None, settings: Any) -> It
             problems.append(f"request to another host: {request.url}")
 
     page.on("request", check_host)
+    page.on(
+        "response",
+        lambda r: problems.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None,
+    )
     page.problems = problems
     yield page
     context.close()
@@ -91,13 +104,18 @@ def page(browser: Any, live_server: Any, demo_arenas: None, settings: Any) -> It
 
 
 def _wait_ready(page: Any) -> str:
-    page.wait_for_selector('.battle[data-ready="true"]', timeout=LOAD_TIMEOUT_MS)
-    assert page.locator(".slot[data-error]").count() == 0
+    page.wait_for_selector('.battle[data-ready="true"], .slot[data-error]', timeout=LOAD_TIMEOUT_MS)
+    errors = page.eval_on_selector_all(".slot[data-error]", "els => els.map(e => e.dataset.error)")
+    assert errors == []
     return str(page.locator(".battle").get_attribute("data-battle-id"))
 
 
 def _revealed_names(page: Any) -> dict[str, str]:
     page.wait_for_selector("#next-battle", timeout=15_000)
+    page.wait_for_function(
+        "document.querySelectorAll('.slot-foot.revealed .slot-model').length === document.querySelectorAll('figure.slot').length",
+        timeout=15_000,
+    )
     return {
         foot.get_attribute("id").removeprefix("slot-foot-"): foot.locator(".slot-model")
         .inner_text()
@@ -141,7 +159,7 @@ def test_a_voter_votes_in_every_mode_and_sees_names_revealed(
     # Pairwise: the first battle, voted with a click.
     page.goto(f"{live_server.url}/arena/{arena}/?mode=pairwise")
     battle_id = _wait_ready(page)
-    shown = {page.locator(".slot").nth(i).get_attribute("data-media") for i in range(2)}
+    shown = {page.locator("figure.slot").nth(i).get_attribute("data-media") for i in range(2)}
     assert shown <= media
     for kind in shown:
         assert _media_loaded(page, kind), f"{kind} did not load"
@@ -163,7 +181,7 @@ def test_a_voter_votes_in_every_mode_and_sees_names_revealed(
     # Best of K: pick slot C with the keyboard.
     page.goto(f"{live_server.url}/arena/{arena}/?mode=best_of_k")
     battle_id = _wait_ready(page)
-    assert page.locator(".slot").count() == 4
+    assert page.locator("figure.slot").count() == 4
     page.keyboard.press("3")
     assert _revealed_names(page) == _expected_names(battle_id)
     assert Battle.objects.get(public_id=battle_id).vote.slot_ranking[0] == ["C"]

@@ -105,8 +105,8 @@ def test_a_real_worker_generates_image_video_and_3d_assets(
     worker: dict[str, Any], settings: Any
 ) -> None:
     settings.MEDIA_ROOT = worker["media"]
-    arena = ArenaFactory()
-    prompt = PromptFactory(prompt_set=arena.prompt_set, text="a lighthouse at dusk")
+    arena = ArenaFactory.create()
+    prompt = PromptFactory.create(prompt_set=arena.prompt_set, text="a lighthouse at dusk")
     specs = [
         ("text-to-image", ["png"]),
         ("text-to-video", ["webm"]),
@@ -115,7 +115,7 @@ def test_a_real_worker_generates_image_video_and_3d_assets(
     ]
     asset_ids = []
     for task, formats in specs:
-        model = GenerativeModelFactory(task=task, output_formats=formats, queue=worker["queue"])
+        model = GenerativeModelFactory.create(task=task, output_formats=formats, queue=worker["queue"])
         asset, _ = asset_request(model=model, prompt=prompt)
         asset_ids.append(asset.pk)
         generate_asset_enqueue(asset_id=asset.pk, queue=model.queue)
@@ -135,8 +135,8 @@ def test_a_real_worker_generates_image_video_and_3d_assets(
 
 def test_the_same_job_delivered_twice_generates_once(worker: dict[str, Any], settings: Any) -> None:
     settings.MEDIA_ROOT = worker["media"]
-    model = GenerativeModelFactory(queue=worker["queue"])
-    asset, _ = asset_request(model=model, prompt=PromptFactory())
+    model = GenerativeModelFactory.create(queue=worker["queue"])
+    asset, _ = asset_request(model=model, prompt=PromptFactory.create())
 
     generate_asset_enqueue(asset_id=asset.pk, queue=model.queue)
     generate_asset_enqueue(asset_id=asset.pk, queue=model.queue)
