@@ -30,7 +30,9 @@ def _install() -> None:
     if not VENV_PYTHON.exists():
         print(f"[arena] creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("[arena] installing the project and its dependencies (first run takes a minute)", flush=True)
+    print(
+        "[arena] installing the project and its dependencies (first run takes a minute)", flush=True
+    )
     pip = [str(VENV_PYTHON), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[dev]"], check=True)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from arena.models import Arena, GenerativeModel, Prompt, PromptSet, Task, VoteMode
-from workers.generators import generate
+from workers.generators import render_reference
 
 
 @dataclass(frozen=True)
@@ -234,9 +234,9 @@ def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
                 )
                 created["prompts"] += was_created
                 if spec.task == Task.IMAGE_TO_3D and not prompt.conditioning_image:
-                    # The "photo" a user would upload: a crisp procedural picture of the prompt.
-                    image = generate(fmt="png", prompt=text, seed=index, quality=4, style=7)
+                    # The "photo" a user would upload: a product shot of the object the 3D models build.
+                    image = render_reference(prompt=text, seed=index)
                     prompt.conditioning_image.save(
-                        f"cond-{prompt.pk}.png", ContentFile(image.data), save=True
+                        f"cond-{prompt.pk}.png", ContentFile(image), save=True
                     )
     return created

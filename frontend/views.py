@@ -28,7 +28,11 @@ def _mode_from(request: HttpRequest, arena: Arena) -> str:
 
 def _battle_context(request: HttpRequest, arena: Arena) -> dict[str, Any]:
     mode = _mode_from(request, arena)
-    context: dict[str, Any] = {"arena": arena, "mode": mode, "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes]}
+    context: dict[str, Any] = {
+        "arena": arena,
+        "mode": mode,
+        "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes],
+    }
     try:
         k = int(request.GET["k"]) if request.GET.get("k") else None
     except ValueError:
@@ -78,7 +82,11 @@ def battle_partial(request: HttpRequest, slug: str) -> HttpResponse:
 def vote(request: HttpRequest, battle_id: Any) -> HttpResponse:
     """Record the vote posted by the battle form; answer with the reveal (htmx out-of-band swaps)."""
     ranks = {key[5:]: value for key, value in request.POST.items() if key.startswith("rank_")}
-    duplicated = [key[5:] for key in request.POST if key.startswith("rank_") and len(request.POST.getlist(key)) > 1]
+    duplicated = [
+        key[5:]
+        for key in request.POST
+        if key.startswith("rank_") and len(request.POST.getlist(key)) > 1
+    ]
     try:
         if duplicated:
             raise InvalidVote(f"Slot {', '.join(duplicated)} was given more than one rank.")
@@ -92,7 +100,9 @@ def vote(request: HttpRequest, battle_id: Any) -> HttpResponse:
             user_agent=request.headers.get("user-agent", ""),
         )
     except ArenaError as exc:
-        response = render(request, "frontend/_vote_error.html", {"message": exc.message}, status=exc.status)
+        response = render(
+            request, "frontend/_vote_error.html", {"message": exc.message}, status=exc.status
+        )
         response["HX-Reswap"] = "none"  # keep the form; only the out-of-band error box changes
         return response
     view = selectors.battle_view(battle=vote.battle)

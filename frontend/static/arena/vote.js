@@ -27,7 +27,9 @@
   });
 
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Keys aimed at a 3D viewer or a video (arrows rotate a model) are not votes.
+    if (event.target && event.target.closest && event.target.closest("model-viewer, .splat-host, video")) return;
     const target = event.target;
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) && target.type !== "radio") return;
     const form = currentForm();

@@ -1,0 +1,869 @@
+/**
+ * battle.js: client side of one arena battle (ES module, no build step).
+ *
+ * ─── Page setup (the import map must come before any module script) ─────────
+ *
+ *   <link rel="stylesheet" href="/static/arena/arena.css">
+ *   <script src="/static/vendor/htmx/htmx.min.js"></script>
+ *   <script type="importmap">
+ *   {"imports": {
+ *     "three": "/static/vendor/three/three.module.min.js",
+ *     "@google/model-viewer": "/static/vendor/model-viewer/model-viewer-module.min.js",
+ *     "@mkkellogg/gaussian-splats-3d": "/static/vendor/gaussian-splats-3d/gaussian-splats-3d.module.js"
+ *   }}
+ *   </script>
+ *   <script type="module" src="/static/arena/battle.js"></script>
+ *
+ * Do NOT load model-viewer yourself: battle.js sets `self.ModelViewerElement`
+ * (Draco / KTX2 / meshopt decoder locations under /static/vendor/, resolved
+ * relative to this file) and then imports "@google/model-viewer" on demand, so
+ * nothing is ever fetched from a CDN. three.js is loaded only when a battle
+ * has a mesh or splat slot, and exactly one copy of it is shared by
+ * model-viewer, the splat viewer and this file.
+ *
+ * ─── DOM contract ────────────────────────────────────────────────────────────
+ *
+ *   <section class="battle" data-battle-id="…" data-mode="pairwise|best_of_k|rank_k" data-k="4">
+ *     <div class="media-grid" data-count="2|3|4">
+ *       <figure class="slot" data-slot="A" data-media="image|video|mesh|splat" data-src="URL">
+ *         <figcaption class="slot-label">A</figcaption>
+ *         image:  <img src="URL" alt="Output A">
+ *         video:  <video src="URL" muted loop playsinline preload="auto"></video>
+ *         mesh:   <model-viewer src="URL.glb" camera-controls interaction-prompt="none"
+ *                               disable-pan></model-viewer>
+ *         splat:  <div class="splat-host"></div>   (viewer is created in it from data-src)
+ *         (optional, anywhere in the figure after the media:
+ *          <div class="rank-picker">…</div>, <div class="reveal"><span class="slot-model">Name</span></div>)
+ *       </figure>
+ *       … 2 to 4 slots; mesh and splat slots may be mixed in one battle
+ *     </div>
+ *     <div class="video-controls" hidden>
+ *       <button type="button" class="vc-play">Play</button>
+ *       <input type="range" class="vc-scrub" min="0" max="1000" value="0">
+ *       <span class="vc-time"></span>
+ *     </div>
+ *     … vote form etc. (not touched by this file)
+ *   </section>
+ *
+ *   If the media element is missing from a slot, battle.js creates it from
+ *   data-media + data-src. Optional slot attribute for splats:
+ *   data-splat-rotation="x,y,z,w" (quaternion applied to the scene, e.g. to turn
+ *   a Z-up or COLMAP (Y-down) capture into Y-up).
+ *
+ * ─── What battle.js writes (tests and templates may rely on these) ──────────
+ *
+ *   .slot[data-loaded="true"]     media really loaded (img decoded; video
+ *                                 `loadeddata`; model-viewer `load`; splat
+ *                                 scene promise resolved)
+ *   .slot[data-error="message"]   loading failed (the message is shown in the tile)
+ *   .battle[data-ready="true"]    every slot loaded; an `arena:ready` event
+ *                                 (bubbles) is dispatched on the .battle
+ *   .battle[data-error="…"]       at least one slot failed; `arena:error` event
+ *                                 (bubbles, detail {slot, message})
+ *   .battle[data-initialized="true"]
+ *   While a slot has neither data-loaded nor data-error, arena.css shows a spinner.
+ *
+ * ─── Behaviour ───────────────────────────────────────────────────────────────
+ *
+ *   Videos: muted, looping, one play/pause button + one scrub bar drive all of
+ *   them; a rAF loop re-aligns any video drifting > 0.1 s from the first one.
+ *   Key "p" (outside text fields, no modifiers) toggles play; Space is NOT
+ *   bound. 3D: every model-viewer and splat viewer of a battle share one camera
+ *   orbit {theta, phi, r, fov} (three.js Spherical convention, Y up, same as
+ *   model-viewer's camera-orbit; fov vertical, degrees) where r is the camera
+ *   distance divided by the object's bounding-box half-diagonal (the camera
+ *   looks at the box centre), so dragging / zooming any of them moves all the
+ *   others. All start at theta 0, phi 75deg, r 4, fov 30deg (this overrides a
+ *   template's camera-orbit / field-of-view). For consistent framing
+ *   battle.js sets on each model-viewer: disable-pan, min/max-field-of-view
+ *   10deg/45deg and min/max-camera-orbit so that r stays within [1.5, 12] and
+ *   phi within [5deg, 175deg] in every viewer (theta free). model-viewer changes are
+ *   propagated only for `camera-change` with detail.source ===
+ *   'user-interaction'; splat OrbitControls changes only when the camera left
+ *   the position last applied from the link (user drag/wheel and its damping
+ *   tail), so programmatic updates never loop.
+ *
+ *   Loading: model-viewer gets loading="eager" and <img loading="lazy"> is
+ *   switched to eager (a battle is "ready" without scrolling). Splats load the
+ *   whole .ply (no Range requests, no SharedArrayBuffer, so no COOP/COEP
+ *   headers needed); a splat load without progress for 45 s is failed. The
+ *   splat library's own window key bindings (C, I, O, P, arrows…) and
+ *   click-to-refocus are removed; its canvas uses touch-action: pan-y so
+ *   phones can still scroll past it.
+ *
+ *   initBattle(root) runs on DOMContentLoaded for every .battle and again on
+ *   htmx:load for swapped-in content (idempotent). When a .battle leaves the
+ *   document (htmx swap) it is torn down: listeners removed, videos paused,
+ *   splat viewers disposed and their WebGL contexts released.
+ *
+ * Exports: initBattle(root), destroyBattle(root), getBattle(root) → controller
+ * with .orbits() (per-slot current orbit, for tests/debugging), .ready
+ * (Promise), .playAll(), .pauseAll(), .seekAll(seconds).
+ */
+
+const VENDOR = new URL('../vendor/', import.meta.url);
+
+// model-viewer reads this global when its elements are constructed; it must be
+// set before "@google/model-viewer" is imported. Values already set by the page win.
+{
+  const cfg = (self.ModelViewerElement = self.ModelViewerElement || {});
+  cfg.dracoDecoderLocation ??= new URL('three/draco/', VENDOR).href;
+  cfg.ktx2TranscoderLocation ??= new URL('three/basis/', VENDOR).href;
+  cfg.meshoptDecoderLocation ??= new URL('meshoptimizer/meshopt_decoder.js', VENDOR).href;
+}
+
+const DRIFT_TOLERANCE_S = 0.1;
+// A splat load that reports no progress for this long is failed: the library
+// can die inside its stream parser (e.g. on a malformed .ply) without ever
+// settling its promise.
+const SPLAT_STALL_MS = 45_000;
+// Every 3D viewer of a battle starts here: theta/phi as model-viewer's default
+// "0deg 75deg …", r = camera distance / bounding-box half-diagonal, fov =
+// model-viewer's default 30deg (vertical).
+const DEFAULT_ORBIT = Object.freeze({ theta: 0, phi: (75 * Math.PI) / 180, r: 4.0, fov: 30 });
+// Limits identical for every viewer (r in the same normalised units), so a
+// shared orbit is never clamped differently in two tiles. model-viewer zooms
+// by moving radius and fov together across these ranges; the splat viewers'
+// OrbitControls dolly the radius only (their fov follows the link).
+const R_MIN = 1.5;
+const R_MAX = 12.0;
+const FOV_MIN = 10;
+const FOV_MAX = 45;
+const PHI_MIN = (5 * Math.PI) / 180;
+const PHI_MAX = Math.PI - PHI_MIN;
+
+const controllers = new WeakMap();
+const live = new Set();
+
+let modelViewerPromise = null;
+function loadModelViewer() {
+  modelViewerPromise ??= import('@google/model-viewer').then(() =>
+    customElements.whenDefined('model-viewer'),
+  );
+  return modelViewerPromise;
+}
+
+let splatLibPromise = null;
+function loadSplatLib() {
+  splatLibPromise ??= Promise.all([import('three'), import('@mkkellogg/gaussian-splats-3d')]);
+  return splatLibPromise;
+}
+
+const errorMessage = (e) =>
+  (e && (e.message || (e.detail && (e.detail.sourceError?.message || e.detail.type)))) ||
+  String(e || 'unknown error');
+
+/** Resolve on the first of `okTypes`, reject on the first of `errTypes`. */
+function once(target, okTypes, errTypes, signal, { capture = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const ac = new AbortController();
+    const opts = { signal: ac.signal, capture };
+    const done = (fn) => (ev) => {
+      ac.abort();
+      fn(ev);
+    };
+    for (const t of okTypes) target.addEventListener(t, done(resolve), opts);
+    for (const t of errTypes) target.addEventListener(t, done(reject), opts);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        ac.abort();
+        reject(new DOMException('battle destroyed', 'AbortError'));
+      },
+      { once: true, signal: ac.signal },
+    );
+  });
+}
+
+// ─── Camera linking ──────────────────────────────────────────────────────────
+
+class OrbitLink {
+  constructor() {
+    this.state = null;
+    this.members = new Set();
+  }
+
+  /** A member became ready: it adopts the shared orbit (seeded with DEFAULT_ORBIT). */
+  join(member) {
+    this.members.add(member);
+    this.state ??= { ...DEFAULT_ORBIT };
+    member.apply(this.state);
+  }
+
+  leave(member) {
+    this.members.delete(member);
+  }
+
+  publish(from, state) {
+    if (!state || !Number.isFinite(state.theta + state.phi + state.r + state.fov)) return;
+    this.state = { ...state };
+    for (const m of this.members) if (m !== from) m.apply(this.state);
+  }
+}
+
+function halfDiagonal(x, y, z) {
+  const h = 0.5 * Math.hypot(x, y, z);
+  return h > 1e-9 ? h : 1;
+}
+
+// ─── Slots ───────────────────────────────────────────────────────────────────
+
+class Slot {
+  constructor(battle, fig) {
+    this.battle = battle;
+    this.fig = fig;
+    this.name = fig.dataset.slot || '?';
+    this.kind = fig.dataset.media || 'image';
+    this.src = fig.dataset.src || '';
+    this.orbitMember = null;
+  }
+
+  /** Find or create the media element after the caption. */
+  ensure(selector, create) {
+    let el = this.fig.querySelector(selector);
+    if (!el) {
+      el = create();
+      const cap = this.fig.querySelector('.slot-label');
+      if (cap) cap.after(el);
+      else this.fig.prepend(el);
+    }
+    return el;
+  }
+
+  async load(signal) {
+    switch (this.kind) {
+      case 'image':
+        return this.loadImage(signal);
+      case 'video':
+        return this.loadVideo(signal);
+      case 'mesh':
+        return this.loadMesh(signal);
+      case 'splat':
+        return this.loadSplat(signal);
+      default:
+        throw new Error(`unknown data-media "${this.kind}"`);
+    }
+  }
+
+  async loadImage(signal) {
+    const img = this.ensure('img', () => {
+      const el = document.createElement('img');
+      el.alt = `Output ${this.name}`;
+      el.src = this.src;
+      return el;
+    });
+    this.media = img;
+    if (img.loading === 'lazy') img.loading = 'eager'; // "ready" must not wait for a scroll
+    if (img.complete && img.naturalWidth === 0 && img.currentSrc) {
+      throw new Error(`image failed to load: ${img.currentSrc}`);
+    }
+    try {
+      await img.decode();
+    } catch {
+      if (signal.aborted) throw new DOMException('battle destroyed', 'AbortError');
+      throw new Error(`image failed to load: ${img.currentSrc || img.src}`);
+    }
+  }
+
+  async loadVideo(signal) {
+    const v = this.ensure('video', () => {
+      const el = document.createElement('video');
+      el.src = this.src;
+      el.preload = 'auto';
+      return el;
+    });
+    v.muted = true;
+    v.defaultMuted = true;
+    v.loop = true;
+    v.playsInline = true;
+    v.setAttribute('muted', '');
+    v.setAttribute('playsinline', '');
+    v.removeAttribute('autoplay');
+    v.removeAttribute('controls');
+    if (!v.preload || v.preload === 'none') v.preload = 'auto';
+    this.media = v;
+    const fail = () => new Error(`video failed to load: ${v.error?.message || v.currentSrc || v.src}`);
+    if (v.error) throw fail();
+    if (v.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) return;
+    if (v.networkState === HTMLMediaElement.NETWORK_EMPTY) v.load();
+    try {
+      await once(v, ['loadeddata'], ['error'], signal, { capture: true });
+    } catch (e) {
+      if (e?.name === 'AbortError') throw e;
+      throw fail();
+    }
+  }
+
+  async loadMesh(signal) {
+    await loadModelViewer();
+    const mv = this.ensure('model-viewer', () => {
+      const el = document.createElement('model-viewer');
+      el.setAttribute('src', this.src);
+      el.setAttribute('alt', `Output ${this.name}`);
+      el.setAttribute('camera-controls', '');
+      el.setAttribute('interaction-prompt', 'none');
+      el.setAttribute('disable-pan', '');
+      el.setAttribute('touch-action', 'pan-y');
+      return el;
+    });
+    this.media = mv;
+    // Linked cameras need a fixed target (no pan) and the same normalised
+    // limits everywhere (radius limits are set in metres once the size is known).
+    mv.disablePan = true;
+    mv.setAttribute('disable-pan', '');
+    // model-viewer defaults to lazy loading (only once scrolled into view);
+    // a battle is ready only when every output is loaded, so load now.
+    if (!mv.hasAttribute('loading')) mv.setAttribute('loading', 'eager');
+    mv.setAttribute('min-field-of-view', `${FOV_MIN}deg`);
+    mv.setAttribute('max-field-of-view', `${FOV_MAX}deg`);
+    if (!mv.loaded) {
+      try {
+        await once(mv, ['load'], ['error'], signal);
+      } catch (e) {
+        if (e?.name === 'AbortError') throw e;
+        throw new Error(`model failed to load: ${mv.src} (${errorMessage(e)})`);
+      }
+    }
+    if (signal.aborted) return;
+    await mv.updateComplete;
+
+    let size = 1;
+    const measure = () => {
+      const d = mv.getDimensions();
+      size = halfDiagonal(d.x, d.y, d.z);
+      mv.minCameraOrbit = `auto ${PHI_MIN}rad ${R_MIN * size}m`;
+      mv.maxCameraOrbit = `auto ${PHI_MAX}rad ${R_MAX * size}m`;
+    };
+    measure();
+    await mv.updateComplete;
+    const member = {
+      slot: this,
+      read: () => {
+        const o = mv.getCameraOrbit();
+        return { theta: o.theta, phi: o.phi, r: o.radius / size, fov: mv.getFieldOfView() };
+      },
+      apply: (s) => {
+        mv.cameraOrbit = `${s.theta}rad ${s.phi}rad ${s.r * size}m`;
+        // model-viewer widens the fov it is given for objects wider than the
+        // element (scene.adjustedFoV); pre-compensate so its camera ends up
+        // with exactly s.fov, like the splat cameras.
+        const aspect = mv.clientWidth > 0 && mv.clientHeight > 0 ? mv.clientWidth / mv.clientHeight : 1;
+        const widen = Math.max(1, (mv.getIdealAspect() || 0) / aspect);
+        const framed = (2 * Math.atan(Math.tan((s.fov * Math.PI) / 360) / widen) * 180) / Math.PI;
+        mv.fieldOfView = `${framed}deg`;
+        mv.jumpCameraToGoal();
+      },
+    };
+    mv.addEventListener(
+      'camera-change',
+      (ev) => {
+        if (ev.detail?.source === 'user-interaction') this.battle.link.publish(member, member.read());
+      },
+      { signal },
+    );
+    // A new src (same element) re-frames: re-measure and re-sync.
+    mv.addEventListener(
+      'load',
+      () => {
+        measure();
+        if (this.battle.link.state) member.apply(this.battle.link.state);
+      },
+      { signal },
+    );
+    this.orbitMember = member;
+    this.battle.link.join(member);
+  }
+
+  async loadSplat(signal) {
+    const host = this.ensure('.splat-host', () => {
+      const el = document.createElement('div');
+      el.className = 'splat-host';
+      return el;
+    });
+    this.media = host;
+    if (!this.src) throw new Error('splat slot has no data-src');
+    const [THREE, GS] = await loadSplatLib();
+    if (signal.aborted) return;
+
+    const renderer = new THREE.WebGLRenderer({ antialias: false, alpha: true, precision: 'highp' });
+    renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    renderer.setClearColor(0x000000, 0);
+    const w0 = Math.max(1, host.clientWidth);
+    const h0 = Math.max(1, host.clientHeight);
+    renderer.setSize(w0, h0);
+    renderer.domElement.setAttribute('aria-label', `3D Gaussian splat output ${this.name}`);
+    renderer.domElement.setAttribute('role', 'img');
+    host.appendChild(renderer.domElement);
+
+    const viewer = new GS.Viewer({
+      rootElement: host,
+      renderer, // external renderer: we own the canvas and its WebGL context
+      selfDrivenMode: true,
+      useBuiltInControls: true,
+      sharedMemoryForWorkers: false, // no SharedArrayBuffer => no COOP/COEP headers needed
+      gpuAcceleratedSort: false,
+      dynamicScene: false,
+      renderMode: GS.RenderMode.OnChange,
+      // Show the scene at once. The library keeps re-rendering every frame until
+      // its (invisible, in Instant mode) reveal animation ends: ~1500 frames at
+      // the default rate; the multiplier cuts that to ~30 so the viewer idles.
+      sceneRevealMode: GS.SceneRevealMode.Instant,
+      sceneFadeInRateMultiplier: 50,
+      logLevel: GS.LogLevel.None,
+      cameraUp: [0, 1, 0],
+      initialCameraPosition: [0, 0, 4],
+      initialCameraLookAt: [0, 0, 0],
+    });
+    // The library binds keys on window (P, C, I, O, arrows…) and click-to-refocus;
+    // both would break the battle (keys are for voting, the orbit target is fixed).
+    viewer.removeEventHandlers();
+    // OrbitControls sets touch-action: none; like model-viewer's touch-action="pan-y",
+    // let vertical swipes scroll the page on phones (horizontal swipes still orbit).
+    renderer.domElement.style.touchAction = 'pan-y';
+    for (const c of [viewer.perspectiveControls, viewer.orthographicControls]) {
+      if (c && c._domElementKeyEvents) c.stopListenToKeyEvents();
+    }
+
+    const cleanupSplat = async () => {
+      ro.disconnect();
+      try {
+        await viewer.dispose();
+      } catch {
+        /* ignore */
+      }
+      renderer.dispose();
+      renderer.forceContextLoss();
+      renderer.domElement.remove();
+    };
+    const ro = new ResizeObserver(() => {
+      const w = host.clientWidth;
+      const h = host.clientHeight;
+      if (w > 0 && h > 0) {
+        renderer.setSize(w, h);
+        viewer.forceRenderNextFrame();
+      }
+    });
+    ro.observe(host);
+    this.battle.cleanups.push(cleanupSplat);
+
+    const rotation = (this.fig.dataset.splatRotation || '')
+      .split(',')
+      .map(Number)
+      .filter((n) => Number.isFinite(n));
+    try {
+      // addSplatScene returns the library's AbortablePromise, whose then() drops
+      // rejections (so `await` on it would hang forever on a failed load); its
+      // .promise is the underlying native Promise, which does reject.
+      let lastProgress = performance.now();
+      const loading = viewer.addSplatScene(this.src, {
+        format: this.src.split('?')[0].toLowerCase().endsWith('.ply') ? GS.SceneFormat.Ply : undefined,
+        showLoadingUI: false,
+        progressiveLoad: false,
+        splatAlphaRemovalThreshold: 1,
+        onProgress: () => {
+          lastProgress = performance.now();
+        },
+        ...(rotation.length === 4 ? { rotation } : {}),
+      });
+      let watchdog = 0;
+      const stalled = new Promise((_, reject) => {
+        watchdog = setInterval(() => {
+          if (performance.now() - lastProgress > SPLAT_STALL_MS) {
+            reject(new Error(`no progress for ${SPLAT_STALL_MS / 1000} s`));
+            loading.abort?.('stalled');
+          }
+        }, 1000);
+      });
+      try {
+        await Promise.race([loading.promise ?? loading, stalled]);
+      } finally {
+        clearInterval(watchdog);
+      }
+    } catch (e) {
+      if (signal.aborted) throw new DOMException('battle destroyed', 'AbortError');
+      throw new Error(`splat failed to load: ${errorMessage(e)}`);
+    }
+    if (signal.aborted) return;
+
+    // Robust bounds (1st–99th percentile per axis over a sample of centres).
+    const mesh = viewer.splatMesh;
+    const n = mesh.getSplatCount();
+    const step = Math.max(1, Math.floor(n / 20000));
+    const xs = [];
+    const ys = [];
+    const zs = [];
+    const p = new THREE.Vector3();
+    for (let i = 0; i < n; i += step) {
+      mesh.getSplatCenter(i, p);
+      xs.push(p.x);
+      ys.push(p.y);
+      zs.push(p.z);
+    }
+    const q = (arr, f) => arr[Math.min(arr.length - 1, Math.max(0, Math.round(f * (arr.length - 1))))];
+    const lohi = (arr) => {
+      arr.sort((a, b) => a - b);
+      return arr.length > 200 ? [q(arr, 0.01), q(arr, 0.99)] : [arr[0], arr[arr.length - 1]];
+    };
+    const [x0, x1] = lohi(xs);
+    const [y0, y1] = lohi(ys);
+    const [z0, z1] = lohi(zs);
+    const center = new THREE.Vector3((x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2);
+    const size = halfDiagonal(x1 - x0, y1 - y0, z1 - z0);
+
+    const camera = viewer.camera;
+    const controls = viewer.controls;
+    camera.near = size * 0.01;
+    camera.far = size * 1000;
+    camera.updateProjectionMatrix();
+    controls.target.copy(center);
+    controls.enablePan = false;
+    controls.minDistance = size * R_MIN;
+    controls.maxDistance = size * R_MAX;
+    controls.minPolarAngle = PHI_MIN;
+    controls.maxPolarAngle = PHI_MAX;
+    controls.rotateSpeed = 0.6;
+    controls.dampingFactor = 0.12; // settles in ~40 frames, close to model-viewer's feel
+
+    const sph = new THREE.Spherical();
+    const off = new THREE.Vector3();
+    const appliedPos = new THREE.Vector3();
+    let applying = false;
+    const member = {
+      slot: this,
+      read: () => {
+        off.copy(camera.position).sub(controls.target);
+        sph.setFromVector3(off);
+        return { theta: sph.theta, phi: sph.phi, r: sph.radius / size, fov: camera.fov };
+      },
+      apply: (s) => {
+        applying = true;
+        try {
+          // Flush (and so cancel) any damping left over from an earlier drag,
+          // then place the camera and let the controls clamp / look at the target.
+          controls.enableDamping = false;
+          controls.update();
+          const phi = Math.min(PHI_MAX, Math.max(PHI_MIN, s.phi));
+          const r = Math.min(R_MAX, Math.max(R_MIN, s.r));
+          off.setFromSphericalCoords(r * size, phi, s.theta);
+          camera.position.copy(controls.target).add(off);
+          camera.fov = Math.min(FOV_MAX, Math.max(FOV_MIN, s.fov));
+          camera.updateProjectionMatrix();
+          controls.update();
+          controls.enableDamping = true;
+          camera.updateMatrixWorld();
+          appliedPos.copy(camera.position);
+        } finally {
+          applying = false;
+        }
+        viewer.forceRenderNextFrame();
+      },
+    };
+    // OrbitControls fires 'change' for every camera move it makes in update().
+    // A move is the user's (drag, wheel, or the damping tail after them) exactly
+    // when the camera has left the position we last applied from the link.
+    const eps2 = (size * 1e-6) ** 2;
+    controls.addEventListener('change', () => {
+      if (applying || camera.position.distanceToSquared(appliedPos) <= eps2) return;
+      this.battle.link.publish(member, member.read());
+    });
+
+    this.orbitMember = member;
+    this.battle.link.join(member);
+    controls.update();
+    viewer.start();
+    viewer.forceRenderNextFrame();
+    this.viewer = viewer;
+  }
+}
+
+// ─── Video sync ──────────────────────────────────────────────────────────────
+
+const fmtTime = (t) => {
+  if (!Number.isFinite(t) || t < 0) t = 0;
+  const m = Math.floor(t / 60);
+  const s = Math.floor(t % 60);
+  const cs = Math.floor((t % 1) * 10);
+  return `${m}:${String(s).padStart(2, '0')}.${cs}`;
+};
+
+class VideoSync {
+  constructor(battle, videos, bar, signal) {
+    this.battle = battle;
+    this.videos = videos;
+    this.master = videos[0];
+    this.bar = bar;
+    this.signal = signal;
+    this.playing = false;
+    this.scrubbing = false;
+    this.raf = 0;
+    this.btn = bar?.querySelector('.vc-play') || null;
+    this.scrub = bar?.querySelector('.vc-scrub') || null;
+    this.timeEl = bar?.querySelector('.vc-time') || null;
+
+    const on = (el, type, fn, opts = {}) => el && el.addEventListener(type, fn, { signal, ...opts });
+    if (bar) bar.hidden = false;
+    if (this.btn) {
+      this.btn.setAttribute('aria-pressed', 'false');
+      on(this.btn, 'click', () => this.toggle());
+    }
+    if (this.scrub) {
+      if (!this.scrub.hasAttribute('aria-label')) this.scrub.setAttribute('aria-label', 'Seek all videos');
+      on(this.scrub, 'input', () => this.seekAll(this.fraction() * this.duration()));
+      on(this.scrub, 'pointerdown', () => (this.scrubbing = true));
+      on(window, 'pointerup', () => (this.scrubbing = false));
+      on(this.scrub, 'change', () => (this.scrubbing = false));
+    }
+    if (this.timeEl) this.timeEl.setAttribute('aria-live', 'off');
+    on(document, 'keydown', (e) => {
+      if (e.key !== 'p' && e.key !== 'P') return;
+      if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || e.defaultPrevented) return;
+      const t = e.target;
+      if (t instanceof Element && t.closest('input, textarea, select, [contenteditable]:not([contenteditable="false"])')) return;
+      if (!this.battle.root.isConnected) return;
+      e.preventDefault();
+      this.toggle();
+    });
+    for (const v of videos) {
+      on(v, 'loadedmetadata', () => this.render());
+      on(v, 'seeked', () => this.render());
+    }
+    this.render();
+  }
+
+  duration() {
+    const d = this.master.duration;
+    return Number.isFinite(d) && d > 0 ? d : 0;
+  }
+
+  fraction() {
+    const max = Number(this.scrub?.max) || 1000;
+    const min = Number(this.scrub?.min) || 0;
+    return (Number(this.scrub?.value) - min) / (max - min || 1);
+  }
+
+  targetFor(v, t) {
+    const d = v.duration;
+    return Number.isFinite(d) && d > 0 ? t % d : t;
+  }
+
+  seekAll(t) {
+    if (!Number.isFinite(t)) return;
+    for (const v of this.videos) {
+      try {
+        v.currentTime = this.targetFor(v, t);
+      } catch {
+        /* not seekable yet */
+      }
+    }
+    this.render(t);
+  }
+
+  async playAll() {
+    this.playing = true;
+    const t = this.master.currentTime;
+    for (const v of this.videos) if (v !== this.master && Math.abs(v.currentTime - this.targetFor(v, t)) > 0.05) v.currentTime = this.targetFor(v, t);
+    this.updateButton();
+    this.loop();
+    const results = await Promise.allSettled(this.videos.map((v) => v.play()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed && failed.reason?.name !== 'AbortError') console.warn('arena: video play() failed', failed.reason);
+  }
+
+  pauseAll() {
+    this.playing = false;
+    for (const v of this.videos) v.pause();
+    const t = this.master.currentTime;
+    for (const v of this.videos) if (v !== this.master) v.currentTime = this.targetFor(v, t);
+    cancelAnimationFrame(this.raf);
+    this.raf = 0;
+    this.updateButton();
+    this.render();
+  }
+
+  toggle() {
+    if (this.playing) this.pauseAll();
+    else this.playAll();
+  }
+
+  updateButton() {
+    if (!this.btn) return;
+    this.btn.textContent = this.playing ? 'Pause' : 'Play';
+    this.btn.setAttribute('aria-pressed', String(this.playing));
+    this.btn.classList.toggle('is-playing', this.playing);
+  }
+
+  loop() {
+    if (this.raf) return;
+    const tick = () => {
+      this.raf = 0;
+      if (!this.playing || this.signal.aborted) return;
+      const t = this.master.currentTime;
+      if (!this.master.seeking && !this.scrubbing) {
+        for (const v of this.videos) {
+          if (v === this.master || v.seeking || v.readyState < HTMLMediaElement.HAVE_METADATA) continue;
+          const target = this.targetFor(v, t);
+          if (Math.abs(v.currentTime - target) > DRIFT_TOLERANCE_S) v.currentTime = target;
+          if (v.paused && !this.master.paused) v.play().catch(() => {});
+        }
+      }
+      this.render(t);
+      this.raf = requestAnimationFrame(tick);
+    };
+    this.raf = requestAnimationFrame(tick);
+  }
+
+  render(t = this.master.currentTime) {
+    const d = this.duration();
+    if (this.scrub && !this.scrubbing && d > 0) {
+      const max = Number(this.scrub.max) || 1000;
+      const min = Number(this.scrub.min) || 0;
+      this.scrub.value = String(Math.round(min + (t / d) * (max - min)));
+    }
+    if (this.timeEl) this.timeEl.textContent = `${fmtTime(t)} / ${fmtTime(d)}`;
+  }
+
+  destroy() {
+    this.playing = false;
+    cancelAnimationFrame(this.raf);
+    for (const v of this.videos) v.pause();
+  }
+}
+
+// ─── Battle controller ───────────────────────────────────────────────────────
+
+class Battle {
+  constructor(root) {
+    this.root = root;
+    this.abort = new AbortController();
+    this.cleanups = [];
+    this.link = new OrbitLink();
+    this.slots = [...root.querySelectorAll('.slot')].map((fig) => new Slot(this, fig));
+    this.videoSync = null;
+    this.destroyed = false;
+  }
+
+  start() {
+    const { root } = this;
+    const signal = this.abort.signal;
+    root.dataset.initialized = 'true';
+    delete root.dataset.ready;
+    delete root.dataset.error;
+    const grid = root.querySelector('.media-grid');
+    if (grid && !grid.dataset.count) grid.dataset.count = String(this.slots.length);
+
+    const loads = this.slots.map(async (slot) => {
+      const { fig } = slot;
+      delete fig.dataset.loaded;
+      delete fig.dataset.error;
+      fig.setAttribute('aria-busy', 'true');
+      try {
+        await slot.load(signal);
+        if (signal.aborted) return false;
+        fig.dataset.loaded = 'true';
+        return true;
+      } catch (e) {
+        if (signal.aborted || e?.name === 'AbortError') return false;
+        const message = errorMessage(e);
+        fig.dataset.error = message;
+        console.warn(`arena: slot ${slot.name}: ${message}`);
+        root.dataset.error = root.dataset.error ? `${root.dataset.error}; ${slot.name}: ${message}` : `${slot.name}: ${message}`;
+        root.dispatchEvent(new CustomEvent('arena:error', { bubbles: true, detail: { slot: slot.name, message } }));
+        return false;
+      } finally {
+        fig.removeAttribute('aria-busy');
+      }
+    });
+
+    // Video controls can be wired as soon as the elements exist (created synchronously above).
+    const videos = this.slots.filter((s) => s.kind === 'video').map((s) => s.media).filter(Boolean);
+    if (videos.length) this.videoSync = new VideoSync(this, videos, root.querySelector('.video-controls'), signal);
+
+    this.ready = Promise.all(loads).then((oks) => {
+      if (signal.aborted) return false;
+      const all = oks.length > 0 && oks.every(Boolean);
+      if (all) {
+        root.dataset.ready = 'true';
+        root.dispatchEvent(new CustomEvent('arena:ready', { bubbles: true }));
+      }
+      return all;
+    });
+    return this;
+  }
+
+  orbits() {
+    const out = {};
+    for (const s of this.slots) if (s.orbitMember) out[s.name] = s.orbitMember.read();
+    return out;
+  }
+
+  playAll() {
+    return this.videoSync?.playAll();
+  }
+
+  pauseAll() {
+    this.videoSync?.pauseAll();
+  }
+
+  seekAll(t) {
+    this.videoSync?.seekAll(t);
+  }
+
+  async destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.abort.abort();
+    this.videoSync?.destroy();
+    for (const s of this.slots) if (s.orbitMember) this.link.leave(s.orbitMember);
+    const cleanups = this.cleanups.splice(0);
+    await Promise.allSettled(cleanups.map((fn) => fn()));
+  }
+}
+
+/** Initialise one .battle element (idempotent). Returns its controller. */
+export function initBattle(root) {
+  if (!(root instanceof Element)) throw new TypeError('initBattle(root): root must be an element');
+  const existing = controllers.get(root);
+  if (existing && !existing.destroyed) return existing;
+  const battle = new Battle(root);
+  controllers.set(root, battle);
+  live.add(battle);
+  battle.start();
+  return battle;
+}
+
+/** Tear down a battle: listeners, video loop, splat viewers + WebGL contexts. */
+export function destroyBattle(root) {
+  const battle = controllers.get(root);
+  if (!battle) return Promise.resolve();
+  controllers.delete(root);
+  live.delete(battle);
+  delete root.dataset.initialized;
+  return battle.destroy();
+}
+
+/** The controller of an initialised .battle, or null. */
+export function getBattle(root) {
+  return controllers.get(root) || null;
+}
+
+function initAll(scope) {
+  if (!scope || !(scope instanceof Element || scope instanceof Document)) return;
+  if (scope instanceof Element && scope.matches('.battle')) initBattle(scope);
+  for (const el of scope.querySelectorAll('.battle')) initBattle(el);
+}
+
+// Tear down battles removed from the document (htmx swaps, manual removal).
+const sweeper = new MutationObserver((records) => {
+  if (!live.size || !records.some((r) => [...r.removedNodes].some((n) => n.nodeType === Node.ELEMENT_NODE))) return;
+  for (const battle of [...live]) if (!battle.root.isConnected) destroyBattle(battle.root);
+});
+
+function boot() {
+  sweeper.observe(document.documentElement, { childList: true, subtree: true });
+  initAll(document);
+  // htmx 2 fires htmx:load on every element it swaps in (and on body at start).
+  document.body.addEventListener('htmx:load', (e) => initAll(e.target));
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot, { once: true });
+else boot();
