@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "ninja",  # serves the Swagger UI from its own static files (otherwise it loads them from a CDN)
     "arena",
     "workers",
     "frontend",

@@ -18,6 +18,17 @@ class BackendConfigError(ValueError):
     """A model's backend or backend_config is unusable; the message says what to fix."""
 
 
+class BackendError(Exception):
+    """A generation failed for good (bad output, remote app error): retrying will not help."""
+
+
+class TransientBackendError(BackendError):
+    """A generation failed for a reason that may pass: timeout, rate limit, 5xx from a remote app.
+
+    Tasks retry these (with backoff) and only these.
+    """
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     fmt: str

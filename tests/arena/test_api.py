@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -176,3 +177,10 @@ def test_the_openapi_schema_is_served(client: Client) -> None:
     schema = client.get("/api/v1/openapi.json").json()
 
     assert "/api/v1/battles/{battle_id}/vote" in schema["paths"]
+
+
+def test_the_api_docs_page_loads_nothing_from_another_host(client: Client) -> None:
+    html = client.get("/api/v1/docs").content.decode()
+
+    assert "swagger-ui-bundle.js" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
