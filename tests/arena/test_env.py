@@ -33,12 +33,22 @@ def test_integers_are_range_checked() -> None:
 
 
 def test_lists_drop_blank_items() -> None:
-    assert env_list("HOSTS", [], environ={"HOSTS": "a.example, ,b.example"}) == ["a.example", "b.example"]
+    assert env_list("HOSTS", [], environ={"HOSTS": "a.example, ,b.example"}) == [
+        "a.example",
+        "b.example",
+    ]
 
 
 def test_urls_must_use_an_allowed_scheme() -> None:
-    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL='mysql://x' must be a URL starting with one of"):
-        env_url("DATABASE_URL", "", schemes=("sqlite", "postgres"), environ={"DATABASE_URL": "mysql://x"})
+    with pytest.raises(
+        ImproperlyConfigured, match="DATABASE_URL='mysql://x' must be a URL starting with one of"
+    ):
+        env_url(
+            "DATABASE_URL",
+            "",
+            schemes=("sqlite", "postgres"),
+            environ={"DATABASE_URL": "mysql://x"},
+        )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +60,9 @@ def test_urls_must_use_an_allowed_scheme() -> None:
         ({"BATTLE_TOKEN_MAX_AGE_S": "5"}, "below the minimum 10"),
     ],
 )
-def test_the_settings_module_refuses_bad_configuration(variables: dict[str, str], message: str) -> None:
+def test_the_settings_module_refuses_bad_configuration(
+    variables: dict[str, str], message: str
+) -> None:
     env = {key: value for key, value in os.environ.items() if key != "SECRET_KEY"}
     env.update({"DJANGO_SETTINGS_MODULE": "arena.settings", **variables})
     result = subprocess.run(

@@ -42,7 +42,10 @@ def test_it_serves_a_byte_range(client: Client, _media_root: Path) -> None:
 def test_it_serves_an_open_ended_and_a_suffix_range(client: Client, _media_root: Path) -> None:
     data = _file(_media_root)
 
-    assert _body(client.get("/media/assets/clip.webm", HTTP_RANGE=f"bytes={len(data) - 10}-")) == data[-10:]
+    assert (
+        _body(client.get("/media/assets/clip.webm", HTTP_RANGE=f"bytes={len(data) - 10}-"))
+        == data[-10:]
+    )
     assert _body(client.get("/media/assets/clip.webm", HTTP_RANGE="bytes=-5")) == data[-5:]
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
-from workers.media import validate
 
 from arena.models import Asset, AssetStatus
 from arena.services import asset_request
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
+from workers.media import validate
 from workers.tasks import generate_asset_enqueue
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -115,7 +115,9 @@ def test_a_real_worker_generates_image_video_and_3d_assets(
     ]
     asset_ids = []
     for task, formats in specs:
-        model = GenerativeModelFactory.create(task=task, output_formats=formats, queue=worker["queue"])
+        model = GenerativeModelFactory.create(
+            task=task, output_formats=formats, queue=worker["queue"]
+        )
         asset, _ = asset_request(model=model, prompt=prompt)
         asset_ids.append(asset.pk)
         generate_asset_enqueue(asset_id=asset.pk, queue=model.queue)
