@@ -79,6 +79,13 @@ class GenerativeModel(models.Model):
     queue = models.CharField(
         max_length=80, default="gen.cpu", help_text="Celery queue its jobs go to."
     )
+    max_in_flight = models.PositiveIntegerField(
+        default=8,
+        help_text="At most this many of its outputs pending or running at once (0: no limit).",
+    )
+    daily_budget = models.PositiveIntegerField(
+        default=0, help_text="At most this many generations started per day (0: no limit)."
+    )
     is_active = models.BooleanField(default=True)
     added_at = models.DateTimeField(auto_now_add=True)
 
@@ -167,6 +174,13 @@ class Arena(models.Model):
     default_mode = models.CharField(
         max_length=12, choices=VoteMode.choices, default=VoteMode.PAIRWISE
     )
+    outputs_per_prompt = models.PositiveSmallIntegerField(
+        default=1, help_text="Ready outputs (seeds) the cache keeps per model and prompt."
+    )
+    allow_user_prompts = models.BooleanField(
+        default=False,
+        help_text="Voters may type their own prompt; the K models then generate live.",
+    )
     is_active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0, help_text="Order on the home page.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -241,6 +255,15 @@ class Asset(models.Model):
     )
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its job was last sent."
+    )
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last claimed it."
+    )
+    worker = models.CharField(
+        max_length=200, blank=True, help_text="The worker that last claimed it."
+    )
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the stored file.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

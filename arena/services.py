@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -382,12 +384,82 @@ def asset_request(*, model: GenerativeModel, prompt: Prompt, seed: int = 0) -> t
     )
 
 
-def asset_claim(*, asset_id: int) -> bool:
+def asset_claim(*, asset_id: int, worker: str = "") -> bool:
     """Move a pending asset to running; true only for the one caller that won the claim."""
+    now = timezone.now()
     updated = Asset.objects.filter(pk=asset_id, status=AssetStatus.PENDING).update(
-        status=AssetStatus.RUNNING, attempts=F("attempts") + 1, updated_at=timezone.now()
+        status=AssetStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        worker=worker[:200],
+        updated_at=now,
     )
     return updated == 1
+
+
+def asset_release(*, asset_id: int, error: str) -> bool:
+    """Give a running asset back (running -> pending) after a transient failure, for a retry."""
+    updated = Asset.objects.filter(pk=asset_id, status=AssetStatus.RUNNING).update(
+        status=AssetStatus.PENDING, error=error[:4000], updated_at=timezone.now()
+    )
+    return updated == 1
+
+
+def assets_mark_enqueued(*, asset_ids: Sequence[int]) -> None:
+    Asset.objects.filter(pk__in=list(asset_ids)).update(enqueued_at=timezone.now())
+
+
+def assets_retry_failed(*, asset_ids: Sequence[int]) -> list[int]:
+    """Failed -> pending (error kept until the next attempt); returns the ids that changed."""
+    ids = list(
+        Asset.objects.filter(pk__in=list(asset_ids), status=AssetStatus.FAILED).values_list(
+            "pk", flat=True
+        )
+    )
+    Asset.objects.filter(pk__in=ids, status=AssetStatus.FAILED).update(
+        status=AssetStatus.PENDING, enqueued_at=None, updated_at=timezone.now()
+    )
+    return ids
+
+
+def asset_regenerate(*, asset: Asset) -> Asset:
+    """Throw the output away and queue a fresh one under a new random name.
+
+    Past battles keep pointing at this row (model, prompt), which is what ratings use.
+    """
+    if asset.status == AssetStatus.RUNNING:
+        raise ArenaError("This output is being generated right now; try again when it finishes.")
+    old_file = asset.file.name
+    asset.public_id = secrets.token_hex(16)
+    asset.file = None
+    asset.status = AssetStatus.PENDING
+    asset.error, asset.checksum, asset.size_bytes = "", "", 0
+    asset.enqueued_at = None
+    asset.save()
+    if old_file:
+        asset.file.storage.delete(old_file)
+    return asset
+
+
+def assets_reap_stale(*, older_than_s: int) -> list[int]:
+    """Running rows whose worker vanished (killed, machine lost) go back to pending.
+
+    A row is stale when it was claimed longer ago than any job may run (``older_than_s`` must
+    exceed the hard time limit), so a live job is never taken away from its worker.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    ids = list(
+        Asset.objects.filter(status=AssetStatus.RUNNING, started_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    Asset.objects.filter(pk__in=ids, status=AssetStatus.RUNNING, started_at__lt=cutoff).update(
+        status=AssetStatus.PENDING,
+        enqueued_at=None,
+        error="returned to the queue: its worker stopped responding",
+        updated_at=timezone.now(),
+    )
+    return ids
 
 
 def asset_store(

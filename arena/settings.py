@@ -137,6 +137,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "light"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ROUTES = {
+    "workers.top_up_cache": {"queue": "light"},
+    "workers.reap_stale_generations": {"queue": "light"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "top-up-asset-cache": {"task": "workers.top_up_cache", "schedule": 60.0},
+    "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 120.0},
+}
+# A running generation older than this lost its worker (must exceed every backend's hard limit).
+GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 900, minimum=60)
+# A pending job sent longer ago than this was lost in transit and is sent again by the top-up.
+GENERATION_RESEND_AFTER_S = env_int("GENERATION_RESEND_AFTER_S", 1800, minimum=60)
 
 # --- auth, i18n, static, media ----------------------------------------------------------------
 PASSWORD_HASHERS = [
@@ -157,7 +169,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -40,6 +40,10 @@ class GenerationRequest:
 
 class Backend(Protocol):
     name: str
+    # Celery time limits for one job of this backend (seconds): the soft limit raises inside the
+    # job (it is retried as transient), the hard one kills the worker child.
+    soft_time_limit_s: int
+    time_limit_s: int
 
     def check_config(self, config: dict[str, Any], formats: list[str]) -> None: ...
 
@@ -47,9 +51,15 @@ class Backend(Protocol):
 
 
 class BuiltinBackend:
-    """Procedural, offline, deterministic generators (CPU). Config: ``{"quality": 1-4, "style": int}``."""
+    """Procedural, offline, deterministic generators (CPU).
+
+    Config: ``{"quality": 1-4, "style": int, "delay_s": float}``; ``delay_s`` simulates a slow
+    GPU model (demos of live generation, tests of killed workers).
+    """
 
     name = "builtin"
+    soft_time_limit_s = 120
+    time_limit_s = 180
 
     def check_config(self, config: dict[str, Any], formats: list[str]) -> None:
         quality = config.get("quality", 3)
@@ -62,7 +72,12 @@ class BuiltinBackend:
             raise BackendConfigError(
                 f"builtin: 'style' must be a non-negative integer, got {style!r}"
             )
-        unknown = sorted(set(config) - {"quality", "style"})
+        delay = config.get("delay_s", 0)
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 60:
+            raise BackendConfigError(
+                f"builtin: 'delay_s' must be a number of seconds from 0 to 60, got {delay!r}"
+            )
+        unknown = sorted(set(config) - {"quality", "style", "delay_s"})
         if unknown:
             raise BackendConfigError(f"builtin: unknown option(s) {', '.join(unknown)}")
         bad = [fmt for fmt in formats if fmt not in FORMATS]
@@ -72,6 +87,9 @@ class BuiltinBackend:
             )
 
     def generate(self, request: GenerationRequest) -> GeneratedFile:
+        delay = float(request.config.get("delay_s", 0) or 0)
+        if delay > 0:
+            time.sleep(delay)
         return generate(
             fmt=request.fmt,
             prompt=request.prompt,

@@ -6,8 +6,14 @@ import logging
 import time
 
 from arena.models import Asset
-from arena.services import asset_claim, asset_fail, asset_store
-from workers.backends import BackendConfigError, GenerationRequest, backend_get
+from arena.services import asset_claim, asset_fail, asset_release, asset_store
+from workers.backends import (
+    BackendConfigError,
+    BackendError,
+    GenerationRequest,
+    TransientBackendError,
+    backend_get,
+)
 from workers.generators import GeneratedFile
 from workers.media import InvalidMedia, strip_metadata, validate
 
@@ -44,12 +50,14 @@ def asset_store_generated(*, asset: Asset, output: GeneratedFile, generation_ms:
     )
 
 
-def asset_generate(*, asset_id: int) -> str:
+def asset_generate(*, asset_id: int, worker: str = "", final_attempt: bool = True) -> str:
     """Run one generation job; idempotent: a second delivery of the same job does nothing.
 
     Returns ``"ready"``, ``"failed"`` or ``"skipped"`` (another worker holds or finished it).
+    A ``TransientBackendError`` gives the row back (pending) and propagates so that the task can
+    retry it, unless this was the ``final_attempt``: then the asset ends as failed.
     """
-    if not asset_claim(asset_id=asset_id):
+    if not asset_claim(asset_id=asset_id, worker=worker):
         return "skipped"
     asset = Asset.objects.select_related("model", "prompt").get(pk=asset_id)
     started = time.perf_counter()
@@ -59,7 +67,16 @@ def asset_generate(*, asset_id: int) -> str:
         asset_store_generated(
             asset=asset, output=output, generation_ms=int((time.perf_counter() - started) * 1000)
         )
-    except (BackendConfigError, InvalidMedia, ValueError, OSError) as exc:
+    except TransientBackendError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if final_attempt:
+            log.warning("generation of asset %s failed after retries: %s", asset_id, exc)
+            asset_fail(asset_id=asset_id, error=f"gave up after retries; last error: {message}")
+            return "failed"
+        log.info("generation of asset %s hit a transient error, will retry: %s", asset_id, exc)
+        asset_release(asset_id=asset_id, error=message)
+        raise
+    except (BackendConfigError, BackendError, InvalidMedia, ValueError, OSError) as exc:
         log.warning("generation of asset %s failed: %s", asset_id, exc)
         asset_fail(asset_id=asset_id, error=f"{type(exc).__name__}: {exc}")
         return "failed"

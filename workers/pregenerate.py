@@ -17,7 +17,7 @@ from workers.backends import run_builtin
 from workers.generation import asset_store_generated, generation_request_for
 from workers.generators import GeneratedFile
 from workers.media import InvalidMedia
-from workers.tasks import generate_asset_enqueue
+from workers.tasks import assets_enqueue
 
 
 @dataclass
@@ -79,14 +79,10 @@ def pregenerate_run(
 ) -> PregenerateSummary:
     summary = PregenerateSummary(skipped=plan.skipped)
     tick = progress or (lambda n: None)
-    local: list[Asset] = []
-    for asset in plan.todo:
-        if via_queue or asset.model.backend != "builtin":
-            generate_asset_enqueue(asset_id=asset.pk, queue=asset.model.queue)
-            summary.queued += 1
-            tick(1)
-        else:
-            local.append(asset)
+    local = [a for a in plan.todo if not via_queue and a.model.backend == "builtin"]
+    remote = [a for a in plan.todo if via_queue or a.model.backend != "builtin"]
+    summary.queued = assets_enqueue(remote)
+    tick(len(remote))
     if not local:
         return summary
     # "spawn": children import only the pure generator modules, never Django or its DB connection.

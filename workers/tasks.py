@@ -1,28 +1,89 @@
-"""Celery tasks: thin and idempotent. Each takes ids, calls one service, returns."""
+"""Celery tasks: thin and idempotent. Each takes ids, calls one service, returns.
+
+Generation jobs go to the queue named on their model (``gen.*``); light tasks (cache top-up,
+reaper, later leaderboards and fraud) go to ``light`` so a slow GPU queue never starves them.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
+from collections.abc import Iterable
+from typing import Any
 
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+
+from arena.models import Asset
+from arena.services import assets_mark_enqueued, assets_reap_stale
+from workers.backends import TransientBackendError, backend_get
 from workers.generation import asset_generate
 
-# Generation is CPU/GPU bound; a job that runs far past a normal generation is stuck.
-GENERATE_SOFT_LIMIT_S = 120
-GENERATE_HARD_LIMIT_S = 180
+LIGHT_QUEUE = "light"
+# Retries only for transient errors (timeouts, rate limits, 5xx): 10 s, 20 s, 40 s, 80 s (+jitter).
+GENERATE_MAX_RETRIES = 4
+GENERATE_RETRY_BACKOFF_S = 10
 
 
 @shared_task(
+    bind=True,
     name="workers.generate_asset",
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=GENERATE_SOFT_LIMIT_S,
-    time_limit=GENERATE_HARD_LIMIT_S,
+    autoretry_for=(TransientBackendError,),
+    retry_backoff=GENERATE_RETRY_BACKOFF_S,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=GENERATE_MAX_RETRIES,
     ignore_result=True,
 )
-def generate_asset(asset_id: int) -> str:
-    return asset_generate(asset_id=asset_id)
+def generate_asset(self: Task, asset_id: int) -> str:
+    final = self.request.retries >= GENERATE_MAX_RETRIES
+    try:
+        return asset_generate(
+            asset_id=asset_id, worker=self.request.hostname or "", final_attempt=final
+        )
+    except SoftTimeLimitExceeded:
+        # The job overran its backend's soft limit: a retry may be luckier (cold start, load).
+        raise TransientBackendError("the generation took longer than its time limit") from None
 
 
-def generate_asset_enqueue(*, asset_id: int, queue: str) -> None:
-    """Send the job to the model's own queue (a GPU pool subscribes to its queues only)."""
-    generate_asset.apply_async(args=[asset_id], queue=queue)
+def generate_asset_enqueue(*, asset_id: int, queue: str, backend: str = "builtin") -> None:
+    """Send one job to the model's queue, with its backend's time limits."""
+    limits = backend_get(backend)
+    generate_asset.apply_async(
+        args=[asset_id],
+        queue=queue,
+        soft_time_limit=limits.soft_time_limit_s,
+        time_limit=limits.time_limit_s,
+    )
+
+
+def assets_enqueue(assets: Iterable[Asset]) -> int:
+    """Stamp and send generation jobs once the surrounding transaction commits."""
+    rows = [(a.pk, a.model.queue, a.model.backend) for a in assets]
+    if not rows:
+        return 0
+    assets_mark_enqueued(asset_ids=[pk for pk, _, _ in rows])
+
+    def send() -> None:
+        for pk, queue, backend in rows:
+            generate_asset_enqueue(asset_id=pk, queue=queue, backend=backend)
+
+    transaction.on_commit(send)
+    return len(rows)
+
+
+@shared_task(name="workers.reap_stale_generations", ignore_result=True)
+def reap_stale_generations(older_than_s: int | None = None) -> dict[str, Any]:
+    """Running rows whose worker died go back to pending and are sent again."""
+    ids = assets_reap_stale(older_than_s=older_than_s or settings.GENERATION_STALE_AFTER_S)
+    queued = assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+    return {"reaped": len(ids), "queued": queued}
+
+
+@shared_task(name="workers.top_up_cache", ignore_result=True)
+def top_up_cache() -> dict[str, int]:
+    from workers.cache import cache_top_up
+
+    return cache_top_up().as_dict()
