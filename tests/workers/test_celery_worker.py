@@ -7,6 +7,7 @@ subprocess against the same test database, on a queue of its own so no other mes
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,11 +20,12 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from arena.models import Asset, AssetStatus
+from arena.models import Asset, AssetStatus, GenerativeModel
 from arena.services import asset_request
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
+from workers.cache import cache_top_up
 from workers.media import validate
-from workers.tasks import generate_asset_enqueue
+from workers.tasks import generate_asset_enqueue, reap_stale_generations
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -38,6 +40,32 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def _start_worker(queue: str, media: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "MEDIA_ROOT": str(media),
+        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+    }
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", queue, "-c", "1",
+             "--without-gossip", "--without-mingle", "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h",
+             "--loglevel", "INFO"],
+            cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a test can kill the whole worker
+        )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @pytest.fixture(scope="module")
 def worker(
     django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
@@ -46,46 +74,11 @@ def worker(
     media = tmp_path_factory.mktemp("worker-media")
     log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
     with django_db_blocker.unblock():
-        database_url = _database_url()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MEDIA_ROOT": str(media),
-        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "arena",
-                "worker",
-                "-Q",
-                queue,
-                "-c",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"{queue}@%h",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=django_settings.BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = _start_worker(queue, media, log_path)
     try:
         yield {"queue": queue, "media": media, "process": process, "log": log_path}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
 
 
 def _wait_until_settled(asset_ids: list[int], worker: dict[str, Any]) -> list[Asset]:
@@ -152,3 +145,62 @@ def test_the_same_job_delivered_twice_generates_once(worker: dict[str, Any], set
     assert settled.status == AssetStatus.READY
     assert settled.attempts == 1
     assert len(list((worker["media"] / "assets").glob(f"{settled.public_id}*"))) == 1
+
+
+def _wait_for_status(asset_id: int, status: str, timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if Asset.objects.filter(pk=asset_id, status=status).exists():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"asset {asset_id} never became {status}:\n{log.read_text()[-3000:]}")
+
+
+def test_a_worker_killed_mid_generation_does_not_strand_its_asset(
+    settings: Any, tmp_path: Path
+) -> None:
+    queue = f"gen.test-kill-{uuid.uuid4().hex[:6]}"
+    media, log = tmp_path / "media", tmp_path / "worker.log"
+    settings.MEDIA_ROOT = media
+    model = GenerativeModelFactory.create(
+        queue=queue, backend_config={"quality": 2, "style": 0, "delay_s": 30}
+    )
+    asset, _ = asset_request(model=model, prompt=PromptFactory.create())
+    doomed = _start_worker(queue, media, log)
+    try:
+        generate_asset_enqueue(asset_id=asset.pk, queue=queue)
+        _wait_for_status(asset.pk, AssetStatus.RUNNING, 60, log)
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its pool child, mid-generation
+        doomed.wait()
+    time.sleep(1.1)
+    assert Asset.objects.get(pk=asset.pk).status == AssetStatus.RUNNING
+
+    GenerativeModel.objects.filter(pk=model.pk).update(backend_config={"quality": 2, "style": 0})
+    assert reap_stale_generations(older_than_s=1) == {"reaped": 1, "queued": 1}
+    rescuer = _start_worker(queue, media, log)
+    try:
+        _wait_for_status(asset.pk, AssetStatus.READY, WORKER_WAIT_S, log)
+    finally:
+        _stop(rescuer)
+
+    recovered = Asset.objects.get(pk=asset.pk)
+    assert recovered.attempts == 2
+    assert validate(Path(recovered.file.path).read_bytes(), "png").media_type == "image"
+
+
+def test_the_top_up_task_fills_the_cache_through_the_worker(
+    worker: dict[str, Any], settings: Any
+) -> None:
+    settings.MEDIA_ROOT = worker["media"]
+    arena = ArenaFactory.create()
+    models = GenerativeModelFactory.create_batch(2, queue=worker["queue"])
+    arena.generative_models.add(*models)
+    PromptFactory.create_batch(3, prompt_set=arena.prompt_set)
+
+    first = cache_top_up(arenas=[arena])
+    assets = _wait_until_settled(list(Asset.objects.values_list("pk", flat=True)), worker)
+
+    assert (first.created, first.queued) == (6, 6)
+    assert [a.status for a in assets] == [AssetStatus.READY] * 6
+    assert cache_top_up(arenas=[arena]).queued == 0
