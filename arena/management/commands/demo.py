@@ -36,32 +36,27 @@ class Command(BaseCommand):
         self._ensure_admin()
         worker = None
         if not options["no_worker"]:
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "arena",
-                    "worker",
-                    "-Q",
-                    "light,gen.cpu",
-                    "-c",
-                    "1",
-                    "--loglevel",
-                    "WARNING",
-                    "-n",
-                    "demo@%h",
-                ],
-                cwd=settings.BASE_DIR,
+            log_path = settings.VAR_DIR / "worker.log"
+            with log_path.open("ab") as log:
+                # -B: the worker also runs beat (cache top-up, reaper), so the demo needs one process.
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "arena", "worker", "-B",
+                     "-Q", "light,gen.cpu", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
+                     "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
+                    cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            self.stdout.write(
+                f"Celery worker + beat started (pid {worker.pid}; queues light, gen.cpu; log {log_path})."
             )
-            self.stdout.write(f"Celery worker started (pid {worker.pid}, queues light + gen.cpu).")
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n  Arena is running at {url}\n  Admin: {url}admin/\n  Stop with Ctrl-C.\n"
             )
         )
+        self.stdout.flush()
+        # SIGTERM (e.g. from a process manager) unwinds like Ctrl-C, so the worker is stopped too.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         try:
             call_command(
                 "runserver",
