@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from arena.errors import ArenaError
 from arena.models import (
     Arena,
     Asset,
+    AssetStatus,
     Battle,
     BattleSlot,
     GenerativeModel,
@@ -16,14 +20,52 @@ from arena.models import (
     Vote,
     Voter,
 )
+from arena.services import asset_regenerate, assets_retry_failed
+from workers.backends import BackendConfigError, backend_get, backend_names
+from workers.tasks import assets_enqueue
+
+
+class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
+    """Checks the backend and its config when the model is saved, not when a job fails."""
+
+    class Meta:
+        model = GenerativeModel
+        fields = (
+            "name", "slug", "organisation", "link", "license", "description", "task", "output_formats",
+            "backend", "backend_config", "queue", "max_in_flight", "daily_budget", "is_active",
+        )  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        backend, config = data.get("backend"), data.get("backend_config")
+        formats = data.get("output_formats") or []
+        if backend:
+            try:
+                backend_get(backend).check_config(config or {}, list(formats))
+            except BackendConfigError as exc:
+                field = "backend_config" if backend in backend_names() else "backend"
+                self.add_error(field, str(exc))
+        return data
 
 
 @admin.register(GenerativeModel)
 class GenerativeModelAdmin(admin.ModelAdmin[GenerativeModel]):
+    form = GenerativeModelForm
     list_display = ("name", "organisation", "task", "backend", "queue", "is_active", "added_at")
     list_filter = ("task", "backend", "queue", "is_active")
     search_fields = ("name", "organisation")
     prepopulated_fields = {"slug": ("name",)}
+    actions = ("disable_models", "enable_models")
+
+    @admin.action(description="Disable the selected models (no new battles or generations)")
+    def disable_models(self, request: HttpRequest, queryset: QuerySet[GenerativeModel]) -> None:
+        count = queryset.update(is_active=False)
+        self.message_user(request, f"{count} model(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Enable the selected models")
+    def enable_models(self, request: HttpRequest, queryset: QuerySet[GenerativeModel]) -> None:
+        count = queryset.update(is_active=True)
+        self.message_user(request, f"{count} model(s) enabled.", messages.SUCCESS)
 
 
 @admin.register(PromptSet)
@@ -48,18 +90,41 @@ class ArenaAdmin(admin.ModelAdmin[Arena]):
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin[Asset]):
     list_display = (
-        "public_id",
-        "model",
-        "prompt",
-        "seed",
-        "fmt",
-        "status",
-        "size_bytes",
-        "generation_ms",
-    )
+        "public_id", "model", "prompt", "seed", "fmt", "status", "attempts", "size_bytes", "generation_ms",
+    )  # fmt: skip
     list_filter = ("status", "media_type", "model")
-    search_fields = ("public_id", "checksum")
-    readonly_fields = ("public_id", "checksum", "created_at", "updated_at")
+    search_fields = ("public_id", "checksum", "error")
+    readonly_fields = (
+        "public_id",
+        "checksum",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "enqueued_at",
+        "worker",
+    )
+    actions = ("retry_failed", "regenerate")
+
+    @admin.action(description="Retry the selected failed generations")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        ids = assets_retry_failed(asset_ids=list(queryset.values_list("pk", flat=True)))
+        queued = assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+        self.message_user(request, f"{queued} generation(s) sent again.", messages.SUCCESS)
+
+    @admin.action(description="Regenerate the selected outputs (new file, new random name)")
+    def regenerate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        done, busy = [], 0
+        for asset in queryset.select_related("model").exclude(status=AssetStatus.RUNNING):
+            try:
+                done.append(asset_regenerate(asset=asset))
+            except ArenaError:
+                busy += 1
+        busy += queryset.filter(status=AssetStatus.RUNNING).count()
+        queued = assets_enqueue(done)
+        note = f" ({busy} running now were left alone)" if busy else ""
+        self.message_user(
+            request, f"{queued} output(s) queued for regeneration{note}.", messages.SUCCESS
+        )
 
 
 class BattleSlotInline(admin.TabularInline[BattleSlot, Battle]):

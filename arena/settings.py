@@ -63,7 +63,8 @@ WSGI_APPLICATION = "arena.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Listed first so that frontend/templates/admin/ can extend the admin's own templates.
+        "DIRS": [BASE_DIR / "frontend" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -100,6 +101,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that a worker subprocess in the integration tests sees the test DB.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-arena.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default, opted into now
 
 # --- cache ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
