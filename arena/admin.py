@@ -28,6 +28,8 @@ from workers.tasks import assets_enqueue
 class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
     """Checks the backend and its config when the model is saved, not when a job fails."""
 
+    link = forms.URLField(required=False, assume_scheme="https")
+
     class Meta:
         model = GenerativeModel
         fields = (
