@@ -155,6 +155,7 @@ class DemoArena:
     k_values: tuple[int, ...] = (4,)
     vote_modes: tuple[str, ...] = (VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K)
     default_mode: str = VoteMode.PAIRWISE
+    allow_user_prompts: bool = True
 
 
 _NAMES = ["Aurora", "Brushfire", "Cinder", "Dapple", "Etch", "Fresco", "Gouache", "Halftone"]
@@ -206,6 +207,7 @@ def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
                     "vote_modes": [str(m) for m in spec.vote_modes],
                     "default_mode": str(spec.default_mode),
                     "position": position,
+                    "allow_user_prompts": spec.allow_user_prompts,
                 },
             )
             created["arenas"] += was_created

@@ -57,3 +57,14 @@ class NotEnoughAssets(ArenaError):
 
 class InvalidImport(ArenaError):
     code = "invalid_import"
+
+
+class InvalidPrompt(ArenaError):
+    """A voter's own prompt was refused (moderation, length, bad image)."""
+
+    code = "invalid_prompt"
+
+
+class StillGenerating(ArenaError):
+    status = 409
+    code = "still_generating"

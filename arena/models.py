@@ -311,6 +311,7 @@ class Voter(models.Model):
 
 
 class BattleState(models.TextChoices):
+    GENERATING = "generating", "Generating (a voter's own prompt)"
     SERVED = "served", "Served"
     VOTED = "voted", "Voted"
 
@@ -325,7 +326,7 @@ class Battle(models.Model):
     # Random per battle; the signed token carries it and a vote must present it. Single use
     # because the Vote row is one-to-one with the battle.
     nonce = models.CharField(max_length=32, default=_random_hex, editable=False)
-    state = models.CharField(max_length=8, choices=BattleState.choices, default=BattleState.SERVED)
+    state = models.CharField(max_length=12, choices=BattleState.choices, default=BattleState.SERVED)
     created_at = models.DateTimeField(auto_now_add=True)
     served_at = models.DateTimeField()
     voted_at = models.DateTimeField(null=True, blank=True)

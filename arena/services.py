@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import random
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,11 +24,13 @@ from arena import selectors
 from arena.errors import (
     AlreadyVoted,
     ArenaError,
+    InvalidPrompt,
     InvalidToken,
     InvalidVote,
     NotEnoughAssets,
     NotFound,
     NotYourBattle,
+    StillGenerating,
 )
 from arena.models import (
     MEDIA_TYPE_BY_FORMAT,
@@ -38,7 +42,9 @@ from arena.models import (
     BattleSlot,
     BattleState,
     GenerativeModel,
+    ModerationState,
     Prompt,
+    PromptSet,
     Vote,
     VoteMode,
     VoteOutcome,
@@ -328,6 +334,8 @@ def _vote_record(
             )
         if battle.state == BattleState.VOTED:
             raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
+        if battle.state == BattleState.GENERATING:
+            raise StillGenerating("The outputs are still being generated; vote once all are shown.")
         slots = list(battle.slots.order_by("position").values_list("position", "model_id"))
         labels = [SLOT_LABELS[position] for position, _ in slots]
         parsed = vote_parse(
@@ -490,3 +498,135 @@ def asset_fail(*, asset_id: int, error: str) -> None:
     Asset.objects.filter(pk=asset_id).update(
         status=AssetStatus.FAILED, error=error[:4000], updated_at=timezone.now()
     )
+
+
+# --- voters' own prompts -------------------------------------------------------------------
+
+USER_PROMPT_MAX_CHARS = 500
+USER_PROMPT_SET = "user-prompts"
+_WORD = re.compile(r"[\w']+")
+
+
+def prompt_moderate(*, text: str) -> str:
+    """The cleaned prompt, or ``InvalidPrompt`` saying why it cannot be used.
+
+    The blocklist (``PROMPT_BLOCKLIST``) matches whole words and phrases, case-insensitively.
+    """
+    cleaned = " ".join(str(text or "").split())
+    if len(cleaned) < 3:
+        raise InvalidPrompt("Type a prompt of at least 3 characters.")
+    if len(cleaned) > USER_PROMPT_MAX_CHARS:
+        raise InvalidPrompt(f"Keep the prompt under {USER_PROMPT_MAX_CHARS} characters.")
+    words = " ".join(_WORD.findall(cleaned.lower()))
+    for entry in settings.PROMPT_BLOCKLIST:
+        phrase = " ".join(_WORD.findall(entry.lower()))
+        if phrase and re.search(rf"(^| ){re.escape(phrase)}( |$)", words):
+            raise InvalidPrompt(
+                "This prompt is not allowed here (it matches the arena's content rules). "
+                "Please try a different one."
+            )
+    return cleaned
+
+
+CONDITIONING_MAX_SIDE = 1024
+CONDITIONING_MAX_BYTES = 10 * 1024 * 1024
+
+
+def conditioning_image_normalise(*, data: bytes) -> bytes:
+    """An uploaded input image as a metadata-free RGB PNG of at most 1024 px a side."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > CONDITIONING_MAX_BYTES:
+        raise InvalidPrompt("The image is larger than 10 MB.")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format not in ("PNG", "JPEG", "WEBP"):
+                raise InvalidPrompt("Attach a PNG, JPEG or WebP image.")
+            image = opened.convert("RGB")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise InvalidPrompt("The attached file is not a readable image.") from None
+    image.thumbnail((CONDITIONING_MAX_SIDE, CONDITIONING_MAX_SIDE))
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def battle_create_from_prompt(
+    *,
+    arena: Arena,
+    voter: Voter,
+    text: str,
+    image: bytes | None = None,
+    mode: str | None = None,
+    k: int | None = None,
+    rng: random.Random | None = None,
+) -> tuple[Battle, list[Asset]]:
+    """A battle on a voter's own prompt: K models generate it live (the caller sends the jobs).
+
+    The prompt is stored as pending moderation, so it never enters other voters' battles or the
+    shared cache until an admin approves it. Returns the battle (state ``generating``) and its
+    pending assets.
+    """
+    if not arena.allow_user_prompts:
+        raise InvalidPrompt("This arena does not take your own prompts.")
+    cleaned = prompt_moderate(text=text)
+    needs_image = arena.task == "image-to-3d"
+    if needs_image and not image:
+        raise InvalidPrompt("This arena turns an image into 3D: attach a PNG, JPEG or WebP image.")
+    rng = rng or random.Random()
+    mode = mode or arena.default_mode
+    if mode not in arena.vote_modes:
+        raise InvalidVote(f"Mode {mode!r} is not offered in this arena.")
+    size = arena.k_for_mode(mode, k)
+    models = list(arena.generative_models.filter(is_active=True).order_by("pk"))
+    if len(models) < size:
+        raise NotEnoughAssets(
+            f"This arena has only {len(models)} active models; a battle needs {size}."
+        )
+    chosen = rng.sample(models, size)
+    with transaction.atomic():
+        prompt_set, _ = PromptSet.objects.get_or_create(
+            slug=f"{USER_PROMPT_SET}-{arena.slug}"[:80],
+            defaults={"name": f"Voters' prompts: {arena.name}"},
+        )
+        prompt, _ = Prompt.objects.get_or_create(
+            prompt_set=prompt_set,
+            text=cleaned,
+            defaults={"category": "user", "moderation_state": ModerationState.PENDING},
+        )
+        if needs_image and image is not None and not prompt.conditioning_image:
+            png = conditioning_image_normalise(data=image)
+            prompt.conditioning_image.save(
+                f"cond-{secrets.token_hex(8)}.png", ContentFile(png), save=True
+            )
+        assets = [asset_request(model=model, prompt=prompt)[0] for model in chosen]
+        battle = Battle.objects.create(
+            arena=arena,
+            prompt=prompt,
+            mode=mode,
+            k=size,
+            voter=voter,
+            served_at=timezone.now(),
+            state=BattleState.GENERATING,
+        )
+        BattleSlot.objects.bulk_create(
+            BattleSlot(battle=battle, position=i, model_id=a.model_id, asset=a)
+            for i, a in enumerate(assets)
+        )
+        Voter.objects.filter(pk=voter.pk).update(battles_served=F("battles_served") + 1)
+    return battle, [a for a in assets if a.status == AssetStatus.PENDING]
+
+
+def battle_mark_ready(*, battle: Battle) -> bool:
+    """Generating -> served once every slot's output is ready; the vote clock starts now."""
+    if battle.state != BattleState.GENERATING:
+        return battle.state == BattleState.SERVED
+    statuses = set(battle.slots.values_list("asset__status", flat=True))
+    if statuses != {AssetStatus.READY}:
+        return False
+    now = timezone.now()
+    Battle.objects.filter(pk=battle.pk, state=BattleState.GENERATING).update(
+        state=BattleState.SERVED, served_at=now
+    )
+    battle.state, battle.served_at = BattleState.SERVED, now
+    return True

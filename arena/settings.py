@@ -197,6 +197,11 @@ VOTER_HASH_KEY = env_str(
     "VOTER_HASH_KEY", hashlib.sha256(f"voter-hash:{SECRET_KEY}".encode()).hexdigest()
 )
 ARENA_TRUST_X_FORWARDED_FOR = env_bool("ARENA_TRUST_X_FORWARDED_FOR", False)
+# Words and phrases refused in voters' own prompts (comma-separated; whole words, any case).
+PROMPT_BLOCKLIST = env_list(
+    "PROMPT_BLOCKLIST",
+    ["nude", "naked", "nsfw", "porn", "gore", "beheading", "swastika", "child abuse"],
+)
 # A battle token older than this cannot be voted with (seconds).
 BATTLE_TOKEN_MAX_AGE_S = env_int("BATTLE_TOKEN_MAX_AGE_S", 6 * 3600, minimum=10)
 VOTER_COOKIE_NAME = "arena_voter"

@@ -8,5 +8,8 @@ urlpatterns = [
     path("arena/<slug:slug>/", views.arena_page, name="arena"),
     path("arena/<slug:slug>/battle/", views.battle_partial, name="battle"),
     path("arena/<slug:slug>/leaderboard/", views.leaderboard, name="leaderboard"),
+    path("arena/<slug:slug>/prompt/", views.own_prompt, name="own-prompt"),
     path("battle/<uuid:battle_id>/vote/", views.vote, name="vote"),
+    path("battle/<uuid:battle_id>/progress/", views.battle_progress, name="battle-progress"),
+    path("battle/<uuid:battle_id>/retry/", views.battle_retry, name="battle-retry"),
 ]

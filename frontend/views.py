@@ -9,10 +9,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena import selectors, services
-from arena.errors import ArenaError, InvalidVote, NotEnoughAssets
+from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle
 from arena.middleware import client_ip, request_voter
-from arena.models import Arena, VoteMode
+from arena.models import Arena, Asset, Battle, BattleState, VoteMode
 from arena.tokens import battle_token_make
+from workers.tasks import assets_enqueue
 
 MODE_LABELS = {
     VoteMode.PAIRWISE: "Pairwise",
@@ -26,13 +27,12 @@ def _mode_from(request: HttpRequest, arena: Arena) -> str:
     return mode if mode in arena.vote_modes else arena.default_mode
 
 
+def _base_context(arena: Arena, mode: str) -> dict[str, Any]:
+    return {"arena": arena, "mode": mode, "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes]}
+
+
 def _battle_context(request: HttpRequest, arena: Arena) -> dict[str, Any]:
     mode = _mode_from(request, arena)
-    context: dict[str, Any] = {
-        "arena": arena,
-        "mode": mode,
-        "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes],
-    }
     try:
         k = int(request.GET["k"]) if request.GET.get("k") else None
     except ValueError:
@@ -40,17 +40,20 @@ def _battle_context(request: HttpRequest, arena: Arena) -> dict[str, Any]:
     try:
         battle = services.battle_create(arena=arena, voter=request_voter(request), mode=mode, k=k)
     except NotEnoughAssets as exc:
-        context["notice"] = exc.message
-        return context
+        return {**_base_context(arena, mode), "notice": exc.message}
+    return _served_battle_context(battle)
+
+
+def _served_battle_context(battle: Battle) -> dict[str, Any]:
     view = selectors.battle_view(battle=battle)
-    context.update(
-        battle=battle,
-        view=view,
-        token=battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
-        ranks=list(range(1, battle.k + 1)),
-        labels=[slot.label for slot in view.slots],
-    )
-    return context
+    return {
+        **_base_context(battle.arena, battle.mode),
+        "battle": battle,
+        "view": view,
+        "token": battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
+        "ranks": list(range(1, battle.k + 1)),
+        "labels": [slot.label for slot in view.slots],
+    }
 
 
 @require_GET
@@ -146,3 +149,69 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "frontend/error.html", {"message": exc.message}, status=exc.status)
     rows = selectors.arena_win_rates(arena=arena)
     return render(request, "frontend/leaderboard.html", {"arena": arena, "rows": rows})
+
+
+@require_POST
+def own_prompt(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start a battle on the voter's own prompt: the K models generate it live."""
+    try:
+        arena = selectors.arena_get(slug=slug)
+        upload = request.FILES.get("image")
+        battle, pending = services.battle_create_from_prompt(
+            arena=arena,
+            voter=request_voter(request),
+            text=request.POST.get("prompt", ""),
+            image=upload.read() if upload else None,
+            mode=_mode_from(request, arena),
+        )
+    except ArenaError as exc:
+        response = render(
+            request, "frontend/_prompt_error.html", {"message": exc.message}, status=exc.status
+        )
+        response["HX-Reswap"] = "none"
+        return response
+    assets_enqueue(pending)
+    return render(request, "frontend/_generating.html", _generation_context(battle))
+
+
+def _generation_context(battle: Battle) -> dict[str, Any]:
+    slots = selectors.battle_generation_status(battle=battle)
+    return {
+        **_base_context(battle.arena, battle.mode),
+        "battle": battle,
+        "slots": slots,
+        "failed": [s for s in slots if s.status == "failed"],
+        "done": sum(s.status == "ready" for s in slots),
+    }
+
+
+def _own_battle(request: HttpRequest, battle_id: Any) -> Battle:
+    battle = selectors.battle_get(public_id=battle_id)
+    if battle.voter_id != request_voter(request).pk:
+        raise NotYourBattle("This battle was started by someone else.")
+    return battle
+
+
+@require_GET
+def battle_progress(request: HttpRequest, battle_id: Any) -> HttpResponse:
+    """Polled by htmx while a voter's own prompt is generated; answers the battle once ready."""
+    try:
+        battle = _own_battle(request, battle_id)
+    except ArenaError as exc:
+        return render(request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status)
+    if battle.state != BattleState.GENERATING or services.battle_mark_ready(battle=battle):
+        return render(request, "frontend/_battle.html", _served_battle_context(battle))
+    return render(request, "frontend/_generating.html", _generation_context(battle))
+
+
+@require_POST
+def battle_retry(request: HttpRequest, battle_id: Any) -> HttpResponse:
+    """Send the failed generations of a voter's own battle again."""
+    try:
+        battle = _own_battle(request, battle_id)
+    except ArenaError as exc:
+        return render(request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status)
+    failed = list(battle.slots.filter(asset__status="failed").values_list("asset_id", flat=True))
+    ids = services.assets_retry_failed(asset_ids=failed)
+    assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+    return render(request, "frontend/_generating.html", _generation_context(battle))
