@@ -99,7 +99,7 @@ def _start_workers(queue: str, count: int, log: Path) -> list[subprocess.Popen[b
                     env=env,
                     stdout=handle,
                     stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                )
             )
     return procs
 
