@@ -417,3 +417,105 @@ class Vote(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("votes are append-only: they cannot be deleted")
+
+
+# --- leaderboards -----------------------------------------------------------------------------
+
+
+class VoteExclusion(models.Model):
+    """A vote that fraud detection (or an admin) took out of the leaderboards.
+
+    The vote itself stays in the append-only log; leaderboards skip excluded votes.
+    """
+
+    vote = models.OneToOneField(Vote, on_delete=models.PROTECT, related_name="exclusion")
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"exclusion of vote {self.vote_id}: {self.reason}"
+
+
+class ArenaTally(models.Model):
+    """Running totals of an arena's counted votes (kept up to date by ``vote_record``).
+
+    ``digest`` identifies the set of counted votes: the sum, modulo 2**128, of a hash of each
+    counted vote id. Adding or excluding a vote updates it in O(1), so a leaderboard rebuild can
+    stamp the exact vote set it used without reading the vote log.
+    """
+
+    arena = models.OneToOneField(Arena, on_delete=models.CASCADE, related_name="tally")
+    votes = models.PositiveIntegerField(default=0)
+    digest = models.CharField(max_length=32, default="0" * 32)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"tally of {self.arena_id}: {self.votes} votes"
+
+
+class PairTally(models.Model):
+    """Aggregated outcomes of one unordered model pair in one arena (``model_a.pk < model_b.pk``).
+
+    The sufficient statistics of Bradley-Terry and the Bayesian refit: rebuilds read these
+    rows, never the per-vote log, so their cost does not grow with the number of votes.
+    """
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="pair_tallies")
+    model_a = models.ForeignKey(GenerativeModel, on_delete=models.CASCADE, related_name="+")
+    model_b = models.ForeignKey(GenerativeModel, on_delete=models.CASCADE, related_name="+")
+    a_wins = models.FloatField(default=0)
+    b_wins = models.FloatField(default=0)
+    ties = models.FloatField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=["arena", "model_a", "model_b"], name="pair_tally_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_a_id} vs {self.model_b_id} in {self.arena_id}"
+
+
+class ModelRating(models.Model):
+    """Online ratings of a model in an arena, updated as votes arrive (ELO and Bayesian)."""
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="ratings")
+    model = models.ForeignKey(GenerativeModel, on_delete=models.CASCADE, related_name="ratings")
+    votes = models.PositiveIntegerField(default=0)
+    elo = models.FloatField(default=1000.0)
+    mu = models.FloatField(default=25.0)
+    sigma = models.FloatField(default=25.0 / 3.0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["arena", "model"], name="model_rating_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"rating of {self.model_id} in {self.arena_id}"
+
+
+class LeaderboardSnapshot(models.Model):
+    """One rebuilt leaderboard: a pure function of (counted votes, method, params, code version)."""
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="snapshots")
+    method = models.CharField(max_length=20)
+    params = models.JSONField(default=dict)
+    code_version = models.CharField(max_length=40)
+    vote_set_hash = models.CharField(max_length=32)
+    votes = models.PositiveIntegerField()
+    standings = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=["arena", "method", "code_version", "vote_set_hash"], name="snapshot_unique"
+            )
+        ]
+        indexes: ClassVar[list[Any]] = [models.Index(fields=["arena", "method", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.method} leaderboard of {self.arena_id} at {self.vote_set_hash[:8]}"

@@ -32,6 +32,7 @@ from arena.errors import (
     NotYourBattle,
     StillGenerating,
 )
+from arena.leaderboards import tally_vote
 from arena.models import (
     MEDIA_TYPE_BY_FORMAT,
     SLOT_LABELS,
@@ -369,6 +370,7 @@ def _vote_record(
             raise AlreadyVoted(
                 "This battle already has a vote; each battle takes exactly one."
             ) from None
+        tally_vote(vote=vote)
         Voter.objects.filter(pk=voter.pk).update(
             votes_cast=F("votes_cast") + 1,
             fast_votes=F("fast_votes") + (1 if elapsed_ms < FAST_VOTE_MS else 0),

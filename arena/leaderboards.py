@@ -1,0 +1,256 @@
+"""Leaderboards from the vote log: incremental tallies, online ratings and rebuilt snapshots.
+
+As votes arrive (inside ``vote_record``'s transaction) ``tally_vote`` updates, per arena:
+the vote-set digest, the aggregated pair counts (``PairTally``) and the online ELO and Bayesian
+ratings (``ModelRating``). All of it happens under a row lock on the arena's ``ArenaTally``, so
+concurrent votes in one arena are applied one after another and no update is lost.
+
+``leaderboard_rebuild`` turns the pair counts into snapshots (Bradley-Terry with bootstrap
+intervals, the Bayesian MAP refit, and ELO) without reading per-vote rows: its cost depends on
+the number of models, not of votes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F
+
+import ranking
+from arena.models import (
+    Arena,
+    ArenaTally,
+    GenerativeModel,
+    LeaderboardSnapshot,
+    ModelRating,
+    PairTally,
+    Vote,
+    VoteExclusion,
+)
+
+# Bump when the maths or its parameters change: snapshots are stamped with it.
+LEADERBOARD_VERSION = "1"
+METHODS = ("bayesian", "bradley_terry", "elo")
+METHOD_LABELS = {"bayesian": "Bayesian (K-wise)", "bradley_terry": "Bradley-Terry", "elo": "ELO"}
+PARAMS: dict[str, dict[str, Any]] = {
+    "bradley_terry": {"l2": 0.1, "rounds": 100, "level": 0.95, "seed": 0},
+    "bayesian": {"display": "map", "level": 0.95},
+    "elo": {"k_factor": 16.0, "scale": 400.0, "base": 10.0, "init": 1000.0},
+}
+_DIGEST_MOD = 2**128
+BETA = 25.0 / 6.0  # openskill's default performance noise, shared with ranking.bayesian
+
+
+def _vote_hash(vote_id: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"vote:{vote_id}".encode()).digest()[:16], "big")
+
+
+def _ranking_of(vote: Vote) -> ranking.Ranking:
+    groups = tuple(tuple(str(model_id) for model_id in group) for group in vote.ranking)
+    return ranking.Ranking(groups, partial=bool(vote.is_partial) and len(groups) > 1)
+
+
+def _locked_tally(arena_id: int) -> ArenaTally:
+    ArenaTally.objects.get_or_create(arena_id=arena_id)
+    return ArenaTally.objects.select_for_update().get(arena_id=arena_id)
+
+
+def _add_pairs(arena_id: int, vote_ranking: ranking.Ranking, sign: int) -> None:
+    """Add (sign=1) or remove (sign=-1) one vote's pairwise outcomes to the pair tallies."""
+    deltas: dict[tuple[int, int], list[float]] = {}
+    for a_str, b_str, score in vote_ranking.pairs():
+        a, b = int(a_str), int(b_str)
+        low, high = (a, b) if a < b else (b, a)
+        row = deltas.setdefault((low, high), [0.0, 0.0, 0.0])
+        if score == 0.5:
+            row[2] += 1
+        elif a == low:
+            row[0] += 1
+        else:
+            row[1] += 1
+    PairTally.objects.bulk_create(
+        [PairTally(arena_id=arena_id, model_a_id=low, model_b_id=high) for low, high in deltas],
+        ignore_conflicts=True,
+    )
+    for (low, high), (a_wins, b_wins, ties) in deltas.items():
+        PairTally.objects.filter(arena_id=arena_id, model_a_id=low, model_b_id=high).update(
+            a_wins=F("a_wins") + sign * a_wins,
+            b_wins=F("b_wins") + sign * b_wins,
+            ties=F("ties") + sign * ties,
+        )
+
+
+def _update_online(arena_id: int, vote_ranking: ranking.Ranking) -> None:
+    """Online ELO (pairwise decomposition) and Weng-Lin Bayesian update for one vote."""
+    players = [int(p) for p in vote_ranking.players]
+    ModelRating.objects.bulk_create(
+        [ModelRating(arena_id=arena_id, model_id=p) for p in players], ignore_conflicts=True
+    )
+    rows = {
+        r.model_id: r
+        for r in ModelRating.objects.select_for_update()
+        .filter(arena_id=arena_id, model_id__in=players)
+        .order_by("pk")  # a fixed lock order
+    }
+    elo = PARAMS["elo"]
+    delta = dict.fromkeys(players, 0.0)
+    for a_str, b_str, score in vote_ranking.pairs():
+        a, b = rows[int(a_str)], rows[int(b_str)]
+        expected = 1.0 / (1.0 + elo["base"] ** ((b.elo - a.elo) / elo["scale"]))
+        step = elo["k_factor"] * (score - expected)
+        delta[a.model_id] += step
+        delta[b.model_id] -= step
+    group_of = {int(p): gi for gi, group in enumerate(vote_ranking.groups) for p in group}
+    mu = np.array([rows[p].mu for p in players])
+    sigma = np.array([rows[p].sigma for p in players])
+    new_mu, new_sigma = ranking.weng_lin_update(
+        mu, sigma, [group_of[p] for p in players], partial=vote_ranking.partial, beta=BETA
+    )
+    for i, p in enumerate(players):
+        row = rows[p]
+        row.elo += delta[p]
+        row.mu, row.sigma = float(new_mu[i]), float(new_sigma[i])
+        row.votes += 1
+    ModelRating.objects.bulk_update(list(rows.values()), ["elo", "mu", "sigma", "votes"])
+
+
+def tally_vote(*, vote: Vote) -> None:
+    """Count a new vote everywhere a leaderboard needs it. Call inside the vote's transaction."""
+    vote_ranking = _ranking_of(vote)
+    tally = _locked_tally(vote.arena_id)
+    tally.votes += 1
+    tally.digest = f"{(int(tally.digest, 16) + _vote_hash(vote.pk)) % _DIGEST_MOD:032x}"
+    tally.save(update_fields=["votes", "digest", "updated_at"])
+    _add_pairs(vote.arena_id, vote_ranking, +1)
+    _update_online(vote.arena_id, vote_ranking)
+
+
+def vote_exclude(*, vote: Vote, reason: str) -> bool:
+    """Take a vote out of the leaderboards (fraud); returns false if it was already excluded.
+
+    The pair counts and the vote-set digest drop it at once; the online ratings keep its
+    effect until the next rebuild (an online update cannot be undone exactly).
+    """
+    with transaction.atomic():
+        tally = _locked_tally(vote.arena_id)
+        _, created = VoteExclusion.objects.get_or_create(
+            vote=vote, defaults={"reason": reason[:200]}
+        )
+        if not created:
+            return False
+        tally.votes -= 1
+        tally.digest = f"{(int(tally.digest, 16) - _vote_hash(vote.pk)) % _DIGEST_MOD:032x}"
+        tally.save(update_fields=["votes", "digest", "updated_at"])
+        _add_pairs(vote.arena_id, _ranking_of(vote), -1)
+    return True
+
+
+# --- rebuild ----------------------------------------------------------------------------------
+
+
+def arena_pair_counts(*, arena: Arena, model_ids: Sequence[int]) -> ranking.PairCounts:
+    """The arena's aggregated counts as a ``ranking.PairCounts`` over ``model_ids`` (as str)."""
+    counts = ranking.PairCounts([str(pk) for pk in model_ids])
+    index = {pk: i for i, pk in enumerate(model_ids)}
+    for a, b, a_wins, b_wins, ties in PairTally.objects.filter(arena=arena).values_list(
+        "model_a_id", "model_b_id", "a_wins", "b_wins", "ties"
+    ):
+        if a in index and b in index:
+            i, j = index[a], index[b]
+            counts.wins[i, j] += a_wins
+            counts.wins[j, i] += b_wins
+            counts.ties[i, j] += ties
+            counts.ties[j, i] += ties
+    for model_id, votes in ModelRating.objects.filter(arena=arena).values_list("model_id", "votes"):
+        if model_id in index:
+            counts.votes[index[model_id]] = votes
+    return counts
+
+
+def _standing_dict(row: ranking.Standing, models: dict[int, GenerativeModel]) -> dict[str, Any]:
+    model = models[int(row.player)]
+    games = row.wins + row.losses + row.ties
+    return {
+        "model_id": model.pk,
+        "model": model.name,
+        "slug": model.slug,
+        "organisation": model.organisation,
+        "rank": row.rank,
+        "score": round(row.score, 2),
+        "low": round(row.low, 2),
+        "high": round(row.high, 2),
+        "votes": row.votes,
+        "wins": row.wins,
+        "losses": row.losses,
+        "ties": row.ties,
+        "win_rate": round((row.wins + 0.5 * row.ties) / games, 4) if games else None,
+        "provisional": bool(row.provisional),
+    }
+
+
+def _standings(
+    method: str, counts: ranking.PairCounts, elo: dict[str, float]
+) -> list[ranking.Standing]:
+    """Standings of ``method`` from aggregated counts (ELO: from the online ratings)."""
+    players = counts.players
+    rater: ranking.EloRater | ranking.BradleyTerryRater | ranking.BayesianRater
+    if method == "elo":
+        rater = ranking.EloRater(players, **PARAMS["elo"])
+        rater.ratings = np.array([elo.get(p, PARAMS["elo"]["init"]) for p in players])
+    elif method == "bradley_terry":
+        rater = ranking.BradleyTerryRater(players, **PARAMS["bradley_terry"])
+    else:
+        rater = ranking.BayesianRater(players, **PARAMS["bayesian"])
+    rater.counts = counts
+    rater.n_votes = int(counts.votes.sum())
+    return rater.standings()
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    snapshots: list[LeaderboardSnapshot]
+    created: int
+
+
+def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> RebuildResult:
+    """Snapshots of every method for the arena's counted votes (reused if already built)."""
+    models = {m.pk: m for m in GenerativeModel.objects.filter(arenas=arena).order_by("pk")}
+    model_ids = sorted(models)
+    with transaction.atomic():
+        tally, _ = ArenaTally.objects.get_or_create(arena=arena)
+        counts = arena_pair_counts(arena=arena, model_ids=model_ids)
+        elo = {
+            str(m): e
+            for m, e in ModelRating.objects.filter(arena=arena).values_list("model_id", "elo")
+        }
+    snapshots, created = [], 0
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"methods: unknown method {method!r}; use {', '.join(METHODS)}")
+        # ELO is order-dependent: its snapshot is the online state, so it is keyed by the digest too.
+        existing = LeaderboardSnapshot.objects.filter(
+            arena=arena, method=method, code_version=LEADERBOARD_VERSION, vote_set_hash=tally.digest
+        ).first()
+        if existing is not None:
+            snapshots.append(existing)
+            continue
+        rows = _standings(method, counts, elo) if model_ids else []
+        snapshot, was_created = LeaderboardSnapshot.objects.get_or_create(
+            arena=arena,
+            method=method,
+            code_version=LEADERBOARD_VERSION,
+            vote_set_hash=tally.digest,
+            defaults={
+                "params": PARAMS[method],
+                "votes": tally.votes,
+                "standings": [_standing_dict(r, models) for r in rows],
+            },
+        )
+        snapshots.append(snapshot)
+        created += was_created
+    return RebuildResult(snapshots=snapshots, created=created)

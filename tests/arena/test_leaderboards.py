@@ -1,0 +1,165 @@
+"""Tallies kept as votes arrive, rebuilt snapshots, exclusions, and no lost update under concurrency."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from arena.leaderboards import _vote_hash, leaderboard_rebuild, vote_exclude
+from arena.models import Arena, ArenaTally, ModelRating, PairTally, Vote, Voter
+from arena.selectors import vote_pairwise_outcomes
+from arena.services import battle_create, vote_record
+from arena.tokens import battle_token_make
+from tests.factories import VoterFactory, ready_arena
+
+
+def _cast(arena: Arena, voter: Voter, mode: str, rng: random.Random, pick: Any) -> Vote:
+    battle = battle_create(arena=arena, voter=voter, mode=mode, rng=rng)
+    labels = {slot.model.name: slot.label for slot in battle.slots.select_related("model")}
+    token = battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce)
+    return vote_record(
+        battle_public_id=str(battle.public_id), token=token, voter=voter, **pick(labels)
+    )
+
+
+def _best_name_wins(labels: dict[str, str]) -> dict[str, Any]:
+    """The voter always prefers the model with the smallest number in its name."""
+    order = sorted(labels, key=lambda name: int(name.split()[-1]))
+    return {"ranks": {labels[name]: i + 1 for i, name in enumerate(order)}}
+
+
+def _pairwise_first_wins(labels: dict[str, str]) -> dict[str, Any]:
+    best = min(labels, key=lambda name: int(name.split()[-1]))
+    return {"choice": labels[best]}
+
+
+def _brute_force_pairs(arena: Arena) -> Counter[tuple[int, int, float]]:
+    out: Counter[tuple[int, int, float]] = Counter()
+    for vote in Vote.objects.filter(arena=arena, exclusion__isnull=True):
+        for a, b, score in vote_pairwise_outcomes(ranking=vote.ranking, is_partial=vote.is_partial):
+            if a < b:
+                out[(a, b, score)] += 1
+    return out
+
+
+def _tallied_pairs(arena: Arena) -> Counter[tuple[int, int, float]]:
+    out: Counter[tuple[int, int, float]] = Counter()
+    for row in PairTally.objects.filter(arena=arena):
+        out[(row.model_a_id, row.model_b_id, 1.0)] += int(row.a_wins)
+        out[(row.model_a_id, row.model_b_id, 0.0)] += int(row.b_wins)
+        out[(row.model_a_id, row.model_b_id, 0.5)] += int(row.ties)
+    return +out
+
+
+@pytest.mark.django_db
+def test_the_pair_tallies_equal_the_vote_log_decomposed() -> None:
+    arena = ready_arena(models=4)
+    voter, rng = VoterFactory.create(), random.Random(3)
+    for mode in ("rank_k", "best_of_k", "pairwise", "rank_k"):
+        _cast(
+            arena, voter, mode, rng, _best_name_wins if mode == "rank_k" else _pairwise_first_wins
+        )
+
+    assert _tallied_pairs(arena) == +_brute_force_pairs(arena)
+    tally = ArenaTally.objects.get(arena=arena)
+    assert tally.votes == 4
+    expected = sum(_vote_hash(pk) for pk in Vote.objects.values_list("pk", flat=True)) % 2**128
+    assert tally.digest == f"{expected:032x}"
+
+
+@pytest.mark.django_db
+def test_a_rebuild_ranks_the_consistently_preferred_model_first_by_every_method() -> None:
+    arena = ready_arena(models=4)
+    voter, rng = VoterFactory.create(), random.Random(5)
+    for _ in range(12):
+        _cast(arena, voter, "rank_k", rng, _best_name_wins)
+
+    result = leaderboard_rebuild(arena=arena)
+
+    assert [s.method for s in result.snapshots] == ["bayesian", "bradley_terry", "elo"]
+    best = min(arena.generative_models.all(), key=lambda m: int(m.name.split()[-1]))
+    for snapshot in result.snapshots:
+        top = snapshot.standings[0]
+        assert top["model"] == best.name, snapshot.method
+        assert top["low"] <= top["score"] <= top["high"]
+        assert snapshot.votes == 12
+    bt = result.snapshots[1].standings
+    assert bt[0]["low"] > bt[-1]["high"], "12 unanimous votes separate best from worst"
+
+
+@pytest.mark.django_db
+def test_rebuilding_from_the_same_votes_gives_the_same_snapshot() -> None:
+    arena = ready_arena(models=3)
+    voter, rng = VoterFactory.create(), random.Random(1)
+    _cast(arena, voter, "rank_k", rng, _best_name_wins)
+
+    first = leaderboard_rebuild(arena=arena)
+    again = leaderboard_rebuild(arena=arena)
+    _cast(arena, voter, "rank_k", rng, _best_name_wins)
+    after_a_vote = leaderboard_rebuild(arena=arena)
+
+    assert (first.created, again.created, after_a_vote.created) == (3, 0, 3)
+    assert [s.pk for s in again.snapshots] == [s.pk for s in first.snapshots]
+    assert after_a_vote.snapshots[0].vote_set_hash != first.snapshots[0].vote_set_hash
+
+
+@pytest.mark.django_db
+def test_excluding_a_vote_removes_it_from_counts_and_vote_set() -> None:
+    arena = ready_arena(models=2)
+    voter, rng = VoterFactory.create(), random.Random(2)
+    _cast(arena, voter, "pairwise", rng, _pairwise_first_wins)
+    digest_before = ArenaTally.objects.get(arena=arena).digest
+    bad = _cast(arena, voter, "pairwise", rng, _pairwise_first_wins)
+
+    assert vote_exclude(vote=bad, reason="bot") is True
+    assert vote_exclude(vote=bad, reason="bot") is False
+
+    tally = ArenaTally.objects.get(arena=arena)
+    assert (tally.votes, tally.digest) == (1, digest_before)
+    assert _tallied_pairs(arena) == +_brute_force_pairs(arena)
+    assert Vote.objects.count() == 2, "the vote log keeps it"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_votes_lose_no_update() -> None:
+    arena = ready_arena(models=2)
+    voters = VoterFactory.create_batch(8)
+    ready = []
+    for voter in voters:
+        battle = battle_create(arena=arena, voter=voter, mode="pairwise")
+        ready.append(
+            (
+                battle,
+                voter,
+                battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
+            )
+        )
+    barrier, errors = threading.Barrier(len(ready)), []
+
+    def vote(battle: Any, voter: Voter, token: str) -> None:
+        try:
+            barrier.wait()
+            vote_record(
+                battle_public_id=str(battle.public_id), token=token, voter=voter, choice="A"
+            )
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote, args=args) for args in ready]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert ArenaTally.objects.get(arena=arena).votes == 8
+    assert sum(ModelRating.objects.filter(arena=arena).values_list("votes", flat=True)) == 16
+    row = PairTally.objects.get(arena=arena)
+    assert row.a_wins + row.b_wins + row.ties == 8
