@@ -17,7 +17,9 @@ from arena.models import (
     Battle,
     BattleState,
     GenerativeModel,
+    LeaderboardSnapshot,
     ModerationState,
+    PairTally,
     Vote,
 )
 
@@ -192,3 +194,60 @@ def battle_generation_status(*, battle: Battle) -> list[SlotProgress]:
     """
     rows = battle.slots.order_by("position").values_list("position", "asset__status")
     return [SlotProgress(label=SLOT_LABELS[position], status=status) for position, status in rows]
+
+
+# --- leaderboards -----------------------------------------------------------------------------
+
+
+def leaderboard_latest(*, arena: Arena, method: str) -> LeaderboardSnapshot | None:
+    """The newest snapshot of ``method`` for the arena, or None before the first rebuild."""
+    return (
+        LeaderboardSnapshot.objects.filter(arena=arena, method=method)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def leaderboard_history(
+    *, arena: Arena, method: str, limit: int = 200
+) -> list[LeaderboardSnapshot]:
+    """Snapshots of ``method``, oldest first (the newest ``limit``): the rating history."""
+    rows = list(
+        LeaderboardSnapshot.objects.filter(arena=arena, method=method).order_by(
+            "-created_at", "-pk"
+        )[:limit]
+    )
+    return rows[::-1]
+
+
+@dataclass(frozen=True)
+class PairMatrix:
+    models: list[GenerativeModel]
+    # win_rate[i][j]: share of i's comparisons with j that i won (ties half); None if never met.
+    win_rate: list[list[float | None]]
+    games: list[list[int]]
+
+
+def arena_pair_matrix(*, arena: Arena, models: list[GenerativeModel] | None = None) -> PairMatrix:
+    """Pairwise win rates between the arena's models, from the aggregated pair tallies."""
+    models = (
+        models
+        if models is not None
+        else list(GenerativeModel.objects.filter(arenas=arena).order_by("name"))
+    )
+    index = {m.pk: i for i, m in enumerate(models)}
+    n = len(models)
+    wins = [[0.0] * n for _ in range(n)]
+    games = [[0] * n for _ in range(n)]
+    for a, b, a_wins, b_wins, ties in PairTally.objects.filter(arena=arena).values_list(
+        "model_a_id", "model_b_id", "a_wins", "b_wins", "ties"
+    ):
+        if a in index and b in index:
+            i, j = index[a], index[b]
+            total = round(a_wins + b_wins + ties)
+            wins[i][j] += a_wins + ties / 2
+            wins[j][i] += b_wins + ties / 2
+            games[i][j] += total
+            games[j][i] += total
+    rate = [[wins[i][j] / games[i][j] if games[i][j] else None for j in range(n)] for i in range(n)]
+    return PairMatrix(models=models, win_rate=rate, games=games)

@@ -143,10 +143,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "workers.top_up_cache": {"queue": "light"},
     "workers.reap_stale_generations": {"queue": "light"},
+    "workers.rebuild_leaderboards": {"queue": "light"},
 }
 CELERY_BEAT_SCHEDULE = {
     "top-up-asset-cache": {"task": "workers.top_up_cache", "schedule": 60.0},
     "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 120.0},
+    "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
 }
 # A running generation older than this lost its worker (must exceed every backend's hard limit).
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 900, minimum=60)

@@ -87,3 +87,16 @@ def top_up_cache() -> dict[str, int]:
     from workers.cache import cache_top_up
 
     return cache_top_up().as_dict()
+
+
+@shared_task(name="workers.rebuild_leaderboards", ignore_result=True)
+def rebuild_leaderboards() -> dict[str, int]:
+    """Rebuild every active arena's leaderboards from its counted votes (cheap when unchanged)."""
+    from arena.leaderboards import leaderboard_rebuild
+    from arena.models import Arena
+
+    created = 0
+    arenas = list(Arena.objects.filter(is_active=True))
+    for arena in arenas:
+        created += leaderboard_rebuild(arena=arena).created
+    return {"arenas": len(arenas), "snapshots_created": created}
