@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.http import http_date
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from arena import selectors, services
-from arena.errors import ArenaError
+from arena.errors import ArenaError, NotFound
+from arena.leaderboards import LEADERBOARD_VERSION, METHODS, leaderboard_rebuild
 from arena.middleware import client_ip, request_voter
+from arena.models import Arena, ArenaTally, GenerativeModel, LeaderboardSnapshot, ModelRating
 from arena.tokens import battle_token_make
+
+
+class InvalidRequest(ArenaError):
+    code = "invalid_request"
+
 
 api = NinjaAPI(
     title="Arena API",
@@ -241,3 +252,148 @@ def arenas_win_rates(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
         }
         for r in selectors.arena_win_rates(arena=arena)
     ]
+
+
+# --- leaderboards -----------------------------------------------------------------------------
+
+LEADERBOARD_CACHE_S = 300
+MAX_PAGE_SIZE = 200
+
+
+def _fresh_snapshot(arena: Arena, method: str) -> LeaderboardSnapshot:
+    """The snapshot for the arena's current vote set (built now if the votes changed)."""
+    digest = ArenaTally.objects.filter(arena=arena).values_list("digest", flat=True).first()
+    latest = selectors.leaderboard_latest(arena=arena, method=method)
+    if latest is not None and latest.vote_set_hash == (digest or latest.vote_set_hash):
+        return latest
+    return leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
+
+
+def _method_checked(method: str) -> str:
+    if method not in METHODS:
+        raise InvalidRequest(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.")
+    return method
+
+
+@api.get(
+    "/arenas/{slug}/leaderboard",
+    response={200: dict[str, Any], 304: None, 400: ErrorOut, 404: ErrorOut},
+    tags=["leaderboards"],
+    summary="An arena's leaderboard by method, with 95% intervals, paginated",
+)
+def arenas_leaderboard(
+    request: HttpRequest, slug: str, method: str = "bayesian", page: int = 1, page_size: int = 50
+) -> HttpResponse:
+    """Standings best first. Cached; answers 304 to a matching ``If-None-Match``.
+
+    ``vote_set_hash`` identifies the exact set of counted votes the snapshot was built from.
+    """
+    method = _method_checked(method)
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"'page' must be >= 1 and 'page_size' between 1 and {MAX_PAGE_SIZE}.")
+    arena = selectors.arena_get(slug=slug)
+    digest = (
+        ArenaTally.objects.filter(arena=arena).values_list("digest", flat=True).first() or "empty"
+    )
+    key = f"lb:{LEADERBOARD_VERSION}:{arena.pk}:{method}:{digest}:{page}:{page_size}"
+    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+    if request.headers.get("if-none-match") == etag:
+        return HttpResponseNotModified(headers={"ETag": etag})
+    cached = cache.get(key)
+    if cached is None:
+        snapshot = _fresh_snapshot(arena, method)
+        rows = snapshot.standings
+        start = (page - 1) * page_size
+        body = {
+            "arena": arena.slug,
+            "method": method,
+            "snapshot_id": snapshot.pk,
+            "vote_set_hash": snapshot.vote_set_hash,
+            "votes": snapshot.votes,
+            "code_version": snapshot.code_version,
+            "params": snapshot.params,
+            "built_at": snapshot.created_at.isoformat(),
+            "count": len(rows),
+            "page": page,
+            "page_size": page_size,
+            "results": rows[start : start + page_size],
+        }
+        cached = (json.dumps(body), http_date(snapshot.created_at.timestamp()))
+        cache.set(key, cached, LEADERBOARD_CACHE_S)
+    payload, modified = cached
+    return HttpResponse(
+        payload,
+        content_type="application/json",
+        headers={"ETag": etag, "Last-Modified": modified, "Cache-Control": "public, max-age=30"},
+    )
+
+
+@api.get(
+    "/arenas/{slug}/leaderboard/history",
+    response={200: list[dict[str, Any]], 400: ErrorOut, 404: ErrorOut},
+    tags=["leaderboards"],
+)
+def arenas_leaderboard_history(
+    request: HttpRequest, slug: str, method: str = "bayesian", limit: int = 100
+) -> list[dict[str, Any]]:
+    """Rating history: one entry per snapshot, oldest first."""
+    method = _method_checked(method)
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("'limit' must be between 1 and 1000.")
+    arena = selectors.arena_get(slug=slug)
+    return [
+        {
+            "snapshot_id": s.pk,
+            "built_at": s.created_at.isoformat(),
+            "votes": s.votes,
+            "vote_set_hash": s.vote_set_hash,
+            "scores": {
+                row["slug"]: {"score": row["score"], "low": row["low"], "high": row["high"]}
+                for row in s.standings
+            },
+        }
+        for s in selectors.leaderboard_history(arena=arena, method=method, limit=limit)
+    ]
+
+
+@api.get(
+    "/arenas/{slug}/models/{model_slug}",
+    response={200: dict[str, Any], 404: ErrorOut},
+    tags=["leaderboards"],
+)
+def arenas_model_record(request: HttpRequest, slug: str, model_slug: str) -> dict[str, Any]:
+    """One model's record in an arena: its row in every method, online ratings, head-to-heads."""
+    arena = selectors.arena_get(slug=slug)
+    model = GenerativeModel.objects.filter(arenas=arena, slug=model_slug).first()
+    if model is None:
+        raise NotFound(f"No model {model_slug!r} in arena {slug!r}.")
+    standings = {}
+    for method in METHODS:
+        row = next(
+            (r for r in _fresh_snapshot(arena, method).standings if r["model_id"] == model.pk), None
+        )
+        standings[method] = row
+    rating = ModelRating.objects.filter(arena=arena, model=model).first()
+    matrix = selectors.arena_pair_matrix(arena=arena)
+    i = next(n for n, m in enumerate(matrix.models) if m.pk == model.pk)
+    return {
+        "model": model.name,
+        "slug": model.slug,
+        "organisation": model.organisation,
+        "link": model.link,
+        "license": model.license,
+        "task": model.task,
+        "standings": standings,
+        "online": {"elo": rating.elo, "mu": rating.mu, "sigma": rating.sigma, "votes": rating.votes}
+        if rating
+        else None,
+        "head_to_head": [
+            {
+                "opponent": other.slug,
+                "win_rate": matrix.win_rate[i][j],
+                "comparisons": matrix.games[i][j],
+            }
+            for j, other in enumerate(matrix.models)
+            if j != i and matrix.games[i][j]
+        ],
+    }

@@ -12,3 +12,11 @@ def _media_root(settings: object, tmp_path: Path) -> Path:
     media.mkdir()
     settings.MEDIA_ROOT = media  # type: ignore[attr-defined]
     return media
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Cached API answers are keyed by database ids, which repeat across tests and runs."""
+    from django.core.cache import cache
+
+    cache.clear()

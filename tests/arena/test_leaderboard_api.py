@@ -1,0 +1,97 @@
+"""Leaderboard JSON API: methods with intervals, pagination, ETag/Last-Modified, history, records."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.test import Client
+
+from arena.models import Arena
+from tests.arena.test_leaderboards import _best_name_wins, _cast
+from tests.factories import VoterFactory, ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+def _voted_arena(votes: int = 6) -> Arena:
+    arena = ready_arena(models=4)
+    voter, rng = VoterFactory.create(), random.Random(9)
+    for _ in range(votes):
+        _cast(arena, voter, "rank_k", rng, _best_name_wins)
+    return arena
+
+
+@pytest.mark.parametrize("method", ["bayesian", "bradley_terry", "elo"])
+def test_it_serves_every_method_best_first_with_intervals(client: Client, method: str) -> None:
+    arena = _voted_arena()
+
+    body = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard?method={method}").json()
+
+    assert body["method"] == method and body["votes"] == 6 and body["count"] == 4
+    scores = [row["score"] for row in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(row["low"] <= row["score"] <= row["high"] for row in body["results"])
+    numbers = [int(row["model"].split()[-1]) for row in body["results"]]
+    assert numbers[0] == min(numbers), "the always-preferred model leads"
+    assert len(body["vote_set_hash"]) == 32
+
+
+def test_it_paginates(client: Client) -> None:
+    arena = _voted_arena()
+
+    page2 = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard?page=2&page_size=3").json()
+
+    assert (page2["count"], page2["page"], len(page2["results"])) == (4, 2, 1)
+
+
+def test_it_answers_304_to_a_matching_etag_and_changes_it_after_a_vote(client: Client) -> None:
+    arena = _voted_arena()
+    url = f"/api/v1/arenas/{arena.slug}/leaderboard"
+    first = client.get(url)
+    assert first["Last-Modified"]
+
+    assert client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    _cast(arena, VoterFactory.create(), "rank_k", random.Random(1), _best_name_wins)
+    after = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert after.status_code == 200
+    assert after["ETag"] != first["ETag"]
+    assert after.json()["votes"] == 7
+
+
+@pytest.mark.parametrize("query", ["method=glicko", "page=0", "page_size=1000"])
+def test_bad_parameters_get_a_json_400(client: Client, query: str) -> None:
+    arena = _voted_arena(1)
+
+    response = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+def test_history_has_one_entry_per_vote_set(client: Client) -> None:
+    arena = _voted_arena(2)
+    client.get(f"/api/v1/arenas/{arena.slug}/leaderboard")
+    _cast(arena, VoterFactory.create(), "rank_k", random.Random(1), _best_name_wins)
+    client.get(f"/api/v1/arenas/{arena.slug}/leaderboard")
+
+    history = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard/history").json()
+
+    assert [h["votes"] for h in history] == [2, 3]
+    assert len(history[0]["scores"]) == 4
+
+
+def test_a_model_record_has_every_method_and_head_to_heads(client: Client) -> None:
+    arena = _voted_arena(3)
+    model = arena.generative_models.order_by("pk").first()
+    assert model is not None
+
+    body = client.get(f"/api/v1/arenas/{arena.slug}/models/{model.slug}").json()
+
+    assert set(body["standings"]) == {"bayesian", "bradley_terry", "elo"}
+    assert body["online"]["votes"] == 3
+    assert {h["opponent"] for h in body["head_to_head"]} == set(
+        arena.generative_models.exclude(pk=model.pk).values_list("slug", flat=True)
+    )
+    assert client.get(f"/api/v1/arenas/{arena.slug}/models/nope").status_code == 404
