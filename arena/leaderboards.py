@@ -254,3 +254,32 @@ def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> Re
         snapshots.append(snapshot)
         created += was_created
     return RebuildResult(snapshots=snapshots, created=created)
+
+
+def matchmaker_for(
+    *, arena: Arena, model_ids: Sequence[int], weights: dict[int, float], seed: int
+) -> ranking.Matchmaker:
+    """The arena's matchmaker over ``model_ids``: ranking's default (overlap sampling).
+
+    Beliefs come from the aggregated pair counts (MAP refit) and the online mu/sigma; admin
+    weights boost (>1) or damp (<1) a model. Stateless per request, so concurrent battle
+    requests need no lock and still differ (each draws with its own seed).
+    """
+    players = [str(pk) for pk in model_ids]
+    rater = ranking.BayesianRater(players, **PARAMS["bayesian"])
+    rater.counts = arena_pair_counts(arena=arena, model_ids=model_ids)
+    rater.n_votes = int(rater.counts.votes.sum())
+    online = {
+        m: (mu, sigma)
+        for m, mu, sigma in ModelRating.objects.filter(
+            arena=arena, model_id__in=model_ids
+        ).values_list("model_id", "mu", "sigma")
+    }
+    rater.mu = np.array([online.get(pk, (rater.mu0, rater.sigma0))[0] for pk in model_ids])
+    rater.sigma = np.array([online.get(pk, (rater.mu0, rater.sigma0))[1] for pk in model_ids])
+    matchmaker = ranking.make_matchmaker("default", rater, seed=seed)
+    for pk in model_ids:
+        weight = weights.get(pk, 1.0)
+        if weight != 1.0:
+            matchmaker.boost(str(pk), weight)
+    return matchmaker

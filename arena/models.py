@@ -86,6 +86,10 @@ class GenerativeModel(models.Model):
     daily_budget = models.PositiveIntegerField(
         default=0, help_text="At most this many generations started per day (0: no limit)."
     )
+    matchmaking_weight = models.FloatField(
+        default=1.0,
+        help_text="How often the matchmaker shows it relative to others (0: never; 2: twice as often).",
+    )
     is_active = models.BooleanField(default=True)
     added_at = models.DateTimeField(auto_now_add=True)
 

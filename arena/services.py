@@ -92,6 +92,65 @@ def client_hash(value: str) -> str:
 # --- battles ----------------------------------------------------------------------------------
 
 
+def _matchmake(
+    *,
+    arena: Arena,
+    pool: dict[int, dict[int, list[int]]],
+    eligible: list[int],
+    size: int,
+    rng: random.Random,
+) -> tuple[int, list[int]]:
+    """The prompt and the K models (in slot order) of the next battle.
+
+    The arena's matchmaker (``ranking``'s default: overlap sampling over the current beliefs,
+    weighted by each model's ``matchmaking_weight``) picks the models among those with ready
+    outputs; then a prompt all of them have. When no prompt has all K, the missing outputs are
+    queued for the best-covered prompt and the battle falls back to K models that share one.
+    """
+    from arena.leaderboards import matchmaker_for
+
+    servable = sorted({model_id for prompt_id in eligible for model_id in pool[prompt_id]})
+    weights = dict(
+        GenerativeModel.objects.filter(pk__in=servable).values_list("pk", "matchmaking_weight")
+    )
+    candidates = [pk for pk in servable if weights.get(pk, 1.0) > 0]
+    if len(candidates) >= size:
+        matchmaker = matchmaker_for(
+            arena=arena, model_ids=candidates, weights=weights, seed=rng.randrange(2**31)
+        )
+        chosen = [int(p) for p in matchmaker.propose(size)]
+        rng.shuffle(chosen)  # the matchmaker lists its pivot first; slots must not tell
+        shared = [p for p in eligible if all(m in pool[p] for m in chosen)]
+        if shared:
+            return rng.choice(shared), chosen
+        _queue_missing(arena=arena, pool=pool, chosen=chosen)
+    prompt_id = rng.choice(eligible)
+    fallback = [m for m in sorted(pool[prompt_id]) if weights.get(m, 1.0) > 0] or sorted(
+        pool[prompt_id]
+    )
+    if len(fallback) < size:
+        fallback = sorted(pool[prompt_id])
+    return prompt_id, rng.sample(fallback, size)
+
+
+def _queue_missing(
+    *, arena: Arena, pool: dict[int, dict[int, list[int]]], chosen: list[int]
+) -> None:
+    """Queue the outputs the matchmaker's choice lacks on the prompt that has most of them."""
+    from workers.tasks import assets_enqueue
+
+    prompt_id = max(sorted(pool), key=lambda p: sum(m in pool[p] for m in chosen))
+    prompt = Prompt.objects.get(pk=prompt_id)
+    pending = []
+    for model in GenerativeModel.objects.filter(
+        pk__in=[m for m in chosen if m not in pool[prompt_id]]
+    ):
+        asset, _ = asset_request(model=model, prompt=prompt)
+        if asset.status == AssetStatus.PENDING and asset.enqueued_at is None:
+            pending.append(asset)
+    assets_enqueue(pending)
+
+
 def battle_create(
     *,
     arena: Arena,
@@ -132,9 +191,8 @@ def battle_create(
             "generated; please try again in a moment.",
             detail={"ready_assets": ready, "k": size},
         )
-    prompt_id = rng.choice(eligible)
+    prompt_id, model_ids = _matchmake(arena=arena, pool=pool, eligible=eligible, size=size, rng=rng)
     by_model = pool[prompt_id]
-    model_ids = rng.sample(sorted(by_model), size)  # sample order = shuffled slot positions
     now = timezone.now()
     with transaction.atomic():
         battle = Battle.objects.create(
