@@ -219,5 +219,6 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every URL at INFO, pre-signed query strings of remote generators included.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

@@ -100,10 +100,25 @@ class BuiltinBackend:
         )
 
 
-_REGISTRY: dict[str, Backend] = {"builtin": BuiltinBackend()}
+def _registry() -> dict[str, Backend]:
+    # Imported here: those modules import this one (errors, GenerationRequest).
+    from workers.diffusers_backend import DiffusersBackend
+    from workers.remote import GradioBackend, HttpBackend
+
+    return {
+        "builtin": BuiltinBackend(),
+        "gradio": GradioBackend(),
+        "http": HttpBackend(),
+        "diffusers": DiffusersBackend(),
+    }
+
+
+_REGISTRY: dict[str, Backend] = {}
 
 
 def backend_get(name: str) -> Backend:
+    if not _REGISTRY:
+        _REGISTRY.update(_registry())
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -113,11 +128,13 @@ def backend_get(name: str) -> Backend:
 
 
 def backend_names() -> list[str]:
+    if not _REGISTRY:
+        _REGISTRY.update(_registry())
     return sorted(_REGISTRY)
 
 
 def run_builtin(request: GenerationRequest) -> tuple[GeneratedFile, int]:
     """Run the builtin backend and time it; module-level so a process pool can pickle it."""
     started = time.perf_counter()
-    output = _REGISTRY["builtin"].generate(request)
+    output = BuiltinBackend().generate(request)
     return output, int((time.perf_counter() - started) * 1000)

@@ -67,10 +67,7 @@ def model_generation_stats() -> list[ModelStats]:
         n_running=Count("assets", filter=Q(assets__status=AssetStatus.RUNNING)),
         mean_ms=Avg("assets__generation_ms", filter=Q(assets__status=AssetStatus.READY)),
     ).order_by("name")
-    return [
-        ModelStats(m, m.n_ready, m.n_failed, m.n_pending, m.n_running, m.mean_ms)
-        for m in rows
-    ]
+    return [ModelStats(m, m.n_ready, m.n_failed, m.n_pending, m.n_running, m.mean_ms) for m in rows]
 
 
 def generations_in(status: str, limit: int = 50) -> QuerySet[Asset]:

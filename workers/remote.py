@@ -36,12 +36,14 @@ gradio_client and httpx are imported lazily, so importing this module stays chea
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import email.utils
 import hashlib
 import os
 import re
+import shutil
 import string
 import tempfile
 import threading
@@ -75,6 +77,7 @@ _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _SPACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_TIMEOUT_S = 3600.0
+_QUOTA_ERROR = re.compile(r"\bquota\b|too many requests|rate.?limit", re.IGNORECASE)
 _OMIT = object()  # a rendered template value whose key must be left out (no image)
 
 
@@ -297,6 +300,16 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _try_again_in(message: str) -> float | None:
+    """Seconds from a "Try again in H:MM:SS" / "retry in N seconds" hint in an app's error."""
+    match = re.search(r"(?:try again|retry) in (\d+):(\d\d):(\d\d)", message, re.IGNORECASE)
+    if match:
+        hours, minutes, seconds = (int(g) for g in match.groups())
+        return float(hours * 3600 + minutes * 60 + seconds)
+    match = re.search(r"(?:try again|retry) in (\d+) ?s", message, re.IGNORECASE)
+    return float(match.group(1)) if match else None
+
+
 def _status_error(
     backend: str, what: str, status: int, retry_after_s: float | None
 ) -> BackendError:
@@ -349,13 +362,15 @@ class GradioBackend:
     """
 
     name = "gradio"
+    # Celery limits per job (s): a Space may queue and cold-start; the config's timeout_s applies inside.
+    soft_time_limit_s = 600
+    time_limit_s = 660
     _KEYS = {"src", "api_name", "params", "output", "hf_token_env", "timeout_s"}
     DEFAULT_TIMEOUT_S = 300.0
 
     def __init__(self) -> None:
         self._clients: dict[tuple[int, str, str], Any] = {}
         self._lock = threading.Lock()
-        self._download_dir: tuple[int, Path] | None = None
 
     # -- configuration ------------------------------------------------------------------------
     def check_config(self, config: dict[str, Any], formats: list[str]) -> None:
@@ -437,22 +452,29 @@ class GradioBackend:
             except TransientBackendError:
                 self._forget(src, token)
                 raise
+        root = Path(client.output_dir).resolve()
         try:
-            picked = _pick(result, config.get("output"))
-        except LookupError as exc:
-            raise BackendError(
-                f"gradio: 'output' {config.get('output')!r} not found in the result "
-                f"{_short(result)}: {exc}"
-            ) from None
-        if isinstance(picked, list | tuple) and len(picked) == 1 and config.get("output") is None:
-            picked = picked[0]
-        path = self._output_path(picked, client)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BackendError(f"gradio: cannot read the downloaded output: {exc}") from exc
+            try:
+                picked = _pick(result, config.get("output"))
+            except LookupError as exc:
+                raise BackendError(
+                    f"gradio: 'output' {config.get('output')!r} not found in the result "
+                    f"{_short(result)}: {exc}"
+                ) from None
+            if (
+                isinstance(picked, list | tuple)
+                and len(picked) == 1
+                and config.get("output") is None
+            ):
+                picked = picked[0]
+            path = self._output_path(picked, root)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise BackendError(f"gradio: cannot read the downloaded output: {exc}") from exc
         finally:
-            _discard_download(path, Path(client.output_dir))
+            for downloaded in _downloaded_paths(result, root):  # the picked one and any other
+                _discard_download(downloaded, root)
         return generated_file(self.name, data, request.fmt)
 
     def _predict(
@@ -481,7 +503,15 @@ class GradioBackend:
         if isinstance(exc, TimeoutError) and not _exception_status(exc)[0]:
             return RemoteTransientError(f"gradio: {what} did not finish within {timeout:g} s")
         if isinstance(exc, gc_exceptions.AppError):
-            return BackendError(f"gradio: the app raised an error in {what}: {exc}")
+            message = str(exc)
+            if _QUOTA_ERROR.search(message):
+                # e.g. ZeroGPU: "You have exceeded your GPU quota (...). Try again in 0:01:05"
+                return RemoteTransientError(
+                    f"gradio: the app is rate limited in {what}: {message}",
+                    retry_after_s=_try_again_in(message),
+                    status=429,
+                )
+            return BackendError(f"gradio: the app raised an error in {what}: {message}")
         if isinstance(exc, gc_utils.TooManyRequestsError | gc_utils.QueueError):
             return RemoteTransientError(f"gradio: {what}: {exc}", status=429)
         status, retry_after = _exception_status(exc)
@@ -537,18 +567,13 @@ class GradioBackend:
         if client is not None:
             client.close()
 
-    def _downloads(self) -> Path:
+    @staticmethod
+    def _downloads() -> Path:
         """This process's download folder for gradio_client (outputs are deleted once read)."""
-        with self._lock:
-            if self._download_dir is None or self._download_dir[0] != os.getpid():
-                self._download_dir = (
-                    os.getpid(),
-                    Path(tempfile.mkdtemp(prefix="arena-gradio-out-")).resolve(),
-                )
-            return self._download_dir[1]
+        return _download_dir()
 
     @staticmethod
-    def _output_path(picked: Any, client: Any) -> Path:
+    def _output_path(picked: Any, root: Path) -> Path:
         value = picked
         while isinstance(value, dict):
             for key in ("path", "video", "image"):
@@ -566,7 +591,6 @@ class GradioBackend:
                 "the file's key path"
             )
         path = Path(value).resolve()
-        root = Path(client.output_dir).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             raise BackendError(
                 f"gradio: the picked output {_short(str(value))} is not a file downloaded from "
@@ -575,11 +599,43 @@ class GradioBackend:
         return path
 
 
+_DOWNLOAD_DIRS: dict[int, Path] = {}
+_DOWNLOAD_LOCK = threading.Lock()
+
+
+def _download_dir() -> Path:
+    """A folder of this process's own (a forked child gets a new one), removed at exit."""
+    with _DOWNLOAD_LOCK:
+        pid = os.getpid()
+        if pid not in _DOWNLOAD_DIRS:
+            path = Path(tempfile.mkdtemp(prefix="arena-gradio-out-")).resolve()
+            atexit.register(shutil.rmtree, path, True)
+            _DOWNLOAD_DIRS[pid] = path
+        return _DOWNLOAD_DIRS[pid]
+
+
+def _downloaded_paths(result: Any, root: Path) -> list[Path]:
+    """Every file under ``root`` (gradio_client's download folder) that ``result`` names."""
+    found: list[Path] = []
+    if isinstance(result, dict):
+        for value in result.values():
+            found += _downloaded_paths(value, root)
+    elif isinstance(result, list | tuple):
+        for value in result:
+            found += _downloaded_paths(value, root)
+    elif isinstance(result, str) and result.startswith(str(root)):
+        path = Path(result).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            found.append(path)
+    return found
+
+
 def _discard_download(path: Path, root: Path) -> None:
-    """Delete a read output and its folder if empty (gradio_client names it by content hash)."""
-    path.unlink(missing_ok=True)
+    """Delete a downloaded file and its folder if empty (gradio_client names it by hash)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
     parent = path.parent
-    if parent != root.resolve() and parent.is_relative_to(root.resolve()):
+    if parent != root and parent.is_relative_to(root):
         with contextlib.suppress(OSError):
             parent.rmdir()
 
@@ -623,6 +679,9 @@ class HttpBackend:
     """
 
     name = "http"
+    # Celery limits per job (s): hosted APIs queue jobs; the config's timeout_s applies inside.
+    soft_time_limit_s = 900
+    time_limit_s = 960
     _KEYS = {
         "submit_url",
         "body",
@@ -834,12 +893,13 @@ class HttpBackend:
             wait = interval
             while True:
                 remaining = call.deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining > 0:
+                    time.sleep(min(wait, remaining))
+                if time.monotonic() >= call.deadline:
                     raise RemoteTransientError(
                         f"http: job {job} not done within {call.timeout:g} s (last status "
                         f"{status!r})"
                     )
-                time.sleep(min(wait, remaining))
                 try:
                     doc = call.json("GET", url, "status", None)
                     errors = 0
@@ -874,7 +934,7 @@ class _HttpCall:
 
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise RemoteTransientError(f"http: {what} not reached within {self.timeout:g} s")
+            raise RemoteTransientError(f"http: {self.timeout:g} s timeout passed before {what}")
         headers = dict(self.headers) if _origin(url) in self.trusted else {}
         try:
             request = self.http.build_request(

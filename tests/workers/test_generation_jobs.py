@@ -46,6 +46,7 @@ class ScriptedBackend:
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ScriptedBackend]]:
     def install(*errors: Exception) -> ScriptedBackend:
         backend = ScriptedBackend(list(errors))
+        backends.backend_names()  # load the registry before adding to it
         monkeypatch.setitem(backends._REGISTRY, "scripted", backend)
         return backend
 
@@ -208,4 +209,5 @@ def test_the_top_up_resends_a_job_lost_in_transit(
         summary = cache_top_up(arenas=[arena])
 
     assert (summary.created, summary.queued) == (0, 1)
-    assert Asset.objects.get(pk=asset.pk).enqueued_at > timezone.now() - timedelta(minutes=1)
+    resent_at = Asset.objects.get(pk=asset.pk).enqueued_at
+    assert resent_at is not None and resent_at > timezone.now() - timedelta(minutes=1)
