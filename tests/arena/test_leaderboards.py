@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from arena.leaderboards import _vote_hash, leaderboard_rebuild, vote_exclude
-from arena.models import Arena, ArenaTally, ModelRating, PairTally, Vote, Voter
+from arena.models import Arena, ArenaTally, GenerativeModel, ModelRating, PairTally, Vote, Voter
 from arena.selectors import vote_pairwise_outcomes
 from arena.services import battle_create, vote_record
 from arena.tokens import battle_token_make
@@ -163,3 +163,19 @@ def test_concurrent_votes_lose_no_update() -> None:
     assert sum(ModelRating.objects.filter(arena=arena).values_list("votes", flat=True)) == 16
     row = PairTally.objects.get(arena=arena)
     assert row.a_wins + row.b_wins + row.ties == 8
+
+
+@pytest.mark.django_db
+def test_simulated_votes_put_the_higher_tier_on_top() -> None:
+    from django.core.management import call_command
+
+    arena = ready_arena(models=4)
+    models = list(arena.generative_models.order_by("pk"))
+    for tier, model in zip((1, 2, 3, 4), models, strict=True):
+        GenerativeModel.objects.filter(pk=model.pk).update(backend_config={"quality": tier})
+
+    call_command("simulate_votes", "--arena", arena.slug, "--votes", "60", verbosity=0)
+
+    snapshot = leaderboard_rebuild(arena=arena).snapshots[1]  # bradley_terry
+    assert snapshot.votes == 60
+    assert snapshot.standings[0]["model_id"] == models[3].pk
