@@ -90,18 +90,18 @@ def test_it_never_lowers_the_winner_relative_to_the_loser(
     vs: list[Ranking], order: list[str]
 ) -> None:
     a, b = order[0], order[1]
-    for cls, params in (
-        (EloRater, {}),
-        (BradleyTerryRater, {"rounds": 2}),
-        (BayesianRater, {}),
-    ):
-        rater = cls(PLAYERS, **params)
+    raters: tuple[EloRater | BradleyTerryRater | BayesianRater, ...] = (
+        EloRater(PLAYERS),
+        BradleyTerryRater(PLAYERS, rounds=2),
+        BayesianRater(PLAYERS),
+    )
+    for rater in raters:
         for v in vs:
             rater.record(v)
         before = _gap(rater, a, b)
         rater.record([[a], [b]])
         after = _gap(rater, a, b)
-        assert after > before - 1e-6, (cls.__name__, before, after)
+        assert after > before - 1e-6, (type(rater).__name__, before, after)
 
 
 @SETTINGS

@@ -240,7 +240,7 @@ def test_it_refits_periodically_when_asked() -> None:
 
 def test_it_offers_k_sort_and_online_boards_for_comparison() -> None:
     for display in ("conservative", "online"):
-        r = BayesianRater(["a", "b", "c"], display=display)  # type: ignore[arg-type]
+        r = BayesianRater(["a", "b", "c"], display=display)
         for _ in range(5):
             r.record([["c"], ["b"], ["a"]])
         rows = r.standings()
