@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,7 +36,7 @@ from tqdm import tqdm  # noqa: E402
 from benchmarks.leaderboard_rebuild import _load  # noqa: E402
 
 
-def _timed(client: Client, url: str, n: int, desc: str, **headers: str) -> list[float]:
+def _timed(client: Client, url: str, n: int, desc: str, **headers: Any) -> list[float]:
     out = []
     for _ in tqdm(range(n), desc=desc, unit="req"):
         started = time.perf_counter()
