@@ -150,6 +150,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 120.0},
     "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
 }
+# First retry delay of a transient generation error (doubles each retry, jittered).
+GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
 # A running generation older than this lost its worker (must exceed every backend's hard limit).
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 900, minimum=60)
 # A pending job sent longer ago than this was lost in transit and is sent again by the top-up.

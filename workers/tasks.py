@@ -20,9 +20,9 @@ from workers.backends import TransientBackendError, backend_get
 from workers.generation import asset_generate
 
 LIGHT_QUEUE = "light"
-# Retries only for transient errors (timeouts, rate limits, 5xx): 10 s, 20 s, 40 s, 80 s (+jitter).
+# Retries only for transient errors (timeouts, rate limits, 5xx): 10 s, 20 s, 40 s, 80 s (jittered).
 GENERATE_MAX_RETRIES = 4
-GENERATE_RETRY_BACKOFF_S = 10
+GENERATE_RETRY_BACKOFF_S = settings.GENERATION_RETRY_BACKOFF_S
 
 
 @shared_task(

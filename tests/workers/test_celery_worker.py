@@ -23,8 +23,11 @@ from django.db import connection
 from arena.models import Asset, AssetStatus, GenerativeModel
 from arena.services import asset_request
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
+from tests.workers.test_http_backend import Reply, ScriptedApi, sample
 from workers.cache import cache_top_up
+from workers.celery import app
 from workers.media import validate
+from workers.ops import queue_depths
 from workers.tasks import generate_asset_enqueue, reap_stale_generations
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -46,6 +49,7 @@ def _start_worker(queue: str, media: Path, log_path: Path) -> subprocess.Popen[b
         "DATABASE_URL": _database_url(),
         "MEDIA_ROOT": str(media),
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        "GENERATION_RETRY_BACKOFF_S": "1",  # retries in about a second, not ten
     }
     with log_path.open("ab") as log:
         return subprocess.Popen(
@@ -204,3 +208,82 @@ def test_the_top_up_task_fills_the_cache_through_the_worker(
     assert (first.created, first.queued) == (6, 6)
     assert [a.status for a in assets] == [AssetStatus.READY] * 6
     assert cache_top_up(arenas=[arena]).queued == 0
+
+
+def test_jobs_go_only_to_their_models_queue(worker: dict[str, Any], settings: Any) -> None:
+    settings.MEDIA_ROOT = worker["media"]
+    elsewhere = f"gen.test-elsewhere-{uuid.uuid4().hex[:6]}"
+    here = GenerativeModelFactory.create(queue=worker["queue"])
+    there = GenerativeModelFactory.create(queue=elsewhere)
+    prompt = PromptFactory.create()
+    mine, _ = asset_request(model=here, prompt=prompt)
+    theirs, _ = asset_request(model=there, prompt=prompt)
+    try:
+        generate_asset_enqueue(asset_id=theirs.pk, queue=there.queue)
+        generate_asset_enqueue(asset_id=mine.pk, queue=here.queue)
+        _wait_until_settled([mine.pk], worker)
+
+        assert Asset.objects.get(pk=theirs.pk).status == AssetStatus.PENDING
+        assert queue_depths([elsewhere])[0].messages == 1
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(elsewhere)
+
+
+def _http_model(api: ScriptedApi, queue: str) -> GenerativeModel:
+    return GenerativeModelFactory.create(
+        queue=queue,
+        backend="http",
+        backend_config={
+            "submit_url": f"{api.url}/v1/generate",
+            "result": ["output", "url"],
+            "timeout_s": 20,
+        },
+    )
+
+
+def test_a_transient_error_is_retried_by_the_worker(worker: dict[str, Any], settings: Any) -> None:
+    settings.MEDIA_ROOT = worker["media"]
+    api = ScriptedApi()
+    try:
+        api.routes[("POST", "/v1/generate")] = [
+            Reply(503, {"error": "overloaded"}),
+            Reply(200, {"output": {"url": f"{api.url}/files/out.png"}}),
+        ]
+        api.routes[("GET", "/files/out.png")] = [
+            Reply(200, sample("png"), {"Content-Type": "image/png"})
+        ]
+        asset, _ = asset_request(
+            model=_http_model(api, worker["queue"]), prompt=PromptFactory.create()
+        )
+
+        generate_asset_enqueue(asset_id=asset.pk, queue=worker["queue"], backend="http")
+        (settled,) = _wait_until_settled([asset.pk], worker)
+    finally:
+        api.close()
+
+    assert settled.status == AssetStatus.READY, settled.error
+    assert settled.attempts == 2
+    assert len(api.requests_to("/v1/generate")) == 2
+
+
+def test_a_job_the_remote_app_rejects_fails_for_good(worker: dict[str, Any], settings: Any) -> None:
+    settings.MEDIA_ROOT = worker["media"]
+    api = ScriptedApi()
+    try:
+        api.routes[("POST", "/v1/generate")] = [
+            Reply(400, {"error": "prompt rejected by the model"})
+        ]
+        asset, _ = asset_request(
+            model=_http_model(api, worker["queue"]), prompt=PromptFactory.create()
+        )
+
+        generate_asset_enqueue(asset_id=asset.pk, queue=worker["queue"], backend="http")
+        (settled,) = _wait_until_settled([asset.pk], worker)
+    finally:
+        api.close()
+
+    assert settled.status == AssetStatus.FAILED
+    assert "400" in settled.error or "rejected" in settled.error
+    assert settled.attempts == 1
+    assert not settled.file
