@@ -25,8 +25,8 @@ order; a best-of-K vote only the perceived best.
 
 Schemes:
 
-``elo``      online Elo (K-factor ``--elo-k``, default 32: the fastest of 4, 8, 16, 32, 64, 128 here
-             in a pilot run) + uniformly random pairs, K=2.
+``elo``      online Elo (K-factor ``--elo-k``, default 32: the fastest of
+             4, 8, 16, 32, 64, 128 in a pilot run) + random pairs, K=2.
 ``ksort``    the K-Sort reference: the ``trueskill`` package with its defaults
              (tau and draw probability included), K-Sort's pivot + UCB
              matchmaking (``ucb``), K=4 full-ranking votes, board ordered by
@@ -36,7 +36,9 @@ Schemes:
 ``ours-best`` the same with best-of-4 votes (only the winner is reported).
 ``ucb+map``  ablation: K-Sort's UCB matchmaking feeding our bayesian rater.
 
-This is a benchmark, not a test; run it with ``nice``.
+This is a benchmark, not a test; run it with ``nice`` (and
+``OPENBLAS_NUM_THREADS=1`` on a busy machine).  Results and method choices:
+benchmarks/simulate_notes.md.
 """
 
 from __future__ import annotations
