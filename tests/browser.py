@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -34,3 +36,26 @@ def require_chromium() -> None:
     if os.environ.get("ARENA_REQUIRE_BROWSER") == "1":
         pytest.fail("ARENA_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing", pytrace=False)
     pytest.skip("headless chromium not installed at /usr/bin/chromium", allow_module_level=True)
+
+
+def watch_page(page: Any) -> list[str]:
+    """Collect what a healthy page never does: JS errors, console errors, requests to another
+    host, 4xx/5xx answers. Tests assert the returned list is empty at the end."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+
+    def check_host(request: Any) -> None:
+        host = urlparse(request.url).hostname
+        if request.url.startswith(("http:", "https:")) and host not in ("localhost", "127.0.0.1"):
+            problems.append(f"request to another host: {request.url}")
+
+    page.on("request", check_host)
+    page.on(
+        "response",
+        lambda r: problems.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None,
+    )
+    return problems

@@ -11,11 +11,10 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, watch_page
 
 require_chromium()
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -60,23 +59,7 @@ def _open(browser: Any, *, width: int = 1280, height: int = 900) -> tuple[Any, A
         viewport={"width": width, "height": height}, reduced_motion="reduce"
     )
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-    )
-
-    def check_host(request: Any) -> None:
-        host = urlparse(request.url).hostname
-        if request.url.startswith(("http:", "https:")) and host not in ("localhost", "127.0.0.1"):
-            problems.append(f"request to another host: {request.url}")
-
-    page.on("request", check_host)
-    page.on(
-        "response",
-        lambda r: problems.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None,
-    )
+    problems = watch_page(page)
     return context, page, problems
 
 

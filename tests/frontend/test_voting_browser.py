@@ -11,11 +11,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, watch_page
 
 require_chromium()
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -82,28 +81,7 @@ def page(
     monkeypatch.setattr(testcases._MediaFilesHandler, "_should_handle", lambda self, path: False)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(f"console {message.type}: {message.text}")
-            if message.type == "error"
-            else None
-        ),
-    )
-
-    def check_host(request: Any) -> None:
-        host = urlparse(request.url).hostname
-        if request.url.startswith(("http:", "https:")) and host not in ("localhost", "127.0.0.1"):
-            problems.append(f"request to another host: {request.url}")
-
-    page.on("request", check_host)
-    page.on(
-        "response",
-        lambda r: problems.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None,
-    )
-    page.problems = problems
+    problems = watch_page(page)
     yield page
     context.close()
     assert problems == []
