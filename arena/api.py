@@ -17,7 +17,7 @@ from arena import selectors, services
 from arena.errors import ArenaError, NotFound
 from arena.leaderboards import LEADERBOARD_VERSION, METHODS, leaderboard_rebuild
 from arena.middleware import client_ip, request_voter
-from arena.models import Arena, ArenaTally, GenerativeModel, LeaderboardSnapshot, ModelRating
+from arena.models import ArenaTally, GenerativeModel, ModelRating
 from arena.tokens import battle_token_make
 
 
@@ -130,13 +130,6 @@ class VoteOut(Schema):
     reveal: list[RevealOut]
 
 
-class WinRateOut(Schema):
-    model: str
-    organisation: str
-    votes: int
-    win_rate: float | None
-
-
 @api.get("/arenas", response=list[ArenaOut], tags=["arenas"])
 def arenas_list(request: HttpRequest) -> list[dict[str, Any]]:
     return [
@@ -236,37 +229,10 @@ def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Statu
     )
 
 
-@api.get(
-    "/arenas/{slug}/win-rates",
-    response={200: list[WinRateOut], 404: ErrorOut},
-    tags=["leaderboards"],
-)
-def arenas_win_rates(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    arena = selectors.arena_get(slug=slug)
-    return [
-        {
-            "model": r.model.name,
-            "organisation": r.model.organisation,
-            "votes": r.votes,
-            "win_rate": r.win_rate,
-        }
-        for r in selectors.arena_win_rates(arena=arena)
-    ]
-
-
 # --- leaderboards -----------------------------------------------------------------------------
 
 LEADERBOARD_CACHE_S = 300
 MAX_PAGE_SIZE = 200
-
-
-def _fresh_snapshot(arena: Arena, method: str) -> LeaderboardSnapshot:
-    """The snapshot for the arena's current vote set (built now if the votes changed)."""
-    digest = ArenaTally.objects.filter(arena=arena).values_list("digest", flat=True).first()
-    latest = selectors.leaderboard_latest(arena=arena, method=method)
-    if latest is not None and latest.vote_set_hash == (digest or latest.vote_set_hash):
-        return latest
-    return leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
 
 
 def _method_checked(method: str) -> str:
@@ -301,7 +267,7 @@ def arenas_leaderboard(
         return HttpResponseNotModified(headers={"ETag": etag})
     cached = cache.get(key)
     if cached is None:
-        snapshot = _fresh_snapshot(arena, method)
+        snapshot = leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
         rows = snapshot.standings
         start = (page - 1) * page_size
         body = {
@@ -367,12 +333,10 @@ def arenas_model_record(request: HttpRequest, slug: str, model_slug: str) -> dic
     model = GenerativeModel.objects.filter(arenas=arena, slug=model_slug).first()
     if model is None:
         raise NotFound(f"No model {model_slug!r} in arena {slug!r}.")
-    standings = {}
-    for method in METHODS:
-        row = next(
-            (r for r in _fresh_snapshot(arena, method).standings if r["model_id"] == model.pk), None
-        )
-        standings[method] = row
+    standings = {
+        snapshot.method: next((r for r in snapshot.standings if r["model_id"] == model.pk), None)
+        for snapshot in leaderboard_rebuild(arena=arena).snapshots
+    }
     rating = ModelRating.objects.filter(arena=arena, model=model).first()
     matrix = selectors.arena_pair_matrix(arena=arena)
     i = next(n for n, m in enumerate(matrix.models) if m.pk == model.pk)

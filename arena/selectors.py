@@ -10,7 +10,6 @@ from django.db.models import Count, Q, QuerySet
 
 from arena.errors import NotFound
 from arena.models import (
-    SLOT_LABELS,
     Arena,
     Asset,
     AssetStatus,
@@ -119,81 +118,6 @@ def battle_view(*, battle: Battle) -> BattleView:
     if revealed:
         ranking = Vote.objects.values_list("slot_ranking", flat=True).get(battle=battle)
     return BattleView(battle=battle, slots=slots, revealed=revealed, ranking=ranking)
-
-
-@dataclass(frozen=True)
-class WinRateRow:
-    model: GenerativeModel
-    votes: int
-    wins: float
-    comparisons: int
-
-    @property
-    def win_rate(self) -> float | None:
-        return self.wins / self.comparisons if self.comparisons else None
-
-
-def vote_pairwise_outcomes(
-    *, ranking: list[list[int]], is_partial: bool
-) -> list[tuple[int, int, float]]:
-    """Decompose one vote into (player, opponent, score) pairs; score 1 win, 0.5 tie, 0 loss.
-
-    A partial (best-of-K) ranking compares its winner with each loser only: the losers were not
-    compared with each other, so they are not a tie.
-    """
-    outcomes: list[tuple[int, int, float]] = []
-    for gi, group in enumerate(ranking):
-        tied_group = not (is_partial and gi == len(ranking) - 1)
-        for i, a in enumerate(group):
-            if tied_group:
-                for b in group[i + 1 :]:
-                    outcomes += [(a, b, 0.5), (b, a, 0.5)]
-            for lower in ranking[gi + 1 :]:
-                for b in lower:
-                    outcomes += [(a, b, 1.0), (b, a, 0.0)]
-    return outcomes
-
-
-def arena_win_rates(*, arena: Arena) -> list[WinRateRow]:
-    """Votes and pairwise win rates per model (ties count half), best win rate first."""
-    models = {m.pk: m for m in GenerativeModel.objects.filter(arenas=arena)}
-    votes: dict[int, int] = defaultdict(int)
-    wins: dict[int, float] = defaultdict(float)
-    comparisons: dict[int, int] = defaultdict(int)
-    for ranking, is_partial in (
-        Vote.objects.filter(arena=arena).values_list("ranking", "is_partial").iterator()
-    ):
-        for player in {p for group in ranking for p in group}:
-            votes[player] += 1
-        for player, _opponent, score in vote_pairwise_outcomes(
-            ranking=ranking, is_partial=is_partial
-        ):
-            wins[player] += score
-            comparisons[player] += 1
-    rows = [
-        WinRateRow(model=m, votes=votes[pk], wins=wins[pk], comparisons=comparisons[pk])
-        for pk, m in models.items()
-    ]
-    rows.sort(
-        key=lambda r: (-(r.win_rate if r.win_rate is not None else -1.0), -r.votes, r.model.name)
-    )
-    return rows
-
-
-@dataclass(frozen=True)
-class SlotProgress:
-    label: str
-    status: str
-
-
-def battle_generation_status(*, battle: Battle) -> list[SlotProgress]:
-    """Per-slot generation state of a battle.
-
-    No model names and no error texts: a remote app's error can name the model, and the vote
-    has not happened yet (operators see the errors in the admin).
-    """
-    rows = battle.slots.order_by("position").values_list("position", "asset__status")
-    return [SlotProgress(label=SLOT_LABELS[position], status=status) for position, status in rows]
 
 
 # --- leaderboards -----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from django.db import connection
 
 from arena.leaderboards import _vote_hash, leaderboard_rebuild, vote_exclude
 from arena.models import Arena, ArenaTally, GenerativeModel, ModelRating, PairTally, Vote, Voter
-from arena.selectors import vote_pairwise_outcomes
 from arena.services import battle_create, vote_record
 from arena.tokens import battle_token_make
 from tests.factories import VoterFactory, ready_arena
@@ -36,6 +35,27 @@ def _best_name_wins(labels: dict[str, str]) -> dict[str, Any]:
 def _pairwise_first_wins(labels: dict[str, str]) -> dict[str, Any]:
     best = min(labels, key=lambda name: int(name.split()[-1]))
     return {"choice": labels[best]}
+
+
+def vote_pairwise_outcomes(
+    *, ranking: list[list[int]], is_partial: bool
+) -> list[tuple[int, int, float]]:
+    """An independent decomposition of one vote into (player, opponent, score) pairs.
+
+    Written separately from ``ranking.Ranking.pairs`` (which the tallies use) so that the
+    tallies are checked against a second implementation, not against themselves.
+    """
+    outcomes: list[tuple[int, int, float]] = []
+    for gi, group in enumerate(ranking):
+        tied_group = not (is_partial and gi == len(ranking) - 1)
+        for i, a in enumerate(group):
+            if tied_group:
+                for b in group[i + 1 :]:
+                    outcomes += [(a, b, 0.5), (b, a, 0.5)]
+            for lower in ranking[gi + 1 :]:
+                for b in lower:
+                    outcomes += [(a, b, 1.0), (b, a, 0.0)]
+    return outcomes
 
 
 def _brute_force_pairs(arena: Arena) -> Counter[tuple[int, int, float]]:
