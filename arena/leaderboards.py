@@ -97,14 +97,10 @@ def _update_online(arena_id: int, vote_ranking: ranking.Ranking) -> None:
         .filter(arena_id=arena_id, model_id__in=players)
         .order_by("pk")  # a fixed lock order
     }
-    elo = PARAMS["elo"]
-    delta = dict.fromkeys(players, 0.0)
-    for a_str, b_str, score in vote_ranking.pairs():
-        a, b = rows[int(a_str)], rows[int(b_str)]
-        expected = 1.0 / (1.0 + elo["base"] ** ((b.elo - a.elo) / elo["scale"]))
-        step = elo["k_factor"] * (score - expected)
-        delta[a.model_id] += step
-        delta[b.model_id] -= step
+    # The ranking library's own Elo step, over just the models of this vote.
+    elo = ranking.EloRater([str(p) for p in players], **PARAMS["elo"])
+    elo.ratings = np.array([rows[p].elo for p in players])
+    elo.record(vote_ranking)
     group_of = {int(p): gi for gi, group in enumerate(vote_ranking.groups) for p in group}
     mu = np.array([rows[p].mu for p in players])
     sigma = np.array([rows[p].sigma for p in players])
@@ -113,7 +109,7 @@ def _update_online(arena_id: int, vote_ranking: ranking.Ranking) -> None:
     )
     for i, p in enumerate(players):
         row = rows[p]
-        row.elo += delta[p]
+        row.elo = float(elo.ratings[i])
         row.mu, row.sigma = float(new_mu[i]), float(new_sigma[i])
         row.votes += 1
     ModelRating.objects.bulk_update(list(rows.values()), ["elo", "mu", "sigma", "votes"])

@@ -199,3 +199,27 @@ def test_simulated_votes_put_the_higher_tier_on_top() -> None:
     snapshot = leaderboard_rebuild(arena=arena).snapshots[1]  # bradley_terry
     assert snapshot.votes == 60
     assert snapshot.standings[0]["model_id"] == models[3].pk
+
+
+@pytest.mark.django_db
+def test_the_online_elo_equals_a_replay_of_the_vote_log() -> None:
+    import ranking
+
+    arena = ready_arena(models=4)
+    voter, rng = VoterFactory.create(), random.Random(11)
+    for mode in ("rank_k", "best_of_k", "pairwise", "rank_k", "best_of_k"):
+        _cast(
+            arena, voter, mode, rng, _best_name_wins if mode == "rank_k" else _pairwise_first_wins
+        )
+
+    players = [
+        str(pk) for pk in arena.generative_models.order_by("pk").values_list("pk", flat=True)
+    ]
+    replay = ranking.EloRater(players, k_factor=16.0)
+    for vote in Vote.objects.filter(arena=arena).order_by("pk"):
+        groups = tuple(tuple(str(p) for p in g) for g in vote.ranking)
+        replay.record(ranking.Ranking(groups, partial=vote.is_partial))
+    online = dict(ModelRating.objects.filter(arena=arena).values_list("model_id", "elo"))
+
+    for player, expected in zip(players, replay.ratings, strict=True):
+        assert online[int(player)] == pytest.approx(expected)
