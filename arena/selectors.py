@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 
 from arena.errors import NotFound
 from arena.models import (
+    SLOT_LABELS,
     Arena,
     Asset,
     AssetStatus,
@@ -118,6 +119,22 @@ def battle_view(*, battle: Battle) -> BattleView:
     if revealed:
         ranking = Vote.objects.values_list("slot_ranking", flat=True).get(battle=battle)
     return BattleView(battle=battle, slots=slots, revealed=revealed, ranking=ranking)
+
+
+@dataclass(frozen=True)
+class SlotProgress:
+    label: str
+    status: str
+
+
+def battle_generation_status(*, battle: Battle) -> list[SlotProgress]:
+    """Per-slot generation state of a battle.
+
+    No model names and no error texts: a remote app's error can name the model, and the vote
+    has not happened yet (operators see the errors in the admin).
+    """
+    rows = battle.slots.order_by("position").values_list("position", "asset__status")
+    return [SlotProgress(label=SLOT_LABELS[position], status=status) for position, status in rows]
 
 
 # --- leaderboards -----------------------------------------------------------------------------
