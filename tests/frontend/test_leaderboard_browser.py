@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, watch_page
+from tests.browser import chromium, require_chromium, watch_page
 
 require_chromium()
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -45,12 +45,8 @@ CHART_STATE = """canvas => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def _open(browser: Any, *, width: int = 1280, height: int = 900) -> tuple[Any, Any, list[str]]:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser import chromium, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -377,12 +377,8 @@ class PageLog:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")

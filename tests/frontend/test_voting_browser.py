@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, watch_page
+from tests.browser import chromium, require_chromium, watch_page
 
 require_chromium()
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -64,12 +64,8 @@ def demo_arenas(transactional_db: None, demo_dump: tuple[Path, Path], settings: 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture
