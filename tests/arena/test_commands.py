@@ -1,0 +1,44 @@
+"""Management commands refuse bad arguments with a readable message and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from arena.models import Asset, LeaderboardSnapshot, Vote
+from tests.factories import ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("pregenerate", ["--arena", "nope"], "Unknown arena(s): nope"),
+        ("pregenerate", ["--models", "ghost"], "Unknown model(s): ghost"),
+        ("pregenerate", ["--seeds", "0"], "--seeds and --prompts must be at least 1"),
+        ("rebuild_leaderboards", ["--arena", "nope"], "Unknown arena(s): nope"),
+        ("simulate_votes", ["--arena", "nope"], "Unknown arena 'nope'"),
+        ("simulate_votes", ["--arena", "ARENA", "--votes", "0"], "--votes must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message(
+    command: str, args: list[str], message: str
+) -> None:
+    arena = ready_arena(models=2)
+    args = [arena.slug if a == "ARENA" else a for a in args]
+    assets_before = Asset.objects.count()
+
+    with pytest.raises(CommandError) as caught:
+        call_command(command, *args, verbosity=0)
+
+    assert message in str(caught.value)
+    assert Asset.objects.count() == assets_before
+    assert not Vote.objects.exists() and not LeaderboardSnapshot.objects.exists()
+
+
+def test_simulating_votes_in_an_arena_without_outputs_says_so() -> None:
+    arena = ready_arena(models=1)
+
+    with pytest.raises(CommandError, match="cannot start a 2-way battle yet"):
+        call_command("simulate_votes", "--arena", arena.slug, "--votes", "3", verbosity=0)
