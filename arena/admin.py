@@ -12,13 +12,16 @@ from arena.models import (
     Arena,
     Asset,
     AssetStatus,
+    AuditEntry,
     Battle,
     BattleSlot,
     GenerativeModel,
     Prompt,
     PromptSet,
     Vote,
+    VoteExclusion,
     Voter,
+    VoterFlag,
 )
 from arena.services import asset_regenerate, assets_retry_failed
 from workers.backends import BackendConfigError, backend_get, backend_names
@@ -169,9 +172,11 @@ class VoteAdmin(admin.ModelAdmin[Vote]):
         "outcome",
         "slot_ranking",
         "time_to_vote_ms",
+        "too_fast",
+        "is_named",
         "created_at",
     )
-    list_filter = ("arena", "mode", "outcome")
+    list_filter = ("arena", "mode", "outcome", "too_fast", "is_named")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -181,3 +186,35 @@ class VoteAdmin(admin.ModelAdmin[Vote]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """Rows written only by services (fraud scans and reviews): browse, never edit here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(VoterFlag)
+class VoterFlagAdmin(_ReadOnlyAdmin):
+    """Review happens on the vote-integrity pages (/admin/fraud/), which apply it to the votes."""
+
+    list_display = ("voter", "arena", "verdict", "review", "n_votes", "scanned_at")
+    list_filter = ("arena", "verdict", "review")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(_ReadOnlyAdmin):
+    list_display = ("created_at", "arena", "voter", "action", "actor", "votes_excluded")
+    list_filter = ("arena", "action")
+
+
+@admin.register(VoteExclusion)
+class VoteExclusionAdmin(_ReadOnlyAdmin):
+    list_display = ("vote", "reason", "created_at")

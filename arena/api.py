@@ -14,10 +14,11 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from arena import selectors, services
-from arena.errors import ArenaError, NotFound
+from arena.errors import ArenaError, NotFound, RateLimited
 from arena.leaderboards import LEADERBOARD_VERSION, METHODS, leaderboard_rebuild
 from arena.middleware import client_ip, request_voter
 from arena.models import ArenaTally, GenerativeModel, ModelRating
+from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
 
 
@@ -35,7 +36,10 @@ api = NinjaAPI(
 
 @api.exception_handler(ArenaError)
 def _arena_error(request: HttpRequest, exc: ArenaError) -> HttpResponse:
-    return api.create_response(request, exc.to_dict(), status=exc.status)
+    response = api.create_response(request, exc.to_dict(), status=exc.status)
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 @api.exception_handler(NinjaValidationError)
@@ -84,6 +88,9 @@ class ArenaOut(Schema):
 class BattleIn(Schema):
     mode: str | None = None
     k: int | None = None
+    # Model slugs the voter chose (2..the arena's largest K). A named battle's vote is kept but
+    # never counts on the anonymous leaderboards.
+    models: list[str] | None = None
 
 
 class SlotOut(Schema):
@@ -104,6 +111,7 @@ class BattleOut(Schema):
     arena: str
     mode: str
     k: int
+    named: bool
     prompt: PromptOut
     slots: list[SlotOut]
 
@@ -150,16 +158,31 @@ def arenas_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 @api.post(
     "/arenas/{slug}/battles",
-    response={201: BattleOut, 400: ErrorOut, 404: ErrorOut, 503: ErrorOut},
+    response={201: BattleOut, 400: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     tags=["battles"],
 )
 def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = None) -> Status:
-    """Serve a new anonymous battle to the caller (identified by the voter cookie)."""
+    """Serve a new battle to the caller (identified by the voter cookie).
+
+    Anonymous by default. With ``models`` (slugs) the caller picks the contenders: the battle is
+    ``named`` and its vote never counts on the leaderboards. Too many requests get 429 with a
+    ``Retry-After`` header.
+    """
+    rate_limit_request(request, action="battle")
     arena = selectors.arena_get(slug=slug)
     payload = payload or BattleIn()
-    battle = services.battle_create(
-        arena=arena, voter=request_voter(request), mode=payload.mode, k=payload.k
-    )
+    if payload.models is None:
+        battle = services.battle_create(
+            arena=arena, voter=request_voter(request), mode=payload.mode, k=payload.k
+        )
+    else:
+        if payload.k is not None and payload.k != len(payload.models):
+            raise InvalidRequest(
+                f"'k' ({payload.k}) must match the number of named models ({len(payload.models)})."
+            )
+        battle = services.battle_create_named(
+            arena=arena, voter=request_voter(request), model_slugs=payload.models, mode=payload.mode
+        )
     view = selectors.battle_view(battle=battle)
     prompt = battle.prompt
     return Status(
@@ -170,6 +193,7 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
             "arena": arena.slug,
             "mode": battle.mode,
             "k": battle.k,
+            "named": battle.is_named,
             "prompt": {
                 "text": prompt.text,
                 "conditioning_image_url": prompt.conditioning_image.url
@@ -193,11 +217,16 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
         404: ErrorOut,
         409: ErrorOut,
         410: ErrorOut,
+        429: ErrorOut,
     },
     tags=["battles"],
 )
 def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Status:
-    """Vote once on a battle you were served; the response reveals the models."""
+    """Vote once on a battle you were served; the response reveals the models.
+
+    Too many votes get 429 with a ``Retry-After`` header, and nothing is recorded.
+    """
+    rate_limit_request(request, action="vote")
     vote = services.vote_record(
         battle_public_id=battle_id,
         token=payload.token,

@@ -68,3 +68,20 @@ class InvalidPrompt(ArenaError):
 class StillGenerating(ArenaError):
     status = 409
     code = "still_generating"
+
+
+class InvalidBattle(ArenaError):
+    """A battle request that cannot be served as asked (e.g. a bad list of named models)."""
+
+    code = "invalid_battle"
+
+
+class RateLimited(ArenaError):
+    """Too many requests in a window; ``detail`` has scope, limit, window_s, retry_after_s."""
+
+    status = 429
+    code = "rate_limited"
+
+    @property
+    def retry_after_s(self) -> int:
+        return int(self.detail["retry_after_s"])

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 import ranking
 from arena.models import (
@@ -120,30 +120,128 @@ def tally_vote(*, vote: Vote) -> None:
     vote_ranking = _ranking_of(vote)
     tally = _locked_tally(vote.arena_id)
     tally.votes += 1
-    tally.digest = f"{(int(tally.digest, 16) + _vote_hash(vote.pk)) % _DIGEST_MOD:032x}"
+    tally.digest = _digest_step(tally.digest, vote.pk, +1)
     tally.save(update_fields=["votes", "digest", "updated_at"])
     _add_pairs(vote.arena_id, vote_ranking, +1)
     _update_online(vote.arena_id, vote_ranking)
 
 
-def vote_exclude(*, vote: Vote, reason: str) -> bool:
-    """Take a vote out of the leaderboards (fraud); returns false if it was already excluded.
+def _digest_step(digest: str, vote_id: int, sign: int) -> str:
+    return f"{(int(digest, 16) + sign * _vote_hash(vote_id)) % _DIGEST_MOD:032x}"
 
-    The pair counts and the vote-set digest drop it at once; the online ratings keep its
-    effect until the next rebuild (an online update cannot be undone exactly).
+
+def votes_exclude(
+    *, arena_id: int, votes: Sequence[Vote], reason: str, reasons: Sequence[str] = ()
+) -> int:
+    """Take counted votes of one arena out of the leaderboards; returns how many were taken.
+
+    Votes already excluded are skipped. The pair counts and the vote-set digest drop them at
+    once; the online ratings keep their effect until ``ratings_replay`` (an online update cannot
+    be undone exactly), which the fraud scan and the review actions call after changing votes.
+    """
+    if not votes:
+        return 0
+    with transaction.atomic():
+        tally = _locked_tally(arena_id)
+        already = set(
+            VoteExclusion.objects.filter(vote__in=[v.pk for v in votes]).values_list(
+                "vote_id", flat=True
+            )
+        )
+        fresh = [v for v in votes if v.pk not in already and not v.is_named]
+        if not fresh:
+            return 0
+        VoteExclusion.objects.bulk_create(
+            VoteExclusion(vote=v, reason=reason[:200], reasons=list(reasons)) for v in fresh
+        )
+        for vote in fresh:
+            tally.digest = _digest_step(tally.digest, vote.pk, -1)
+            _add_pairs(arena_id, _ranking_of(vote), -1)
+        tally.votes -= len(fresh)
+        tally.save(update_fields=["votes", "digest", "updated_at"])
+    return len(fresh)
+
+
+def vote_exclude(*, vote: Vote, reason: str, reasons: Sequence[str] = ()) -> bool:
+    """Take one vote out of the leaderboards; false if it was already excluded."""
+    return votes_exclude(arena_id=vote.arena_id, votes=[vote], reason=reason, reasons=reasons) == 1
+
+
+def votes_restore(*, arena_id: int, votes: Sequence[Vote]) -> int:
+    """Count excluded votes again (a reviewer cleared their voter); returns how many."""
+    if not votes:
+        return 0
+    with transaction.atomic():
+        tally = _locked_tally(arena_id)
+        excluded = set(
+            VoteExclusion.objects.filter(vote__in=[v.pk for v in votes]).values_list(
+                "vote_id", flat=True
+            )
+        )
+        back = [v for v in votes if v.pk in excluded]
+        if not back:
+            return 0
+        VoteExclusion.objects.filter(vote__in=[v.pk for v in back]).delete()
+        for vote in back:
+            tally.digest = _digest_step(tally.digest, vote.pk, +1)
+            _add_pairs(arena_id, _ranking_of(vote), +1)
+        tally.votes += len(back)
+        tally.save(update_fields=["votes", "digest", "updated_at"])
+    return len(back)
+
+
+def counted_votes(*, arena_id: int) -> QuerySet[Vote]:
+    """The arena's votes that count on its leaderboards, oldest first."""
+    return Vote.objects.filter(arena_id=arena_id, is_named=False, exclusion__isnull=True).order_by(
+        "pk"
+    )
+
+
+def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
+    """Recompute the online ELO and Bayesian ratings from the counted votes, in vote order.
+
+    Needed after votes were excluded or restored, since online updates cannot be undone one by
+    one. Returns the number of votes replayed. Holds the arena's tally lock, so votes arriving
+    meanwhile wait and are applied after the replay.
     """
     with transaction.atomic():
-        tally = _locked_tally(vote.arena_id)
-        _, created = VoteExclusion.objects.get_or_create(
-            vote=vote, defaults={"reason": reason[:200]}
+        _locked_tally(arena_id)
+        model_ids = sorted(
+            set(ModelRating.objects.filter(arena_id=arena_id).values_list("model_id", flat=True))
         )
-        if not created:
-            return False
-        tally.votes -= 1
-        tally.digest = f"{(int(tally.digest, 16) - _vote_hash(vote.pk)) % _DIGEST_MOD:032x}"
-        tally.save(update_fields=["votes", "digest", "updated_at"])
-        _add_pairs(vote.arena_id, _ranking_of(vote), -1)
-    return True
+        players = [str(pk) for pk in model_ids]
+        elo = ranking.EloRater(players, **PARAMS["elo"]) if players else None
+        mu = {p: 25.0 for p in players}
+        sigma = {p: 25.0 / 3.0 for p in players}
+        votes_per = dict.fromkeys(players, 0)
+        replayed = 0
+        rows = counted_votes(arena_id=arena_id).values_list("ranking", "is_partial")
+        for vote_groups, is_partial in rows.iterator(chunk_size=batch):
+            groups = tuple(tuple(str(m) for m in group) for group in vote_groups)
+            vote_ranking = ranking.Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
+            shown = list(vote_ranking.players)
+            if elo is None or any(p not in votes_per for p in shown):
+                continue  # a model no longer in the ratings table: nothing to replay into
+            elo.record(vote_ranking)
+            group_of = {p: gi for gi, group in enumerate(vote_ranking.groups) for p in group}
+            new_mu, new_sigma = ranking.weng_lin_update(
+                np.array([mu[p] for p in shown]),
+                np.array([sigma[p] for p in shown]),
+                [group_of[p] for p in shown],
+                partial=vote_ranking.partial,
+                beta=BETA,
+            )
+            for i, p in enumerate(shown):
+                mu[p], sigma[p] = float(new_mu[i]), float(new_sigma[i])
+                votes_per[p] += 1
+            replayed += 1
+        ratings = list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk"))
+        for row in ratings:
+            p = str(row.model_id)
+            row.elo = float(elo.ratings[players.index(p)]) if elo else PARAMS["elo"]["init"]
+            row.mu, row.sigma, row.votes = mu[p], sigma[p], votes_per[p]
+        ModelRating.objects.bulk_update(ratings, ["elo", "mu", "sigma", "votes"])
+    return replayed
 
 
 # --- rebuild ----------------------------------------------------------------------------------

@@ -309,6 +309,11 @@ class Voter(models.Model):
     rejected_votes = models.PositiveIntegerField(
         default=0, help_text="Invalid or replayed vote attempts."
     )
+    # Keyed HMACs (see arena.privacy): groupable for fraud detection, never reversible.
+    prefix_hash = models.CharField(
+        max_length=64, blank=True, help_text="HMAC of the client's network prefix (/24 or /48)."
+    )
+    user_agent_hash = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"voter {str(self.public_id)[:8]}"
@@ -331,6 +336,8 @@ class Battle(models.Model):
     # because the Vote row is one-to-one with the battle.
     nonce = models.CharField(max_length=32, default=_random_hex, editable=False)
     state = models.CharField(max_length=12, choices=BattleState.choices, default=BattleState.SERVED)
+    # The voter chose the models: the vote is kept but never counts on the anonymous leaderboard.
+    is_named = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     served_at = models.DateTimeField()
     voted_at = models.DateTimeField(null=True, blank=True)
@@ -374,12 +381,14 @@ class VoteOutcome(models.TextChoices):
     RANKED = "ranked", "Full ranking"
 
 
-class AppendOnlyQuerySet(models.QuerySet["Vote"]):
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    """For logs (votes, the audit log): rows are added, never updated or deleted."""
+
     def update(self, **kwargs: Any) -> int:
-        raise TypeError("votes are append-only: they cannot be updated")
+        raise TypeError(f"{self.model.__name__} rows are append-only: they cannot be updated")
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise TypeError("votes are append-only: they cannot be deleted")
+        raise TypeError(f"{self.model.__name__} rows are append-only: they cannot be deleted")
 
 
 class Vote(models.Model):
@@ -400,8 +409,20 @@ class Vote(models.Model):
     slot_ranking = models.JSONField()
     is_partial = models.BooleanField(default=False)
     time_to_vote_ms = models.PositiveIntegerField()
+    min_view_ms = models.PositiveIntegerField(
+        default=0, help_text="The least time a careful look at these outputs takes."
+    )
+    too_fast = models.BooleanField(
+        default=False, help_text="Cast sooner than min_view_ms after the battle was served."
+    )
+    is_named = models.BooleanField(
+        default=False, help_text="On a battle whose models the voter chose: never counted."
+    )
     client_hash = models.CharField(
         max_length=64, help_text="HMAC of the client address; never the raw IP."
+    )
+    prefix_hash = models.CharField(
+        max_length=64, blank=True, help_text="HMAC of the client's network prefix."
     )
     user_agent_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -429,11 +450,15 @@ class Vote(models.Model):
 class VoteExclusion(models.Model):
     """A vote that fraud detection (or an admin) took out of the leaderboards.
 
-    The vote itself stays in the append-only log; leaderboards skip excluded votes.
+    The vote itself stays in the append-only log; leaderboards skip excluded votes. Clearing
+    the voter deletes the exclusion (the audit log keeps the decision) and counts the vote again.
     """
 
     vote = models.OneToOneField(Vote, on_delete=models.PROTECT, related_name="exclusion")
     reason = models.CharField(max_length=200)
+    reasons = models.JSONField(
+        default=list, blank=True, help_text="The detectors (or 'admin') behind the exclusion."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -523,3 +548,106 @@ class LeaderboardSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} leaderboard of {self.arena_id} at {self.vote_set_hash[:8]}"
+
+
+# --- fraud detection --------------------------------------------------------------------------
+
+
+class Verdict(models.TextChoices):
+    OK = "ok", "OK"
+    SUSPICIOUS = "suspicious", "Suspicious"
+    EXCLUDED = "excluded", "Excluded"
+
+
+class Review(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Not reviewed"
+    CONFIRMED = "confirmed", "Confirmed fraud"
+    CLEARED = "cleared", "Cleared"
+
+
+class VoterFlag(models.Model):
+    """Fraud detection's latest judgement of one voter in one arena, and its human review.
+
+    ``results`` holds every detector's score, summary and evidence (``ranking.fraud``). A
+    reviewer's decision is sticky: ``confirmed`` keeps the votes out whatever later scans say;
+    ``cleared`` counts them again, and later scans judge only votes after
+    ``cleared_through_vote_id`` so the same evidence never excludes the voter twice.
+    """
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="voter_flags")
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="flags")
+    verdict = models.CharField(max_length=12, choices=Verdict.choices, default=Verdict.OK)
+    reasons = models.JSONField(default=list, blank=True)
+    results = models.JSONField(default=list, blank=True)
+    n_votes = models.PositiveIntegerField(default=0)
+    review = models.CharField(max_length=12, choices=Review.choices, default=Review.UNREVIEWED)
+    cleared_through_vote_id = models.BigIntegerField(default=0)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    scanned_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["arena", "voter"], name="voter_flag_unique")
+        ]
+        indexes: ClassVar[list[Any]] = [models.Index(fields=["arena", "verdict", "review"])]
+
+    def __str__(self) -> str:
+        return f"{self.voter} in {self.arena_id}: {self.verdict}"
+
+    @property
+    def is_excluding(self) -> bool:
+        """Whether this voter's votes are kept out of the leaderboards."""
+        if self.review == Review.CONFIRMED:
+            return True
+        return self.review != Review.CLEARED and self.verdict == Verdict.EXCLUDED
+
+
+class FraudScanState(models.Model):
+    """Where the incremental fraud scan of an arena stands."""
+
+    arena = models.OneToOneField(Arena, on_delete=models.CASCADE, related_name="fraud_scan")
+    last_vote_id = models.BigIntegerField(default=0)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    voters_scanned = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"fraud scan of {self.arena_id} through vote {self.last_vote_id}"
+
+
+class AuditAction(models.TextChoices):
+    AUTO_EXCLUDED = "auto_excluded", "Excluded by detection"
+    AUTO_SUSPECTED = "auto_suspected", "Flagged suspicious by detection"
+    AUTO_CLEARED = "auto_cleared", "No longer flagged by detection"
+    CONFIRMED = "confirmed", "Confirmed by a reviewer"
+    CLEARED = "cleared", "Cleared by a reviewer"
+
+
+class AuditEntry(models.Model):
+    """One decision about a voter, by detection (``actor`` empty) or by a reviewer. Append-only."""
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="audit_entries")
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="audit_entries")
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    votes_excluded = models.IntegerField(default=0)
+    votes_restored = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.voter} by {self.actor or 'detection'}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("the audit log is append-only")
+        super().save(*args, **kwargs)

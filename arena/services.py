@@ -24,6 +24,7 @@ from arena import selectors
 from arena.errors import (
     AlreadyVoted,
     ArenaError,
+    InvalidBattle,
     InvalidPrompt,
     InvalidToken,
     InvalidVote,
@@ -47,15 +48,14 @@ from arena.models import (
     Prompt,
     PromptSet,
     Vote,
+    VoteExclusion,
     VoteMode,
     VoteOutcome,
     Voter,
+    VoterFlag,
 )
+from arena.privacy import keyed_hash, prefix_hash
 from arena.tokens import battle_token_read
-
-# A vote cast sooner than this after the battle was served cannot have followed a careful look
-# at K outputs; it is still recorded, but counted on the voter for fraud detection.
-FAST_VOTE_MS = 1500
 
 PAIRWISE_CHOICES = ("A", "B", "tie", "both_bad")
 
@@ -81,12 +81,6 @@ def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Vot
             return voter, False
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     return Voter.objects.create(user=user if authenticated else None), True
-
-
-def client_hash(value: str) -> str:
-    """Keyed HMAC-SHA256 of a client address or user agent: groupable, never reversible."""
-    key = settings.VOTER_HASH_KEY.encode()
-    return hmac.new(key, value.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
 
 
 # --- battles ----------------------------------------------------------------------------------
@@ -192,11 +186,39 @@ def battle_create(
             detail={"ready_assets": ready, "k": size},
         )
     prompt_id, model_ids = _matchmake(arena=arena, pool=pool, eligible=eligible, size=size, rng=rng)
-    by_model = pool[prompt_id]
-    now = timezone.now()
+    return _battle_store(
+        arena=arena,
+        voter=voter,
+        mode=mode,
+        prompt_id=prompt_id,
+        model_ids=model_ids,
+        by_model=pool[prompt_id],
+        rng=rng,
+        is_named=False,
+    )
+
+
+def _battle_store(
+    *,
+    arena: Arena,
+    voter: Voter,
+    mode: str,
+    prompt_id: int,
+    model_ids: Sequence[int],
+    by_model: Mapping[int, Sequence[int]],
+    rng: random.Random,
+    is_named: bool,
+) -> Battle:
+    """Write a served battle, one slot per model in order, each with one of its ready outputs."""
     with transaction.atomic():
         battle = Battle.objects.create(
-            arena=arena, prompt_id=prompt_id, mode=mode, k=size, voter=voter, served_at=now
+            arena=arena,
+            prompt_id=prompt_id,
+            mode=mode,
+            k=len(model_ids),
+            voter=voter,
+            served_at=timezone.now(),
+            is_named=is_named,
         )
         BattleSlot.objects.bulk_create(
             BattleSlot(
@@ -209,6 +231,103 @@ def battle_create(
         )
         Voter.objects.filter(pk=voter.pk).update(battles_served=F("battles_served") + 1)
     return battle
+
+
+def _named_battle_mode(*, arena: Arena, size: int, mode: str | None) -> str:
+    """The vote mode of a named battle of ``size`` models: as asked, or the first that fits."""
+    fits = {
+        m: (size == 2) if m == VoteMode.PAIRWISE else (size in arena.k_values)
+        for m in arena.vote_modes
+    }
+    if mode is not None:
+        if mode not in fits:
+            raise InvalidVote(
+                f"Mode {mode!r} is not offered in this arena; choose one of {', '.join(arena.vote_modes)}."
+            )
+        if not fits[mode]:
+            allowed = "2" if mode == VoteMode.PAIRWISE else " or ".join(map(str, arena.k_values))
+            raise InvalidBattle(
+                f"A {mode} battle in this arena takes {allowed} models; you named {size}.",
+                detail={"mode": mode, "models": size},
+            )
+        return mode
+    for candidate in [arena.default_mode, *arena.vote_modes]:
+        if fits.get(candidate):
+            return candidate
+    sizes = sorted({2} if VoteMode.PAIRWISE in fits else set()) + [
+        k for k in sorted(arena.k_values) if any(m != VoteMode.PAIRWISE for m in fits)
+    ]
+    raise InvalidBattle(  # e.g. 3 models where the arena's K-wise battles take 4
+        f"This arena has no battle of {size} models; name {' or '.join(map(str, sizes))}.",
+        detail={"models": size, "sizes": sizes},
+    )
+
+
+def battle_create_named(
+    *,
+    arena: Arena,
+    voter: Voter,
+    model_slugs: Sequence[str],
+    mode: str | None = None,
+    rng: random.Random | None = None,
+) -> Battle:
+    """Serve a battle between models the voter chose, by slug (``is_named``).
+
+    The outputs are still shown in shuffled, unlabelled slots, and the vote is recorded as usual,
+    but a named battle's vote never counts on the anonymous leaderboards (the voter knew the
+    contenders). Raises ``InvalidBattle`` (400) for fewer than 2 or more than the arena's largest
+    K models or a repeated slug, ``NotFound`` (404) for a slug that is not an active model of the
+    arena, ``NotEnoughAssets`` (503) when no prompt has ready outputs from all of them. Nothing is
+    stored on any error.
+    """
+    rng = rng or random.Random()
+    slugs = [str(slug) for slug in model_slugs]
+    sizes = {2} if VoteMode.PAIRWISE in arena.vote_modes else set()
+    if any(m != VoteMode.PAIRWISE for m in arena.vote_modes):
+        sizes |= set(arena.k_values)
+    largest = max(sizes, default=2)
+    if not 2 <= len(slugs) <= largest:
+        raise InvalidBattle(
+            f"Name between 2 and {largest} models for a battle in this arena; you named {len(slugs)}.",
+            detail={"models": len(slugs), "max": largest},
+        )
+    repeated = sorted({slug for slug in slugs if slugs.count(slug) > 1})
+    if repeated:
+        raise InvalidBattle(
+            f"Name each model once; repeated: {', '.join(repeated)}.",
+            detail={"repeated": repeated},
+        )
+    mode = _named_battle_mode(arena=arena, size=len(slugs), mode=mode)
+    found = dict(
+        arena.generative_models.filter(is_active=True, slug__in=slugs).values_list("slug", "pk")
+    )
+    unknown = [slug for slug in slugs if slug not in found]
+    if unknown:
+        raise NotFound(
+            f"No active model {', '.join(map(repr, unknown))} in “{arena.name}”.",
+            detail={"unknown": unknown},
+        )
+    model_ids = [found[slug] for slug in slugs]
+    pool = selectors.arena_ready_pool(arena=arena)
+    shared = sorted(p for p, by_model in pool.items() if all(m in by_model for m in model_ids))
+    if not shared:
+        raise NotEnoughAssets(
+            f"No prompt in “{arena.name}” has ready outputs from all of {', '.join(slugs)} yet; "
+            "try other models or come back later.",
+            detail={"models": slugs},
+        )
+    prompt_id = rng.choice(shared)
+    rng.shuffle(model_ids)  # the slot order must not tell which model is which
+    return _battle_store(
+        arena=arena,
+        voter=voter,
+        mode=mode,
+        prompt_id=prompt_id,
+        model_ids=model_ids,
+        by_model=pool[prompt_id],
+        rng=rng,
+        is_named=True,
+    )
 
 
 # --- votes ------------------------------------------------------------------------------------
@@ -395,7 +514,12 @@ def _vote_record(
             raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
         if battle.state == BattleState.GENERATING:
             raise StillGenerating("The outputs are still being generated; vote once all are shown.")
-        slots = list(battle.slots.order_by("position").values_list("position", "model_id"))
+        slots_media = list(
+            battle.slots.order_by("position").values_list(
+                "position", "model_id", "asset__media_type"
+            )
+        )
+        slots = [(position, model_id) for position, model_id, _ in slots_media]
         labels = [SLOT_LABELS[position] for position, _ in slots]
         parsed = vote_parse(
             mode=battle.mode, labels=labels, choice=choice, ranks=ranks, ranking=ranking
@@ -403,6 +527,7 @@ def _vote_record(
         model_by_label = {SLOT_LABELS[position]: model_id for position, model_id in slots}
         now = timezone.now()
         elapsed_ms = max(0, int((now - battle.served_at).total_seconds() * 1000))
+        min_view_ms = battle_min_view_ms(media_types=[media for _, _, media in slots_media])
         updated = Battle.objects.filter(pk=battle.pk, state=BattleState.SERVED).update(
             state=BattleState.VOTED, voted_at=now
         )
@@ -421,21 +546,51 @@ def _vote_record(
                     slot_ranking=parsed.groups,
                     is_partial=parsed.is_partial,
                     time_to_vote_ms=elapsed_ms,
-                    client_hash=client_hash(client_ip),
-                    user_agent_hash=client_hash(user_agent),
+                    min_view_ms=min_view_ms,
+                    too_fast=elapsed_ms < min_view_ms,
+                    is_named=battle.is_named,
+                    client_hash=keyed_hash(client_ip),
+                    prefix_hash=prefix_hash(client_ip),
+                    user_agent_hash=keyed_hash(user_agent),
                 )
         except IntegrityError:
             raise AlreadyVoted(
                 "This battle already has a vote; each battle takes exactly one."
             ) from None
-        tally_vote(vote=vote)
+        _vote_count(vote)
         Voter.objects.filter(pk=voter.pk).update(
             votes_cast=F("votes_cast") + 1,
-            fast_votes=F("fast_votes") + (1 if elapsed_ms < FAST_VOTE_MS else 0),
+            fast_votes=F("fast_votes") + (1 if vote.too_fast else 0),
+            prefix_hash=vote.prefix_hash,
+            user_agent_hash=vote.user_agent_hash,
             ties_cast=F("ties_cast")
             + (1 if parsed.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD) else 0),
         )
     return vote
+
+
+def battle_min_view_ms(*, media_types: Sequence[str]) -> int:
+    """The least time a careful look at a battle's outputs takes: the slowest medium's minimum."""
+    table: Mapping[str, int] = settings.MIN_VIEW_MS
+    return max((table.get(media, 0) for media in media_types), default=0)
+
+
+def _vote_count(vote: Vote) -> None:
+    """Count a new vote on the leaderboards, unless it must not count.
+
+    Votes on named battles never count. A voter whose earlier votes fraud review keeps out of
+    this arena has the new vote excluded at once, with the same reasons.
+    """
+    if vote.is_named:
+        return
+    flag = VoterFlag.objects.filter(arena_id=vote.arena_id, voter_id=vote.voter_id).first()
+    if flag is not None and flag.is_excluding:
+        reasons = list(flag.reasons) or ["admin"]
+        VoteExclusion.objects.create(
+            vote=vote, reason=f"voter excluded: {', '.join(reasons)}"[:200], reasons=reasons
+        )
+        return
+    tally_vote(vote=vote)
 
 
 # --- assets -----------------------------------------------------------------------------------

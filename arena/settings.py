@@ -17,6 +17,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from arena.env import env_bool, env_int, env_list, env_str, env_url
+from arena.ratelimit import rate_limits_parse
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at run time
 
@@ -99,7 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file (not :memory:) so that a worker subprocess in the integration tests sees the test DB.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-arena.sqlite3")}
+    # ARENA_TEST_DB lets two test runs on one checkout use separate files.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env_str("ARENA_TEST_DB", str(VAR_DIR / "test-arena.sqlite3"))
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ------------------------------------------------------------------------------------
@@ -144,8 +148,12 @@ CELERY_TASK_ROUTES = {
     "workers.top_up_cache": {"queue": "light"},
     "workers.reap_stale_generations": {"queue": "light"},
     "workers.rebuild_leaderboards": {"queue": "light"},
+    "workers.scan_fraud": {"queue": "light"},
 }
+# How often the periodic fraud scan runs (seconds); each scan judges only the voters of new votes.
+FRAUD_SCAN_INTERVAL_S = env_int("FRAUD_SCAN_INTERVAL_S", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
+    "scan-fraud": {"task": "workers.scan_fraud", "schedule": float(FRAUD_SCAN_INTERVAL_S)},
     "top-up-asset-cache": {"task": "workers.top_up_cache", "schedule": 60.0},
     "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 120.0},
     "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
@@ -210,8 +218,32 @@ PROMPT_BLOCKLIST = env_list(
 )
 # A battle token older than this cannot be voted with (seconds).
 BATTLE_TOKEN_MAX_AGE_S = env_int("BATTLE_TOKEN_MAX_AGE_S", 6 * 3600, minimum=10)
+# The least time a careful look at one battle takes, per media type (milliseconds). A vote cast
+# sooner is recorded but marked ``too_fast``; fraud detection's speed test reads the marks.
+# Videos must be watched and 3D assets turned, so they get longer than images.
+MIN_VIEW_MS = {
+    "image": env_int("MIN_VIEW_MS_IMAGE", 1500, minimum=0),
+    "video": env_int("MIN_VIEW_MS_VIDEO", 4000, minimum=0),
+    "mesh": env_int("MIN_VIEW_MS_3D", 4000, minimum=0),
+    "splat": env_int("MIN_VIEW_MS_3D", 4000, minimum=0),
+}
 VOTER_COOKIE_NAME = "arena_voter"
 VOTER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+
+# --- rate limits ------------------------------------------------------------------------------
+# Counted in the cache (Redis when REDIS_URL is set), per voter cookie, per hashed network prefix
+# and globally; see arena.ratelimit for the format ("<scope>=<limit>/<window>", comma-separated).
+# The defaults sit far above a careful human (one vote takes seconds of looking) and well below a
+# script: 60 battles and 30 votes a minute per browser, ten browsers' worth per network.
+RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMIT_BATTLES = rate_limits_parse(
+    name="RATE_LIMIT_BATTLES",
+    text=env_str("RATE_LIMIT_BATTLES", "voter=60/m,prefix=600/m,global=6000/m"),
+)
+RATE_LIMIT_VOTES = rate_limits_parse(
+    name="RATE_LIMIT_VOTES",
+    text=env_str("RATE_LIMIT_VOTES", "voter=30/m,prefix=300/m,global=3000/m"),
+)
 
 LOGGING = {
     "version": 1,

@@ -12,4 +12,6 @@ urlpatterns = [
     path("battle/<uuid:battle_id>/vote/", views.vote, name="vote"),
     path("battle/<uuid:battle_id>/progress/", views.battle_progress, name="battle-progress"),
     path("battle/<uuid:battle_id>/retry/", views.battle_retry, name="battle-retry"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
 ]

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena import selectors, services
-from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle
+from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle, RateLimited
 from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_rebuild
 from arena.middleware import client_ip, request_voter
 from arena.models import Arena, Asset, Battle, BattleState, VoteMode
+from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
 from workers.tasks import assets_enqueue
 
@@ -33,17 +37,31 @@ def _base_context(arena: Arena, mode: str) -> dict[str, Any]:
     return {"arena": arena, "mode": mode, "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes]}
 
 
-def _battle_context(request: HttpRequest, arena: Arena) -> dict[str, Any]:
+def _battle_context(
+    request: HttpRequest, arena: Arena
+) -> tuple[dict[str, Any], RateLimited | None]:
+    """A new battle's context; a notice instead when none can be served, with the refusal if
+    the request was rate-limited."""
     mode = _mode_from(request, arena)
     try:
         k = int(request.GET["k"]) if request.GET.get("k") else None
     except ValueError:
         k = None
     try:
+        rate_limit_request(request, action="battle")
         battle = services.battle_create(arena=arena, voter=request_voter(request), mode=mode, k=k)
+    except RateLimited as exc:
+        return {**_base_context(arena, mode), "notice": exc.message}, exc
     except NotEnoughAssets as exc:
-        return {**_base_context(arena, mode), "notice": exc.message}
-    return _served_battle_context(battle)
+        return {**_base_context(arena, mode), "notice": exc.message}, None
+    return _served_battle_context(battle), None
+
+
+def _retry_after(response: HttpResponse, exc: ArenaError | None) -> HttpResponse:
+    """A rate-limited answer also says when to come back."""
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _served_battle_context(battle: Battle) -> dict[str, Any]:
@@ -69,8 +87,9 @@ def arena_page(request: HttpRequest, slug: str) -> HttpResponse:
         arena = selectors.arena_get(slug=slug)
     except ArenaError as exc:
         return render(request, "frontend/error.html", {"message": exc.message}, status=exc.status)
-    context = _battle_context(request, arena)
-    return render(request, "frontend/arena.html", context)
+    context, limited = _battle_context(request, arena)
+    response = render(request, "frontend/arena.html", context, status=429 if limited else 200)
+    return _retry_after(response, limited)
 
 
 @require_GET
@@ -80,7 +99,9 @@ def battle_partial(request: HttpRequest, slug: str) -> HttpResponse:
         arena = selectors.arena_get(slug=slug)
     except ArenaError as exc:
         return render(request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status)
-    return render(request, "frontend/_battle.html", _battle_context(request, arena))
+    context, limited = _battle_context(request, arena)
+    response = render(request, "frontend/_battle.html", context, status=429 if limited else 200)
+    return _retry_after(response, limited)
 
 
 @require_POST
@@ -93,6 +114,7 @@ def vote(request: HttpRequest, battle_id: Any) -> HttpResponse:
         if key.startswith("rank_") and len(request.POST.getlist(key)) > 1
     ]
     try:
+        rate_limit_request(request, action="vote")
         if duplicated:
             raise InvalidVote(f"Slot {', '.join(duplicated)} was given more than one rank.")
         vote = services.vote_record(
@@ -109,7 +131,7 @@ def vote(request: HttpRequest, battle_id: Any) -> HttpResponse:
             request, "frontend/_vote_error.html", {"message": exc.message}, status=exc.status
         )
         response["HX-Reswap"] = "none"  # keep the form; only the out-of-band error box changes
-        return response
+        return _retry_after(response, exc)
     view = selectors.battle_view(battle=vote.battle)
     placements = _placements(view.ranking, vote.is_partial)
     arena = vote.battle.arena
@@ -231,6 +253,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
 def own_prompt(request: HttpRequest, slug: str) -> HttpResponse:
     """Start a battle on the voter's own prompt: the K models generate it live."""
     try:
+        rate_limit_request(request, action="battle")
         arena = selectors.arena_get(slug=slug)
         upload = request.FILES.get("image")
         battle, pending = services.battle_create_from_prompt(
@@ -245,7 +268,7 @@ def own_prompt(request: HttpRequest, slug: str) -> HttpResponse:
             request, "frontend/_prompt_error.html", {"message": exc.message}, status=exc.status
         )
         response["HX-Reswap"] = "none"
-        return response
+        return _retry_after(response, exc)
     assets_enqueue(pending)
     return render(request, "frontend/_generating.html", _generation_context(battle))
 
@@ -291,3 +314,35 @@ def battle_retry(request: HttpRequest, battle_id: Any) -> HttpResponse:
     ids = services.assets_retry_failed(asset_ids=failed)
     assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
     return render(request, "frontend/_generating.html", _generation_context(battle))
+
+
+# --- optional accounts ------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login; the browser's voter is tied to the account as soon as the login succeeds.
+
+    (``request_voter`` would also tie it on the next request that resolves the voter: doing it
+    here means votes cast from this browser are attributed even before that.)
+    """
+
+    template_name = "registration/login.html"
+    next_page = "frontend:home"  # a URL name: resolve_url reverses it
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        response = super().form_valid(form)
+        if settings.VOTER_COOKIE_NAME in self.request.COOKIES:
+            request_voter(self.request)  # links the cookie's voter to the now-authenticated user
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only). The voter cookie goes too: the next person at this browser
+    must not vote as the account's voter."""
+
+    next_page = "frontend:home"  # a URL name: resolve_url reverses it
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        response.delete_cookie(settings.VOTER_COOKIE_NAME, samesite="Lax")
+        return response
