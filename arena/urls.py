@@ -4,10 +4,15 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from arena.api import api
 from arena.media import serve_media
+from frontend.fraud_views import fraud_arena, fraud_overview, fraud_scan_now, fraud_voter
 from workers.admin_views import generation_dashboard
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/generation/", generation_dashboard, name="admin-generation"),
+    path("admin/fraud/", fraud_overview, name="admin-fraud"),
+    path("admin/fraud/<slug:slug>/", fraud_arena, name="admin-fraud-arena"),
+    path("admin/fraud/<slug:slug>/scan/", fraud_scan_now, name="admin-fraud-scan"),
+    path("admin/fraud/<slug:slug>/voter/<str:voter_id>/", fraud_voter, name="admin-fraud-voter"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("frontend.urls")),

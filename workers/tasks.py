@@ -100,3 +100,11 @@ def rebuild_leaderboards() -> dict[str, int]:
     for arena in arenas:
         created += leaderboard_rebuild(arena=arena).created
     return {"arenas": len(arenas), "snapshots_created": created}
+
+
+@shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=600, time_limit=660)
+def scan_fraud(full: bool = False) -> list[dict[str, Any]]:
+    """Judge the voters of every active arena's new votes (``full``: all voters)."""
+    from arena.fraud import fraud_scan_all
+
+    return [result.as_dict() for result in fraud_scan_all(full=full)]

@@ -1,0 +1,536 @@
+"""Fraud detection in the arena: scans, verdicts, reviews and the integrity reports.
+
+The statistics live in ``ranking.fraud`` (pure, no Django); this module feeds it the vote log
+and acts on its verdicts:
+
+* ``fraud_scan`` (periodic Celery task, incremental): judges the voters of votes cast since the
+  last scan (and the voters sharing a network prefix with them), stores each verdict with its
+  evidence on ``VoterFlag``, excludes the votes of newly excluded voters, restores those of
+  voters detection no longer excludes, replays the online ratings, and writes the audit log.
+* ``voter_review``: a reviewer confirms (votes stay out whatever later scans say) or clears (votes
+  count again; later scans judge only newer votes, so the same evidence never excludes twice).
+* ``arena_integrity`` and ``fraud_impact``: the authenticity rate, exclusions per detector and the
+  leaderboard with and without the excluded votes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+import ranking
+from arena.leaderboards import (
+    _standings,
+    arena_pair_counts,
+    leaderboard_rebuild,
+    ratings_replay,
+    votes_exclude,
+    votes_restore,
+)
+from arena.models import (
+    SLOT_LABELS,
+    Arena,
+    AuditAction,
+    AuditEntry,
+    FraudScanState,
+    GenerativeModel,
+    Review,
+    Verdict,
+    Vote,
+    VoteExclusion,
+    VoterFlag,
+)
+from ranking import fraud
+
+# Votes older than this are context only when they share a prefix with a voter being judged:
+# coordination and rate look at recent traffic, and the baseline at the arena's normal week.
+CONTEXT_DAYS = 7
+# The most recent votes read as the arena's traffic baseline (bounds a scan's memory).
+CONTEXT_MAX_VOTES = 200_000
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+_VOTE_FIELDS = (
+    "pk",
+    "voter_id",
+    "created_at",
+    "ranking",
+    "slot_ranking",
+    "is_partial",
+    "time_to_vote_ms",
+    "min_view_ms",
+    "prefix_hash",
+    "user_agent_hash",
+    "voter__created_at",
+)
+
+
+def _evidence(row: tuple[Any, ...]) -> fraud.VoteEvidence:
+    pk, voter_id, created_at, groups, slot_groups, is_partial, ttv, min_view, prefix, ua, seen = row
+    model_by_label = {
+        label: str(model_id)
+        for model_group, label_group in zip(groups, slot_groups, strict=True)
+        for model_id, label in zip(model_group, label_group, strict=True)
+    }
+    slots = tuple(model_by_label[label] for label in SLOT_LABELS if label in model_by_label)
+    model_groups = tuple(tuple(str(m) for m in group) for group in groups)
+    return fraud.VoteEvidence(
+        vote_id=str(pk),
+        voter=str(voter_id),
+        time_s=created_at.timestamp(),
+        slots=slots,
+        ranking=ranking.Ranking(model_groups, partial=bool(is_partial) and len(groups) > 1),
+        time_to_vote_ms=int(ttv),
+        min_view_ms=int(min_view),
+        prefix=prefix,
+        user_agent=ua,
+        first_seen_s=seen.timestamp() if seen else None,
+    )
+
+
+def arena_consensus(*, arena: Arena) -> fraud.Consensus:
+    """The crowd's model: the current Bradley-Terry leaderboard (counted votes only)."""
+    snapshot = leaderboard_rebuild(arena=arena, methods=["bradley_terry"]).snapshots[0]
+    return fraud.Consensus(
+        scores={
+            str(row["model_id"]): float(row["score"]) / ranking.LOGIT_TO_ELO
+            for row in snapshot.standings
+        }
+    )
+
+
+def _votes_of(queryset: Any) -> list[fraud.VoteEvidence]:
+    return [_evidence(row) for row in queryset.values_list(*_VOTE_FIELDS)]
+
+
+# --- scan -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    arena: str
+    voters_scanned: int = 0
+    new_votes: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    votes_excluded: int = 0
+    votes_restored: int = 0
+    duration_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "arena": self.arena,
+            "voters_scanned": self.voters_scanned,
+            "new_votes": self.new_votes,
+            "verdicts": dict(self.verdicts),
+            "votes_excluded": self.votes_excluded,
+            "votes_restored": self.votes_restored,
+            "duration_ms": self.duration_ms,
+        }
+
+
+def _result_dicts(report: fraud.VoterReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "detector": r.detector,
+            "level": r.level,
+            "score": round(float(r.score), 4),
+            "summary": r.summary,
+            "evidence": r.evidence,
+            "vote_ids": [int(v) for v in r.vote_ids][:500],
+        }
+        for r in report.results
+    ]
+
+
+def fraud_scan(
+    *, arena: Arena, full: bool = False, config: fraud.FraudConfig | None = None
+) -> ScanResult:
+    """Judge the voters of the arena's new votes (all voters when ``full``) and act on it.
+
+    Idempotent: a scan with no new votes changes nothing. Returns what it did.
+    """
+    started = time.monotonic()
+    result = ScanResult(arena=arena.slug)
+    state, _ = FraudScanState.objects.get_or_create(arena=arena)
+    last_seen = state.last_vote_id
+    base = Vote.objects.filter(arena=arena, is_named=False)
+    high = base.aggregate(high=Max("pk"))["high"] or 0
+    new_votes = base.filter(pk__gt=last_seen)
+    result.new_votes = new_votes.count()
+    if full:
+        dirty = set(base.values_list("voter_id", flat=True).distinct())
+    else:
+        dirty = set(new_votes.values_list("voter_id", flat=True).distinct())
+    if not dirty:
+        FraudScanState.objects.filter(pk=state.pk).update(
+            last_vote_id=max(high, last_seen), scanned_at=timezone.now()
+        )
+        return result
+
+    since = timezone.now() - timedelta(days=CONTEXT_DAYS)
+    recent_ids = list(
+        base.filter(created_at__gte=since)
+        .order_by("-pk")
+        .values_list("pk", flat=True)[:CONTEXT_MAX_VOTES]
+    )
+    # Voters sharing a network prefix with a voter being judged are judged again too: a sybil
+    # group is only visible once its last member has voted.
+    prefixes = set(
+        base.filter(voter_id__in=dirty, pk__in=recent_ids)
+        .exclude(prefix_hash="")
+        .values_list("prefix_hash", flat=True)
+    )
+    if prefixes:
+        dirty |= set(
+            base.filter(pk__in=recent_ids, prefix_hash__in=prefixes).values_list(
+                "voter_id", flat=True
+            )
+        )
+    flags = {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena, voter_id__in=dirty)}
+    watermark = {
+        v: f.cleared_through_vote_id for v, f in flags.items() if f.cleared_through_vote_id
+    }
+
+    context = _votes_of(base.filter(Q(pk__in=recent_ids) | Q(voter_id__in=dirty)))
+    # A cleared voter is judged on votes after the clearance only: never on the same evidence.
+    evidence = [v for v in context if int(v.vote_id) > watermark.get(int(v.voter), 0)]
+    consensus = arena_consensus(arena=arena)
+    recent = {str(pk) for pk in recent_ids}
+    baseline = fraud.TrafficBaseline.from_votes(
+        [v for v in evidence if v.vote_id in recent] or evidence,
+        config=config or fraud.FraudConfig(),
+    )
+    reports = fraud.scan(
+        evidence,
+        consensus,
+        config=config or fraud.FraudConfig(),
+        baseline=baseline,
+        voters={str(v) for v in dirty},
+    )
+    result.voters_scanned = len(reports)
+
+    with transaction.atomic():
+        locked = FraudScanState.objects.select_for_update().get(pk=state.pk)
+        changed = False
+        for voter_key in sorted(reports):
+            report = reports[voter_key]
+            excluded, restored = _apply_report(
+                arena=arena, voter_id=int(voter_key), report=report, flag=flags.get(int(voter_key))
+            )
+            result.verdicts[report.verdict] += 1
+            result.votes_excluded += excluded
+            result.votes_restored += restored
+            changed = changed or bool(excluded or restored)
+        if changed:
+            ratings_replay(arena_id=arena.pk)
+        locked.last_vote_id = max(high, locked.last_vote_id)
+        locked.scanned_at = timezone.now()
+        locked.voters_scanned = result.voters_scanned
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        locked.duration_ms = result.duration_ms
+        locked.save()
+    return result
+
+
+def _apply_report(
+    *, arena: Arena, voter_id: int, report: fraud.VoterReport, flag: VoterFlag | None
+) -> tuple[int, int]:
+    """Store one verdict and move the voter's votes in or out of the leaderboards."""
+    now = timezone.now()
+    was_excluding = flag is not None and flag.is_excluding
+    previous_verdict = flag.verdict if flag is not None else Verdict.OK
+    if flag is None:
+        flag = VoterFlag(arena=arena, voter_id=voter_id, scanned_at=now)
+    flag.verdict = report.verdict
+    flag.reasons = list(report.reasons)
+    flag.results = _result_dicts(report)
+    flag.n_votes = report.n_votes
+    flag.scanned_at = now
+    flag.save()
+    excluded = restored = 0
+    if flag.is_excluding and not was_excluding:
+        votes = list(
+            Vote.objects.filter(
+                arena=arena,
+                voter_id=voter_id,
+                is_named=False,
+                pk__gt=flag.cleared_through_vote_id,
+            ).order_by("pk")
+        )
+        excluded = votes_exclude(
+            arena_id=arena.pk,
+            votes=votes,
+            reason=f"fraud detection: {', '.join(report.reasons)}",
+            reasons=list(report.reasons),
+        )
+        _audit(arena, voter_id, AuditAction.AUTO_EXCLUDED, report, excluded=excluded)
+    elif was_excluding and not flag.is_excluding:
+        votes = list(
+            Vote.objects.filter(arena=arena, voter_id=voter_id, exclusion__isnull=False).order_by(
+                "pk"
+            )
+        )
+        restored = votes_restore(arena_id=arena.pk, votes=votes)
+        _audit(arena, voter_id, AuditAction.AUTO_CLEARED, report, restored=restored)
+    elif report.verdict == Verdict.SUSPICIOUS and previous_verdict != Verdict.SUSPICIOUS:
+        _audit(arena, voter_id, AuditAction.AUTO_SUSPECTED, report)
+    return excluded, restored
+
+
+def _audit(
+    arena: Arena,
+    voter_id: int,
+    action: str,
+    report: fraud.VoterReport,
+    *,
+    excluded: int = 0,
+    restored: int = 0,
+) -> None:
+    summaries = [r.summary for r in report.results if r.detector in report.reasons]
+    AuditEntry.objects.create(
+        arena=arena,
+        voter_id=voter_id,
+        action=action,
+        reasons=list(report.reasons),
+        note="; ".join(summaries)[:2000],
+        votes_excluded=excluded,
+        votes_restored=restored,
+    )
+
+
+def fraud_scan_all(*, full: bool = False) -> list[ScanResult]:
+    """Scan every active arena (the periodic task)."""
+    return [
+        fraud_scan(arena=arena, full=full)
+        for arena in Arena.objects.filter(is_active=True).order_by("pk")
+    ]
+
+
+# --- review -----------------------------------------------------------------------------------
+
+
+class ReviewError(ValueError):
+    """A review action that cannot be taken (unknown action, empty note where one is needed)."""
+
+
+REVIEW_ACTIONS = ("confirm", "clear")
+
+
+def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") -> AuditEntry:
+    """A reviewer's decision on a flagged voter, applied to their votes and written to the log.
+
+    ``confirm``: every vote of the voter in the arena stays out of the leaderboards, whatever
+    later scans say. ``clear``: their excluded votes count again, and later scans judge only
+    votes cast after this decision.
+    """
+    if action not in REVIEW_ACTIONS:
+        raise ReviewError(f"Unknown review action {action!r}; use confirm or clear.")
+    note = note.strip()[:2000]
+    with transaction.atomic():
+        flag = VoterFlag.objects.select_for_update().get(pk=flag.pk)
+        votes = list(
+            Vote.objects.filter(arena_id=flag.arena_id, voter_id=flag.voter_id, is_named=False)
+            .select_related(None)
+            .order_by("pk")
+        )
+        excluded = restored = 0
+        if action == "confirm":
+            flag.review = Review.CONFIRMED
+            reasons = list(flag.reasons) or ["admin"]
+            excluded = votes_exclude(
+                arena_id=flag.arena_id,
+                votes=votes,
+                reason=f"confirmed by a reviewer: {', '.join(reasons)}",
+                reasons=reasons,
+            )
+            audit_action = AuditAction.CONFIRMED
+        else:
+            flag.review = Review.CLEARED
+            flag.cleared_through_vote_id = votes[-1].pk if votes else 0
+            restored = votes_restore(arena_id=flag.arena_id, votes=votes)
+            audit_action = AuditAction.CLEARED
+        flag.reviewed_by = actor if getattr(actor, "is_authenticated", False) else None
+        flag.reviewed_at = timezone.now()
+        flag.save()
+        if excluded or restored:
+            ratings_replay(arena_id=flag.arena_id)
+        return AuditEntry.objects.create(
+            arena_id=flag.arena_id,
+            voter_id=flag.voter_id,
+            action=audit_action,
+            actor=flag.reviewed_by,
+            note=note,
+            reasons=list(flag.reasons),
+            votes_excluded=excluded,
+            votes_restored=restored,
+        )
+
+
+# --- reports (selectors) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Integrity:
+    voters: int
+    voters_kept: int
+    votes: int
+    votes_kept: int
+    by_detector: list[tuple[str, int]]
+    awaiting_review: int
+    last_scan_at: Any
+
+    @property
+    def voter_authenticity(self) -> float | None:
+        return self.voters_kept / self.voters if self.voters else None
+
+    @property
+    def vote_authenticity(self) -> float | None:
+        return self.votes_kept / self.votes if self.votes else None
+
+
+def arena_integrity(*, arena: Arena) -> Integrity:
+    """Authenticity (share of voters and votes kept), exclusions per detector, review backlog."""
+    votes = Vote.objects.filter(arena=arena, is_named=False)
+    totals = votes.aggregate(
+        votes=Count("pk"),
+        excluded=Count("pk", filter=Q(exclusion__isnull=False)),
+        voters=Count("voter_id", distinct=True),
+    )
+    excluded_voters = votes.filter(exclusion__isnull=False).values("voter_id").distinct().count()
+    per_detector: Counter[str] = Counter()
+    for reasons in VoteExclusion.objects.filter(vote__arena=arena).values_list(
+        "reasons", flat=True
+    ):
+        for reason in reasons or ["admin"]:
+            per_detector[reason] += 1
+    state = FraudScanState.objects.filter(arena=arena).first()
+    return Integrity(
+        voters=totals["voters"],
+        voters_kept=totals["voters"] - excluded_voters,
+        votes=totals["votes"],
+        votes_kept=totals["votes"] - totals["excluded"],
+        by_detector=sorted(per_detector.items(), key=lambda kv: (-kv[1], kv[0])),
+        awaiting_review=review_queue(arena=arena).count(),
+        last_scan_at=state.scanned_at if state else None,
+    )
+
+
+def review_queue(*, arena: Arena) -> Any:
+    """Flagged voters not yet reviewed: excluded first, then suspicious, most votes first."""
+    return (
+        VoterFlag.objects.filter(
+            arena=arena,
+            review=Review.UNREVIEWED,
+            verdict__in=[Verdict.EXCLUDED, Verdict.SUSPICIOUS],
+        )
+        .select_related("voter")
+        .order_by("verdict", "-n_votes", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class ImpactRow:
+    model: str
+    slug: str
+    rank_all: int
+    rank_kept: int
+    score_all: float
+    score_kept: float
+
+    @property
+    def rank_change(self) -> int:
+        """Positive: the model climbs once the excluded votes are dropped."""
+        return self.rank_all - self.rank_kept
+
+
+def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
+    """Bradley-Terry leaderboard with all votes vs with the excluded votes dropped.
+
+    Reads the aggregated pair counts (the kept votes) plus the excluded votes only, so it is
+    cheap while few votes are excluded.
+    """
+    models = {m.pk: m for m in GenerativeModel.objects.filter(arenas=arena).order_by("pk")}
+    model_ids = sorted(models)
+    if not model_ids:
+        return []
+    kept = arena_pair_counts(arena=arena, model_ids=model_ids)
+    everything = arena_pair_counts(arena=arena, model_ids=model_ids)
+    index = {str(pk): i for i, pk in enumerate(model_ids)}
+    excluded = Vote.objects.filter(arena=arena, exclusion__isnull=False, is_named=False)
+    for groups, is_partial in excluded.values_list("ranking", "is_partial"):
+        vote = ranking.Ranking(
+            tuple(tuple(str(m) for m in g) for g in groups),
+            partial=bool(is_partial) and len(groups) > 1,
+        )
+        for a, b, score in vote.pairs():
+            if a not in index or b not in index:
+                continue
+            i, j = index[a], index[b]
+            if score == 0.5:
+                everything.ties[i, j] += 1
+                everything.ties[j, i] += 1
+            else:
+                everything.wins[i, j] += 1
+        for p in vote.players:
+            if p in index:
+                everything.votes[index[p]] += 1
+    rows_all = {r.player: r for r in _standings("bradley_terry", everything, {})}
+    rows_kept = {r.player: r for r in _standings("bradley_terry", kept, {})}
+    out = [
+        ImpactRow(
+            model=models[int(p)].name,
+            slug=models[int(p)].slug,
+            rank_all=rows_all[p].rank,
+            rank_kept=rows_kept[p].rank,
+            score_all=round(rows_all[p].score, 1),
+            score_kept=round(rows_kept[p].score, 1),
+        )
+        for p in rows_kept
+    ]
+    return sorted(out, key=lambda r: (r.rank_kept, r.slug))
+
+
+def voter_choice_series(*, flag: VoterFlag) -> list[dict[str, Any]]:
+    """The reviewer's plot data: each of the voter's decided votes against the crowd."""
+    arena = flag.arena
+    votes = _votes_of(
+        Vote.objects.filter(arena=arena, voter_id=flag.voter_id, is_named=False).order_by("pk")
+    )
+    return fraud.choice_series(votes, arena_consensus(arena=arena))
+
+
+def voters_flag_summary(*, flags: Iterable[VoterFlag]) -> dict[int, list[dict[str, Any]]]:
+    """Per flag id, the detectors that fired (level above ok), strongest first."""
+    order = {"strong": 0, "suspicious": 1, "ok": 2}
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for flag in flags:
+        fired = [r for r in flag.results if r.get("level") != "ok"]
+        out[flag.pk] = sorted(fired, key=lambda r: order.get(r.get("level", "ok"), 3))
+    return dict(out)
+
+
+__all__: Sequence[str] = [
+    "REVIEW_ACTIONS",
+    "ImpactRow",
+    "Integrity",
+    "ReviewError",
+    "ScanResult",
+    "arena_consensus",
+    "arena_integrity",
+    "fraud_impact",
+    "fraud_scan",
+    "fraud_scan_all",
+    "review_queue",
+    "voter_choice_series",
+    "voter_review",
+    "voters_flag_summary",
+]

@@ -1,0 +1,428 @@
+"""Fraud detection in the arena: scans exclude bots' votes, reviews restore them, all audited."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from arena import fraud
+from arena.leaderboards import leaderboard_rebuild, ratings_replay
+from arena.models import (
+    Arena,
+    ArenaTally,
+    AuditAction,
+    AuditEntry,
+    FraudScanState,
+    ModelRating,
+    Review,
+    Verdict,
+    Vote,
+    VoteExclusion,
+    Voter,
+    VoterFlag,
+)
+from arena.privacy import network_prefix, prefix_hash
+from arena.services import battle_create, vote_record
+from arena.tokens import battle_token_make
+from tests.factories import VoterFactory, ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+class Clock:
+    """A settable ``timezone.now``: votes get realistic viewing times and spacing."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    fake = Clock(timezone.now() - timedelta(days=2))
+    monkeypatch.setattr(timezone, "now", fake)
+    yield fake
+
+
+Pick = Callable[[dict[int, str], random.Random], str]
+
+
+def _strength(model_id: int, arena: Arena) -> float:
+    """Hidden quality: the lower the model's pk in the arena, the better (1 logit apart)."""
+    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+    return -1.0 * ids.index(model_id)
+
+
+def honest(arena: Arena) -> Pick:
+    def pick(labels: dict[int, str], rng: random.Random) -> str:
+        a, b = sorted(labels)
+        p = 1 / (1 + math.exp(_strength(b, arena) - _strength(a, arena)))
+        return labels[a] if rng.random() < p else labels[b]
+
+    return pick
+
+
+def promoter(target: int, arena: Arena) -> Pick:
+    """Votes for ``target`` whenever it is shown, like an honest voter otherwise."""
+    fallback = honest(arena)
+
+    def pick(labels: dict[int, str], rng: random.Random) -> str:
+        return labels[target] if target in labels else fallback(labels, rng)
+
+    return pick
+
+
+def cast(
+    arena: Arena,
+    voter: Voter,
+    pick: Pick,
+    clock: Clock,
+    rng: random.Random,
+    *,
+    ip: str,
+    view_s: float = 6.0,
+    gap_s: float = 20.0,
+) -> Vote:
+    battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+    labels = {slot.model_id: slot.label for slot in battle.slots.all()}
+    clock.advance(view_s)
+    vote = vote_record(
+        battle_public_id=str(battle.public_id),
+        token=battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
+        voter=voter,
+        choice=pick(labels, rng),
+        client_ip=ip,
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
+    )
+    clock.advance(gap_s)
+    return vote
+
+
+@pytest.fixture(scope="module")
+def crowd(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    """Fourteen honest voters (30 votes each) and one promoter of the weakest model (60 votes).
+
+    Built once for the module (480 real battles and votes take seconds); each test runs in its
+    own rolled-back transaction on top, and the module's data is flushed at the end.
+    """
+    with django_db_blocker.unblock():
+        with pytest.MonkeyPatch.context() as patch:
+            clock = Clock(timezone.now() - timedelta(days=3))
+            patch.setattr(timezone, "now", clock)
+            rng = random.Random(7)
+            arena = ready_arena(models=6, prompts=3)
+            weakest = max(arena.generative_models.values_list("pk", flat=True))
+            honest_voters = [VoterFactory.create() for _ in range(14)]
+            for i, voter in enumerate(honest_voters):
+                for _ in range(30):
+                    cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.7")
+                clock.advance(3600)
+            bot = VoterFactory.create()
+            for _ in range(60):
+                cast(arena, bot, promoter(weakest, arena), clock, rng, ip="203.0.113.9")
+        yield {"arena": arena, "bot": bot, "honest": honest_voters, "weakest": weakest}
+        call_command("flush", interactive=False, verbosity=0)
+
+
+def _flag(arena: Arena, voter: Voter) -> VoterFlag:
+    return VoterFlag.objects.get(arena=arena, voter=voter)
+
+
+def test_a_scan_excludes_the_promoter_and_keeps_the_honest_voters(crowd: dict[str, Any]) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+
+    result = fraud.fraud_scan(arena=arena)
+
+    flag = _flag(arena, bot)
+    assert flag.verdict == Verdict.EXCLUDED
+    assert "model_targeting" in flag.reasons
+    targeting = next(r for r in flag.results if r["detector"] == "model_targeting")
+    assert targeting["level"] == "strong" and targeting["summary"]
+    assert result.votes_excluded == 60
+    assert VoteExclusion.objects.filter(vote__voter=bot).count() == 60
+    assert set(VoteExclusion.objects.values_list("vote__voter", flat=True)) == {bot.pk}
+    exclusion = VoteExclusion.objects.filter(vote__voter=bot).first()
+    assert exclusion is not None and "model_targeting" in exclusion.reasons
+    honest_verdicts = VoterFlag.objects.filter(arena=arena).exclude(voter=bot)
+    assert honest_verdicts.count() == 14
+    assert not honest_verdicts.filter(verdict=Verdict.EXCLUDED).exists()
+    # The votes stay in the log; the leaderboard counts only the others.
+    assert Vote.objects.filter(voter=bot).count() == 60
+    assert ArenaTally.objects.get(arena=arena).votes == 14 * 30
+    entry = AuditEntry.objects.get(voter=bot)
+    assert entry.action == AuditAction.AUTO_EXCLUDED and entry.votes_excluded == 60
+    assert entry.actor is None and "model_targeting" in entry.reasons
+
+
+def test_the_rebuilt_leaderboard_skips_excluded_votes_and_the_impact_report_shows_it(
+    crowd: dict[str, Any],
+) -> None:
+    arena, weakest = crowd["arena"], crowd["weakest"]
+    before = leaderboard_rebuild(arena=arena, methods=["bradley_terry"]).snapshots[0]
+
+    fraud.fraud_scan(arena=arena)
+
+    after = leaderboard_rebuild(arena=arena, methods=["bradley_terry"]).snapshots[0]
+    assert after.vote_set_hash != before.vote_set_hash
+    assert after.votes == 14 * 30
+    rank_before = next(r["rank"] for r in before.standings if r["model_id"] == weakest)
+    rank_after = next(r["rank"] for r in after.standings if r["model_id"] == weakest)
+    assert rank_after > rank_before  # the promoted model falls back once the bot is dropped
+    impact = {row.slug: row for row in fraud.fraud_impact(arena=arena)}
+    weak_row = next(row for row in impact.values() if row.rank_kept == rank_after)
+    assert weak_row.rank_all == rank_before
+    assert weak_row.rank_change < 0
+    # Online ratings were replayed from the kept votes only.
+    assert sum(ModelRating.objects.filter(arena=arena).values_list("votes", flat=True)) == (
+        2 * 14 * 30
+    )
+
+
+def test_clearing_a_voter_restores_their_votes_and_the_same_evidence_never_excludes_again(
+    crowd: dict[str, Any], clock: Clock, admin_user: Any
+) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+    fraud.fraud_scan(arena=arena)
+    digest_excluded = ArenaTally.objects.get(arena=arena).digest
+
+    entry = fraud.voter_review(
+        flag=_flag(arena, bot), action="clear", actor=admin_user, note="a genuine fan"
+    )
+
+    assert entry.action == AuditAction.CLEARED and entry.votes_restored == 60
+    assert entry.actor == admin_user and entry.note == "a genuine fan"
+    assert not VoteExclusion.objects.exists()
+    tally = ArenaTally.objects.get(arena=arena)
+    assert tally.votes == 14 * 30 + 60 and tally.digest != digest_excluded
+    flag = _flag(arena, bot)
+    assert flag.review == Review.CLEARED and not flag.is_excluding
+    # A full rescan judges only votes after the clearance: there are none, so nothing moves.
+    fraud.fraud_scan(arena=arena, full=True)
+    assert not VoteExclusion.objects.exists()
+    assert not _flag(arena, bot).is_excluding
+
+
+def test_a_reviewer_can_confirm_a_voter_and_their_new_votes_are_kept_out_at_once(
+    crowd: dict[str, Any], clock: Clock, admin_user: Any
+) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+    fraud.fraud_scan(arena=arena)
+    fraud.voter_review(flag=_flag(arena, bot), action="clear", actor=admin_user)
+
+    entry = fraud.voter_review(flag=_flag(arena, bot), action="confirm", actor=admin_user)
+
+    assert entry.action == AuditAction.CONFIRMED and entry.votes_excluded == 60
+    votes_before = ArenaTally.objects.get(arena=arena).votes
+    new_vote = cast(arena, bot, honest(arena), clock, random.Random(1), ip="203.0.113.9")
+    assert VoteExclusion.objects.filter(vote=new_vote).exists()
+    assert ArenaTally.objects.get(arena=arena).votes == votes_before
+    assert list(AuditEntry.objects.filter(voter=bot).values_list("action", flat=True)) == [
+        AuditAction.AUTO_EXCLUDED,
+        AuditAction.CLEARED,
+        AuditAction.CONFIRMED,
+    ]
+
+
+def test_an_unknown_review_action_is_refused_and_changes_nothing(
+    crowd: dict[str, Any], admin_user: Any
+) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+    fraud.fraud_scan(arena=arena)
+    entries = AuditEntry.objects.count()
+
+    with pytest.raises(fraud.ReviewError, match="confirm or clear"):
+        fraud.voter_review(flag=_flag(arena, bot), action="delete", actor=admin_user)
+
+    assert AuditEntry.objects.count() == entries
+    assert VoteExclusion.objects.count() == 60
+
+
+def test_the_scan_is_incremental(crowd: dict[str, Any], clock: Clock) -> None:
+    arena = crowd["arena"]
+    first = fraud.fraud_scan(arena=arena)
+    assert first.voters_scanned == 15
+
+    again = fraud.fraud_scan(arena=arena)
+    assert again.voters_scanned == 0 and again.new_votes == 0
+
+    newcomer = VoterFactory.create()
+    cast(arena, newcomer, honest(arena), clock, random.Random(3), ip="192.0.2.44")
+    third = fraud.fraud_scan(arena=arena)
+    assert third.new_votes == 1 and third.voters_scanned == 1
+    assert _flag(arena, newcomer).verdict == Verdict.OK
+    assert FraudScanState.objects.get(arena=arena).last_vote_id == Vote.objects.latest("pk").pk
+
+
+def test_the_periodic_task_scans_every_active_arena(crowd: dict[str, Any]) -> None:
+    from workers.tasks import scan_fraud
+
+    results = scan_fraud.apply().get()
+
+    assert [r["arena"] for r in results] == [crowd["arena"].slug]
+    assert results[0]["votes_excluded"] == 60
+
+
+def test_ratings_replay_reproduces_the_online_ratings_when_nothing_is_excluded(
+    clock: Clock,
+) -> None:
+    rng = random.Random(5)
+    arena = ready_arena(models=4, prompts=2)
+    voter = VoterFactory.create()
+    for _ in range(25):
+        cast(arena, voter, honest(arena), clock, rng, ip="198.51.100.1")
+    online = {
+        r.model_id: (r.elo, r.mu, r.sigma, r.votes) for r in ModelRating.objects.filter(arena=arena)
+    }
+
+    assert ratings_replay(arena_id=arena.pk) == 25
+
+    for r in ModelRating.objects.filter(arena=arena):
+        elo, mu, sigma, votes = online[r.model_id]
+        assert r.elo == pytest.approx(elo) and r.mu == pytest.approx(mu)
+        assert r.sigma == pytest.approx(sigma) and r.votes == votes
+
+
+def test_a_vote_sooner_than_the_viewing_time_is_recorded_but_marked(clock: Clock) -> None:
+    arena = ready_arena(models=2, prompts=1)
+    voter = VoterFactory.create()
+
+    quick = cast(arena, voter, honest(arena), clock, random.Random(1), ip="::1", view_s=0.4)
+    careful = cast(arena, voter, honest(arena), clock, random.Random(1), ip="::1", view_s=3)
+
+    assert quick.too_fast and quick.min_view_ms == 1500 and quick.time_to_vote_ms == 400
+    assert not careful.too_fast
+    voter.refresh_from_db()
+    assert voter.fast_votes == 1
+    assert ArenaTally.objects.get(arena=arena).votes == 2  # marked, still counted
+
+
+def test_videos_need_a_longer_look_than_images(clock: Clock) -> None:
+    arena = ready_arena(models=2, prompts=1)
+    arena.prompt_set.prompts.first().assets.update(media_type="video", fmt="mp4")  # type: ignore[union-attr]
+    voter = VoterFactory.create()
+
+    vote = cast(arena, voter, honest(arena), clock, random.Random(1), ip="::1", view_s=3)
+
+    assert vote.min_view_ms == 4000 and vote.too_fast
+
+
+def test_addresses_are_stored_as_keyed_prefix_hashes_only(clock: Clock) -> None:
+    arena = ready_arena(models=2, prompts=1)
+    voter = VoterFactory.create()
+
+    vote = cast(arena, voter, honest(arena), clock, random.Random(1), ip="198.51.100.23")
+
+    assert network_prefix("198.51.100.23") == "198.51.100.0/24"
+    assert network_prefix("2001:db8:1234:5678::1") == "2001:db8:1234::/48"
+    assert network_prefix("::ffff:198.51.100.9") == "198.51.100.0/24"
+    assert network_prefix("not an address") == ""
+    assert vote.prefix_hash == prefix_hash("198.51.100.200") != prefix_hash("198.51.101.23")
+    voter.refresh_from_db()
+    assert voter.prefix_hash == vote.prefix_hash and voter.user_agent_hash == vote.user_agent_hash
+    rows = [*Vote.objects.filter(pk=vote.pk).values(), *Voter.objects.filter(pk=voter.pk).values()]
+    stored = " ".join(str(value) for row in rows for value in row.values())
+    assert "198.51.100" not in stored
+
+
+# --- review pages -----------------------------------------------------------------------------
+
+
+def test_the_review_pages_show_the_evidence_and_apply_decisions(
+    crowd: dict[str, Any], admin_client: Any
+) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+    fraud.fraud_scan(arena=arena)
+
+    overview = admin_client.get("/admin/fraud/")
+    assert overview.status_code == 200 and arena.name in overview.content.decode()
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/").content.decode()
+    assert "Votes excluded per detector" in page and "model_targeting" in page
+    assert str(bot.public_id)[:8] in page and "Fraud impact" in page
+    assert f"{14 * 30} of {14 * 30 + 60}" in page  # votes kept
+
+    voter_page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{bot.public_id}/")
+    html = voter_page.content.decode()
+    assert voter_page.status_code == 200
+    assert 'id="choice-series"' in html and "crowd_disagreement" in html
+    assert len(voter_page.context["series"]) > 0
+
+    cleared = admin_client.post(
+        f"/admin/fraud/{arena.slug}/voter/{bot.public_id}/",
+        {"action": "clear", "note": "checked by hand"},
+        follow=True,
+    )
+    assert "cleared" in cleared.content.decode()
+    assert not VoteExclusion.objects.exists()
+    assert AuditEntry.objects.filter(action=AuditAction.CLEARED, note="checked by hand").exists()
+
+    refused = admin_client.post(
+        f"/admin/fraud/{arena.slug}/voter/{bot.public_id}/", {"action": "nuke"}, follow=True
+    )
+    assert "Unknown review action" in refused.content.decode()
+    assert not VoteExclusion.objects.exists()
+
+
+def test_the_review_pages_are_for_staff_only(crowd: dict[str, Any], client: Any) -> None:
+    arena = crowd["arena"]
+    fraud.fraud_scan(arena=arena)
+
+    for url in ("/admin/fraud/", f"/admin/fraud/{arena.slug}/"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    posted = client.post(
+        f"/admin/fraud/{arena.slug}/voter/{crowd['bot'].public_id}/", {"action": "clear"}
+    )
+    assert posted.status_code == 302
+    assert VoteExclusion.objects.count() == 60
+
+
+def test_unknown_voters_and_arenas_are_404(crowd: dict[str, Any], admin_client: Any) -> None:
+    arena = crowd["arena"]
+    assert admin_client.get(f"/admin/fraud/{arena.slug}/voter/not-a-uuid/").status_code == 404
+    assert admin_client.get(
+        f"/admin/fraud/{arena.slug}/voter/{Voter().public_id}/"
+    ).status_code == (404)
+    assert admin_client.get("/admin/fraud/no-such-arena/").status_code == 404
+
+
+def test_scan_now_from_the_page(crowd: dict[str, Any], admin_client: Any) -> None:
+    arena = crowd["arena"]
+    response = admin_client.post(f"/admin/fraud/{arena.slug}/scan/", follow=True)
+    assert "60 vote(s) excluded" in response.content.decode()
+    assert admin_client.get(f"/admin/fraud/{arena.slug}/scan/").status_code == 405
+
+
+def test_simulated_votes_look_human_and_only_the_simulated_promoter_is_excluded() -> None:
+    arena = ready_arena(models=6, prompts=3)
+
+    call_command(
+        "simulate_votes",
+        "--arena",
+        arena.slug,
+        "--votes",
+        "240",
+        "--voters",
+        "12",
+        "--promoter-votes",
+        "60",
+        verbosity=0,
+    )
+    fraud.fraud_scan(arena=arena)
+
+    assert not Vote.objects.filter(too_fast=True).exists()
+    excluded = VoterFlag.objects.filter(arena=arena, verdict=Verdict.EXCLUDED)
+    assert excluded.count() == 1
+    assert excluded.get().n_votes == 60
+    assert ArenaTally.objects.get(arena=arena).votes == 240
