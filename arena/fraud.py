@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -55,6 +56,11 @@ from ranking import fraud
 CONTEXT_DAYS = 7
 # The most recent votes read as the arena's traffic baseline (bounds a scan's memory).
 CONTEXT_MAX_VOTES = 200_000
+# An incremental scan judging more voters than this reads the whole log instead of an IN list
+# (SQLite caps a statement at 32,766 parameters).
+MAX_IN_VOTERS = 20_000
+# How long the traffic baseline is reused by incremental scans (seconds).
+BASELINE_TTL_S = 3600
 
 
 # --- evidence ---------------------------------------------------------------------------------
@@ -137,6 +143,24 @@ class ScanResult:
         }
 
 
+def _traffic_baseline(
+    *, arena: Arena, recent: Any, config: fraud.FraudConfig, refresh: bool
+) -> fraud.TrafficBaseline:
+    """The arena's normal traffic over the last CONTEXT_DAYS, cached for BASELINE_TTL_S.
+
+    Computing it reads the recent vote log (at most CONTEXT_MAX_VOTES rows), so incremental
+    scans reuse it; a full scan refreshes it.
+    """
+    key = f"arena:fraud-baseline:{arena.pk}"
+    cached = None if refresh else cache.get(key)
+    if cached is not None:
+        return fraud.TrafficBaseline(**cached)
+    sample = _votes_of(recent.order_by("-pk")[:CONTEXT_MAX_VOTES])
+    baseline = fraud.TrafficBaseline.from_votes(sample, config=config)
+    cache.set(key, baseline.to_dict(), BASELINE_TTL_S)
+    return baseline
+
+
 def _result_dicts(report: fraud.VoterReport) -> list[dict[str, Any]]:
     return [
         {
@@ -176,43 +200,31 @@ def fraud_scan(
         )
         return result
 
-    since = timezone.now() - timedelta(days=CONTEXT_DAYS)
-    recent_ids = list(
-        base.filter(created_at__gte=since)
-        .order_by("-pk")
-        .values_list("pk", flat=True)[:CONTEXT_MAX_VOTES]
-    )
-    # Voters sharing a network prefix with a voter being judged are judged again too: a sybil
-    # group is only visible once its last member has voted.
-    prefixes = set(
-        base.filter(voter_id__in=dirty, pk__in=recent_ids)
-        .exclude(prefix_hash="")
-        .values_list("prefix_hash", flat=True)
-    )
-    if prefixes:
-        dirty |= set(
-            base.filter(pk__in=recent_ids, prefix_hash__in=prefixes).values_list(
-                "voter_id", flat=True
-            )
-        )
+    config = config or fraud.DEFAULT_CONFIG
+    recent = base.filter(created_at__gte=timezone.now() - timedelta(days=CONTEXT_DAYS))
+    if not full:
+        # Voters sharing a network prefix with a voter being judged are judged again too: a
+        # sybil group is only visible once its last member has voted.
+        prefixes = recent.filter(voter_id__in=dirty).exclude(prefix_hash="").values("prefix_hash")
+        dirty |= set(recent.filter(prefix_hash__in=prefixes).values_list("voter_id", flat=True))
     flags = {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena, voter_id__in=dirty)}
     watermark = {
         v: f.cleared_through_vote_id for v, f in flags.items() if f.cleared_through_vote_id
     }
 
-    context = _votes_of(base.filter(Q(pk__in=recent_ids) | Q(voter_id__in=dirty)))
+    # The voters being judged, with every vote of theirs (prefix-mates included, for the
+    # coordination and per-prefix rate tests); a full scan reads the whole log.
+    # (Past MAX_IN_VOTERS voters, reading the whole log beats a huge IN list.)
+    whole_log = full or len(dirty) > MAX_IN_VOTERS
+    context = _votes_of(base if whole_log else base.filter(voter_id__in=dirty))
     # A cleared voter is judged on votes after the clearance only: never on the same evidence.
     evidence = [v for v in context if int(v.vote_id) > watermark.get(int(v.voter), 0)]
     consensus = arena_consensus(arena=arena)
-    recent = {str(pk) for pk in recent_ids}
-    baseline = fraud.TrafficBaseline.from_votes(
-        [v for v in evidence if v.vote_id in recent] or evidence,
-        config=config or fraud.FraudConfig(),
-    )
+    baseline = _traffic_baseline(arena=arena, recent=recent, config=config, refresh=full)
     reports = fraud.scan(
         evidence,
         consensus,
-        config=config or fraud.FraudConfig(),
+        config=config,
         baseline=baseline,
         voters={str(v) for v in dirty},
     )
@@ -250,6 +262,10 @@ def _apply_report(
     previous_verdict = flag.verdict if flag is not None else Verdict.OK
     if flag is None:
         flag = VoterFlag(arena=arena, voter_id=voter_id, scanned_at=now)
+    if flag.review == Review.CLEARED and report.verdict == Verdict.EXCLUDED:
+        # New evidence (only votes after the clearance are judged): back to the review queue.
+        # The clearance still covers the older votes, through cleared_through_vote_id.
+        flag.review = Review.UNREVIEWED
     flag.verdict = report.verdict
     flag.reasons = list(report.reasons)
     flag.results = _result_dicts(report)
@@ -451,6 +467,10 @@ class ImpactRow:
         """Positive: the model climbs once the excluded votes are dropped."""
         return self.rank_all - self.rank_kept
 
+    @property
+    def score_change(self) -> float:
+        return round(self.score_kept - self.score_all, 1)
+
 
 def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
     """Bradley-Terry leaderboard with all votes vs with the excluded votes dropped.
@@ -496,7 +516,7 @@ def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
         )
         for p in rows_kept
     ]
-    return sorted(out, key=lambda r: (r.rank_kept, r.slug))
+    return sorted(out, key=lambda r: (r.rank_kept, -r.score_kept, r.slug))
 
 
 def voter_choice_series(*, flag: VoterFlag) -> list[dict[str, Any]]:

@@ -644,6 +644,10 @@ class AuditEntry(models.Model):
 
     objects = AppendOnlyQuerySet.as_manager()
 
+    class Meta:
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
     def __str__(self) -> str:
         return f"{self.action} {self.voter} by {self.actor or 'detection'}"
 

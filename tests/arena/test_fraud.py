@@ -214,6 +214,28 @@ def test_clearing_a_voter_restores_their_votes_and_the_same_evidence_never_exclu
     assert not _flag(arena, bot).is_excluding
 
 
+def test_new_evidence_after_a_clearance_excludes_again_but_only_the_new_votes(
+    crowd: dict[str, Any], admin_user: Any
+) -> None:
+    arena, bot, weakest = crowd["arena"], crowd["bot"], crowd["weakest"]
+    fraud.fraud_scan(arena=arena)
+    fraud.voter_review(flag=_flag(arena, bot), action="clear", actor=admin_user)
+    with pytest.MonkeyPatch.context() as patch:
+        clock = Clock(timezone.now())
+        patch.setattr(timezone, "now", clock)
+        for _ in range(60):
+            cast(arena, bot, promoter(weakest, arena), clock, random.Random(4), ip="203.0.113.9")
+
+    fraud.fraud_scan(arena=arena)
+
+    flag = _flag(arena, bot)
+    assert flag.is_excluding and flag.review == Review.UNREVIEWED  # back in the queue
+    excluded = VoteExclusion.objects.filter(vote__voter=bot)
+    assert excluded.count() == 60
+    assert min(excluded.values_list("vote_id", flat=True)) > flag.cleared_through_vote_id
+    assert AuditEntry.objects.filter(voter=bot).latest("pk").action == AuditAction.AUTO_EXCLUDED
+
+
 def test_a_reviewer_can_confirm_a_voter_and_their_new_votes_are_kept_out_at_once(
     crowd: dict[str, Any], clock: Clock, admin_user: Any
 ) -> None:
@@ -247,6 +269,46 @@ def test_an_unknown_review_action_is_refused_and_changes_nothing(
 
     assert AuditEntry.objects.count() == entries
     assert VoteExclusion.objects.count() == 60
+
+
+def test_a_burst_of_fresh_identities_from_one_network_is_excluded_as_a_group(
+    crowd: dict[str, Any],
+) -> None:
+    arena = crowd["arena"]
+    target = sorted(arena.generative_models.values_list("pk", flat=True))[3]
+    rng = random.Random(9)
+    sybils = []
+    with pytest.MonkeyPatch.context() as patch:
+        clock = Clock(timezone.now())
+        patch.setattr(timezone, "now", clock)
+        for i in range(8):  # eight new cookies, one /24, within half an hour
+            voter = VoterFactory.create()
+            sybils.append(voter)
+            shown = 0
+            while shown < 5:
+                vote = cast(
+                    arena,
+                    voter,
+                    promoter(target, arena),
+                    clock,
+                    rng,
+                    ip=f"192.0.2.{10 + i}",
+                    gap_s=5,
+                )
+                shown += target in {m for group in vote.ranking for m in group}
+
+    fraud.fraud_scan(arena=arena)
+
+    flags = VoterFlag.objects.filter(arena=arena, voter__in=sybils)
+    assert flags.count() == 8
+    assert all(flag.is_excluding for flag in flags)
+    assert all("coordination" in flag.reasons for flag in flags)
+    coordination = next(r for r in flags[0].results if r["detector"] == "coordination")
+    assert coordination["level"] == "strong" and coordination["evidence"]
+    # The honest voters, each on a network of their own, are untouched.
+    assert not VoterFlag.objects.filter(arena=arena, voter__in=crowd["honest"]).filter(
+        verdict=Verdict.EXCLUDED
+    )
 
 
 def test_the_scan_is_incremental(crowd: dict[str, Any], clock: Clock) -> None:

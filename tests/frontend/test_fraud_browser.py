@@ -1,5 +1,8 @@
 """The fraud review pages in headless Chromium: a reviewer sees the voter's choices plotted
-against the crowd (vendored Chart.js, nothing from another host) and clears the voter."""
+against the crowd (vendored Chart.js, nothing from another host) and clears the voter.
+
+Set ARENA_SCREENSHOTS=<folder> to keep full-page screenshots of what the test saw.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 from django.utils import timezone
 
 from tests.browser import chromium, require_chromium, watch_page
+from tests.frontend.test_leaderboard_browser import _screenshot
 
 require_chromium()
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -66,6 +70,7 @@ def test_a_reviewer_sees_the_plot_and_clears_the_voter(
     page.click("input[type=submit]")
     page.wait_for_url(f"**/admin/fraud/{arena.slug}/")
     assert page.locator("#review-queue tbody tr").count() >= 1
+    _screenshot(page, "fraud-arena")
 
     page.click(f"#review-queue a[href*='{bot.public_id}']")
     page.wait_for_function("Chart.getChart(document.getElementById('choice-chart'))")
@@ -79,6 +84,7 @@ def test_a_reviewer_sees_the_plot_and_clears_the_voter(
     assert chart["datasets"] == 3 and chart["points"] == len(series) > 0
     assert chart["height"] > 200
     assert page.locator("#detectors").inner_text().count("strong") >= 1
+    _screenshot(page, "fraud-voter")
 
     page.fill("#note", "looked at every vote")
     page.click("#review-form button[value=clear]")
