@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0006_fraud_detection'),
+        ("arena", "0006_fraud_detection"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='auditentry',
-            options={'verbose_name': 'audit log entry', 'verbose_name_plural': 'audit log'},
+            name="auditentry",
+            options={"verbose_name": "audit log entry", "verbose_name_plural": "audit log"},
         ),
     ]
