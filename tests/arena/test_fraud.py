@@ -136,6 +136,24 @@ def crowd(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, An
         call_command("flush", interactive=False, verbosity=0)
 
 
+def promoter_votes() -> tuple[Any, Any]:
+    """Eight honest voters (20 votes each) and a promoter of the weakest model (50 votes)."""
+    rng = random.Random(11)
+    with pytest.MonkeyPatch.context() as patch:
+        clock = Clock(timezone.now() - timedelta(days=1))
+        patch.setattr(timezone, "now", clock)
+        arena = ready_arena(models=5, prompts=2)
+        weakest = max(arena.generative_models.values_list("pk", flat=True))
+        for i in range(8):
+            voter = VoterFactory.create()
+            for _ in range(20):
+                cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.9")
+        bot = VoterFactory.create()
+        for _ in range(50):
+            cast(arena, bot, promoter(weakest, arena), clock, rng, ip="203.0.113.5")
+    return arena, bot
+
+
 def _flag(arena: Arena, voter: Voter) -> VoterFlag:
     return VoterFlag.objects.get(arena=arena, voter=voter)
 

@@ -7,13 +7,10 @@ Set ARENA_SCREENSHOTS=<folder> to keep full-page screenshots of what the test sa
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from tests.browser import chromium, require_chromium, watch_page
 from tests.frontend.test_leaderboard_browser import _screenshot
@@ -25,8 +22,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from arena import fraud  # noqa: E402
 from arena.models import VoteExclusion, VoterFlag  # noqa: E402
-from tests.arena.test_fraud import Clock, cast, honest, promoter  # noqa: E402
-from tests.factories import VoterFactory, ready_arena  # noqa: E402
+from tests.arena.test_fraud import promoter_votes  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -38,19 +34,7 @@ def browser() -> Iterator[Any]:
 
 
 def _excluded_promoter() -> tuple[Any, Any]:
-    rng = random.Random(11)
-    with pytest.MonkeyPatch.context() as patch:
-        clock = Clock(timezone.now() - timedelta(days=1))
-        patch.setattr(timezone, "now", clock)
-        arena = ready_arena(models=5, prompts=2)
-        weakest = max(arena.generative_models.values_list("pk", flat=True))
-        for i in range(8):
-            voter = VoterFactory.create()
-            for _ in range(20):
-                cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.9")
-        bot = VoterFactory.create()
-        for _ in range(50):
-            cast(arena, bot, promoter(weakest, arena), clock, rng, ip="203.0.113.5")
+    arena, bot = promoter_votes()
     fraud.fraud_scan(arena=arena)
     assert VoterFlag.objects.get(voter=bot).is_excluding
     return arena, bot

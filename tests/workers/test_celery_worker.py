@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from arena.models import Asset, AssetStatus, GenerativeModel
+from arena.models import Asset, AssetStatus, GenerativeModel, VoteExclusion, VoterFlag
 from arena.services import asset_request
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
 from tests.workers.test_http_backend import Reply, ScriptedApi, sample
@@ -287,3 +287,24 @@ def test_a_job_the_remote_app_rejects_fails_for_good(worker: dict[str, Any], set
     assert "400" in settled.error or "rejected" in settled.error
     assert settled.attempts == 1
     assert not settled.file
+
+
+def test_the_fraud_scan_runs_on_the_worker_and_excludes_the_promoter(
+    worker: dict[str, Any],
+) -> None:
+    from tests.arena.test_fraud import promoter_votes
+    from workers.tasks import scan_fraud
+
+    arena, bot = promoter_votes()
+
+    scan_fraud.apply_async(queue=worker["queue"])
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while not VoteExclusion.objects.filter(vote__voter=bot).exists():
+        assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
+        assert time.monotonic() < deadline, worker["log"].read_text()[-3000:]
+        time.sleep(0.3)
+    time.sleep(0.5)  # the scan commits its exclusions in one transaction
+
+    assert VoteExclusion.objects.filter(vote__voter=bot).count() == 50
+    assert set(VoteExclusion.objects.values_list("vote__voter", flat=True)) == {bot.pk}
+    assert VoterFlag.objects.get(arena=arena, voter=bot).verdict == "excluded"
