@@ -1528,7 +1528,7 @@ def choice_series(
     Each row: ``vote_id``, ``time_s``, ``p_chosen`` (consensus probability of
     what they chose), ``p_chance`` (1 / number of outcomes) and ``log_e`` (the
     running log10 of the crowd_disagreement e-process with ``config.bet``; the
-    detector's thresholds are ``log10(20) = 1.3`` and ``log10(1000) = 3``).
+    detector's thresholds are ``log10(20) = 1.3`` and, by default, ``log10(300) = 2.48``).
     For the admin plot of a voter's choices against the crowd.
     """
     votes = _check_votes(votes)

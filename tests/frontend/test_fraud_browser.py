@@ -61,11 +61,13 @@ def test_a_reviewer_sees_the_plot_and_clears_the_voter(
     chart = page.eval_on_selector(
         "#choice-chart",
         """canvas => { const c = Chart.getChart(canvas);
+            const line = c.data.datasets[2].data;
             return {datasets: c.data.datasets.length, points: c.data.datasets[0].data.length,
-                    height: canvas.clientHeight}; }""",
+                    last_e: line[line.length - 1].y, height: canvas.clientHeight}; }""",
     )
     series = fraud.voter_choice_series(flag=VoterFlag.objects.get(voter=bot))
     assert chart["datasets"] == 3 and chart["points"] == len(series) > 0
+    assert chart["last_e"] == pytest.approx(series[-1]["log_e"])  # plotted as stored: log10
     assert chart["height"] > 200
     assert page.locator("#detectors").inner_text().count("strong") >= 1
     _screenshot(page, "fraud-voter")

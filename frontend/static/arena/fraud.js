@@ -8,7 +8,8 @@
     var series = JSON.parse(node.textContent);
     var points = series.map(function (s, i) { return { x: i + 1, y: s.p_chosen }; });
     var chance = series.map(function (s, i) { return { x: i + 1, y: s.p_chance }; });
-    var evidence = series.map(function (s, i) { return { x: i + 1, y: s.log_e / Math.LN10 }; });
+    // log_e is already a log10 (ranking.fraud.choice_series).
+    var evidence = series.map(function (s, i) { return { x: i + 1, y: s.log_e }; });
     new Chart(canvas, {
       data: {
         datasets: [
