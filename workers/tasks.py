@@ -102,9 +102,13 @@ def rebuild_leaderboards() -> dict[str, int]:
     return {"arenas": len(arenas), "snapshots_created": created}
 
 
-@shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=600, time_limit=660)
-def scan_fraud(full: bool = False) -> list[dict[str, Any]]:
-    """Judge the voters of every active arena's new votes (``full``: all voters)."""
-    from arena.fraud import fraud_scan_all
+@shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=1800, time_limit=1860)
+def scan_fraud(full: bool = False, arena: str | None = None) -> list[dict[str, Any]]:
+    """Judge the voters of new votes (``full``: all voters) in every active arena, or one."""
+    from arena.fraud import fraud_scan, fraud_scan_all
+    from arena.models import Arena
 
+    if arena is not None:
+        found = Arena.objects.filter(slug=arena).first()
+        return [fraud_scan(arena=found, full=full).as_dict()] if found else []
     return [result.as_dict() for result in fraud_scan_all(full=full)]

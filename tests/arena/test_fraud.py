@@ -484,6 +484,30 @@ def test_scan_now_from_the_page(crowd: dict[str, Any], admin_client: Any) -> Non
     assert admin_client.get(f"/admin/fraud/{arena.slug}/scan/").status_code == 405
 
 
+def test_a_full_rescan_from_the_page_goes_to_a_worker(
+    crowd: dict[str, Any], admin_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers import tasks
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.scan_fraud, "apply_async", lambda **kw: sent.append(kw))
+    arena = crowd["arena"]
+
+    response = admin_client.post(f"/admin/fraud/{arena.slug}/scan/", {"full": "1"}, follow=True)
+
+    assert "rescan of every voter was queued" in response.content.decode()
+    assert sent == [{"kwargs": {"full": True, "arena": arena.slug}}]
+    assert not VoteExclusion.objects.exists()  # nothing ran in the request
+
+
+def test_the_task_can_scan_one_arena(crowd: dict[str, Any]) -> None:
+    from workers.tasks import scan_fraud
+
+    assert scan_fraud.apply(kwargs={"arena": "no-such-arena"}).get() == []
+    results = scan_fraud.apply(kwargs={"arena": crowd["arena"].slug, "full": True}).get()
+    assert [r["voters_scanned"] for r in results] == [15]
+
+
 def test_simulated_votes_look_human_and_only_the_simulated_promoter_is_excluded() -> None:
     arena = ready_arena(models=6, prompts=3)
 
