@@ -206,6 +206,16 @@ def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
     """
     with transaction.atomic():
         _locked_tally(arena_id)
+        # Every model of the arena gets a ratings row (a restored vote may be a model's first).
+        ModelRating.objects.bulk_create(
+            [
+                ModelRating(arena_id=arena_id, model_id=pk)
+                for pk in GenerativeModel.objects.filter(arenas=arena_id).values_list(
+                    "pk", flat=True
+                )
+            ],
+            ignore_conflicts=True,
+        )
         model_ids = sorted(
             set(ModelRating.objects.filter(arena_id=arena_id).values_list("model_id", flat=True))
         )
