@@ -21,6 +21,7 @@ from arena.models import (
     ModerationState,
     PairTally,
     Vote,
+    VoteExclusion,
 )
 
 
@@ -192,3 +193,8 @@ def arena_pair_matrix(*, arena: Arena, models: list[GenerativeModel] | None = No
             games[j][i] += total
     rate = [[wins[i][j] / games[i][j] if games[i][j] else None for j in range(n)] for i in range(n)]
     return PairMatrix(models=models, win_rate=rate, games=games)
+
+
+def arena_excluded_votes(*, arena: Arena) -> int:
+    """How many of the arena's votes fraud checks keep out of its leaderboards."""
+    return VoteExclusion.objects.filter(vote__arena=arena).count()

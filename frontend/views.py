@@ -201,6 +201,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     context |= {
         "label": METHOD_LABELS[method],
         "snapshot": snapshot,
+        "excluded": selectors.arena_excluded_votes(arena=arena),
         "intervals": method != "elo",
         "rows": [
             {

@@ -530,3 +530,17 @@ def test_simulated_votes_look_human_and_only_the_simulated_promoter_is_excluded(
     assert excluded.count() == 1
     assert excluded.get().n_votes == 60
     assert ArenaTally.objects.get(arena=arena).votes == 240
+
+
+def test_the_public_leaderboard_says_how_many_votes_fraud_checks_excluded(
+    crowd: dict[str, Any], client: Any
+) -> None:
+    arena = crowd["arena"]
+    before = client.get(f"/arena/{arena.slug}/leaderboard/").content.decode()
+    assert "excluded by fraud checks" not in before
+
+    fraud.fraud_scan(arena=arena)
+
+    page = client.get(f"/arena/{arena.slug}/leaderboard/").content.decode()
+    assert "60 excluded by fraud checks" in page
+    assert f"<strong>{14 * 30}</strong> votes counted" in page
