@@ -472,6 +472,55 @@ def report(tally: Tally, k: int, seeds: int, args: argparse.Namespace) -> None:
         print(f"| {lab} ({n}) | " + " | ".join(cells) + " |")
 
 
+def svg_chart(tallies: dict[int, Tally]) -> str:
+    """A grouped bar chart (plain SVG, no plotting library): per voter group, the share of its
+    votes excluded by our detectors and by the LMArena test alone, one panel per K."""
+    colours = {"ours": "#2563eb", "lmarena": "#f59e0b"}
+    names = {"ours": "ours (six detectors)", "lmarena": "LMArena e-value test alone"}
+    row_h, bar_h, left, width, panel_gap = 34, 13, 130, 420, 40
+    panels: list[str] = []
+    y = 40
+    for k, tally in tallies.items():
+        groups = [g for g in [*STRATEGIES, "honest"] if tally.voters[g]]
+        title = f"K={k} ({'pairwise' if k == 2 else f'best-of-{k}'}): share of votes excluded"
+        panels.append(f'<text x="{left}" y="{y - 14}" font-weight="bold">{title}</text>')
+        for pct in (0, 25, 50, 75, 100):
+            x = left + width * pct / 100
+            panels.append(
+                f'<line x1="{x:.0f}" y1="{y - 6}" x2="{x:.0f}" y2="{y + row_h * len(groups)}" '
+                f'stroke="#ddd"/><text x="{x:.0f}" y="{y + row_h * len(groups) + 14}" '
+                f'text-anchor="middle" font-size="11">{pct}%</text>'
+            )
+        for i, group in enumerate(groups):
+            top = y + i * row_h
+            panels.append(
+                f'<text x="{left - 8}" y="{top + bar_h + 4}" text-anchor="end">{group}</text>'
+            )
+            for j, name in enumerate(("ours", "lmarena")):
+                share = tally.ex_votes[name][group] / tally.votes[group]
+                bar_y = top + j * bar_h
+                panels.append(
+                    f'<rect x="{left}" y="{bar_y}" width="{width * share:.1f}" height="{bar_h - 2}" '
+                    f'fill="{colours[name]}"><title>{group}, {names[name]}: '
+                    f"{100 * share:.1f}%</title></rect>"
+                    f'<text x="{left + width * share + 4:.1f}" y="{bar_y + bar_h - 3}" '
+                    f'font-size="10">{100 * share:.1f}%</text>'
+                )
+        y += row_h * len(groups) + panel_gap + 20
+    legend = "".join(
+        f'<rect x="{left + i * 210}" y="{y - 26}" width="12" height="12" fill="{colours[n]}"/>'
+        f'<text x="{left + i * 210 + 18}" y="{y - 16}">{names[n]}</text>'
+        for i, n in enumerate(("ours", "lmarena"))
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{y}" '
+        'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>'
+        + "".join(panels)
+        + legend
+        + "</svg>\n"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ranking.fraud_sim", description=__doc__.split("\n\n")[0]
@@ -484,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--k", default="2", help="battle sizes, comma-separated: 2 (pairwise) and/or 4 (best-of-4)"
     )
+    parser.add_argument("--svg", help="also write a bar chart of the exclusions to this file")
     args = parser.parse_args(argv)
     try:
         ks = [int(x) for x in args.k.split(",")]
@@ -500,6 +550,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_seed(s, args, k, tallies[k])
     for k in ks:
         report(tallies[k], k, args.seeds, args)
+    if args.svg:
+        with open(args.svg, "w", encoding="utf-8") as out:
+            out.write(svg_chart(tallies))
+        print(f"\nchart written to {args.svg}")
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 

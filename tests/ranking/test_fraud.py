@@ -550,3 +550,26 @@ def test_it_judges_rate_against_the_arenas_normal_traffic() -> None:
     votes = cast("keen", 120, honest(), gap=4.0)
     rep = scan(CROWD + votes, SPREAD, baseline=busy)["keen"]
     assert rep.result("rate").level == "ok"  # normal where everyone votes like this
+
+
+def test_the_simulation_chart_draws_one_bar_per_group_and_method_to_scale() -> None:
+    import xml.etree.ElementTree as ET
+
+    from ranking.fraud_sim import Tally, svg_chart
+
+    tally = Tally()
+    for group, votes, ours, lmarena in (("promoter", 200, 150, 20), ("honest", 1000, 2, 20)):
+        tally.voters[group], tally.votes[group] = 1, votes
+        tally.ex_votes["ours"][group], tally.ex_votes["lmarena"][group] = ours, lmarena
+
+    root = ET.fromstring(svg_chart({2: tally}))
+
+    bars = {
+        r.find("{http://www.w3.org/2000/svg}title").text: float(r.get("width"))  # type: ignore[union-attr, arg-type]
+        for r in root.iter("{http://www.w3.org/2000/svg}rect")
+        if r.find("{http://www.w3.org/2000/svg}title") is not None
+    }
+    assert bars["promoter, ours (six detectors): 75.0%"] == pytest.approx(0.75 * 420)
+    assert bars["promoter, LMArena e-value test alone: 10.0%"] == pytest.approx(0.1 * 420)
+    assert bars["honest, ours (six detectors): 0.2%"] == pytest.approx(0.002 * 420, abs=0.05)
+    assert len(bars) == 4
