@@ -323,6 +323,45 @@ def arenas_leaderboard(
     )
 
 
+class IntegrityOut(Schema):
+    arena: str
+    voters: int
+    voters_kept: int
+    votes: int
+    votes_kept: int
+    voter_authenticity: float | None
+    vote_authenticity: float | None
+    excluded_by_detector: dict[str, int]
+    last_scan_at: str | None
+
+
+@api.get(
+    "/arenas/{slug}/integrity",
+    response={200: IntegrityOut, 404: ErrorOut},
+    tags=["leaderboards"],
+)
+def arenas_integrity(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """Vote integrity: the share of voters and votes that fraud checks keep, and the votes
+    excluded per detector (a vote excluded for several reasons counts under each)."""
+    from arena.fraud import arena_integrity
+
+    arena = selectors.arena_get(slug=slug)
+    i = arena_integrity(arena=arena)
+    return {
+        "arena": arena.slug,
+        "voters": i.voters,
+        "voters_kept": i.voters_kept,
+        "votes": i.votes,
+        "votes_kept": i.votes_kept,
+        "voter_authenticity": None
+        if i.voter_authenticity is None
+        else round(i.voter_authenticity, 4),
+        "vote_authenticity": None if i.vote_authenticity is None else round(i.vote_authenticity, 4),
+        "excluded_by_detector": dict(i.by_detector),
+        "last_scan_at": i.last_scan_at.isoformat() if i.last_scan_at else None,
+    }
+
+
 @api.get(
     "/arenas/{slug}/leaderboard/history",
     response={200: list[dict[str, Any]], 400: ErrorOut, 404: ErrorOut},

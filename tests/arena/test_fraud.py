@@ -544,3 +544,23 @@ def test_the_public_leaderboard_says_how_many_votes_fraud_checks_excluded(
     page = client.get(f"/arena/{arena.slug}/leaderboard/").content.decode()
     assert "60 excluded by fraud checks" in page
     assert f"<strong>{14 * 30}</strong> votes counted" in page
+
+
+def test_the_integrity_api_reports_the_authenticity_of_an_arena(
+    crowd: dict[str, Any], client: Any
+) -> None:
+    arena = crowd["arena"]
+    before = client.get(f"/api/v1/arenas/{arena.slug}/integrity").json()
+    assert before["votes_kept"] == before["votes"] == 14 * 30 + 60
+    assert before["last_scan_at"] is None and before["excluded_by_detector"] == {}
+
+    fraud.fraud_scan(arena=arena)
+
+    body = client.get(f"/api/v1/arenas/{arena.slug}/integrity").json()
+    assert (body["voters"], body["voters_kept"]) == (15, 14)
+    assert (body["votes"], body["votes_kept"]) == (480, 420)
+    assert body["vote_authenticity"] == pytest.approx(420 / 480, abs=1e-4)
+    assert body["excluded_by_detector"]["model_targeting"] == 60
+    assert body["last_scan_at"] is not None
+    missing = client.get("/api/v1/arenas/no-such-arena/integrity")
+    assert missing.status_code == 404 and "error" in missing.json()
