@@ -29,6 +29,7 @@ from django.utils import timezone
 
 import ranking
 from arena.leaderboards import (
+    _locked_tally,
     _standings,
     arena_pair_counts,
     leaderboard_rebuild,
@@ -59,6 +60,8 @@ CONTEXT_MAX_VOTES = 200_000
 # An incremental scan judging more voters than this reads the whole log instead of an IN list
 # (SQLite caps a statement at 32,766 parameters).
 MAX_IN_VOTERS = 20_000
+# Votes created this long before the last scan are looked at again (late commits, seconds).
+LATE_COMMIT_MARGIN_S = 120
 # How long the traffic baseline is reused by incremental scans (seconds).
 BASELINE_TTL_S = 3600
 
@@ -96,7 +99,7 @@ def _evidence(row: tuple[Any, ...]) -> fraud.VoteEvidence:
         slots=slots,
         ranking=ranking.Ranking(model_groups, partial=bool(is_partial) and len(groups) > 1),
         time_to_vote_ms=int(ttv),
-        min_view_ms=int(min_view),
+        min_view_ms=max(1, int(min_view)),  # 0: recorded before viewing times were kept
         prefix=prefix,
         user_agent=ua,
         first_seen_s=seen.timestamp() if seen else None,
@@ -129,6 +132,7 @@ class ScanResult:
     verdicts: Counter[str] = field(default_factory=Counter)
     votes_excluded: int = 0
     votes_restored: int = 0
+    skipped: int = 0
     duration_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,6 +143,7 @@ class ScanResult:
             "verdicts": dict(self.verdicts),
             "votes_excluded": self.votes_excluded,
             "votes_restored": self.votes_restored,
+            "skipped": self.skipped,
             "duration_ms": self.duration_ms,
         }
 
@@ -190,6 +195,13 @@ def fraud_scan(
     high = base.aggregate(high=Max("pk"))["high"] or 0
     new_votes = base.filter(pk__gt=last_seen)
     result.new_votes = new_votes.count()
+    if state.scanned_at is not None:
+        # On PostgreSQL a vote can commit after a scan with a lower id than one the scan saw:
+        # the voters of votes from shortly before the last scan are judged again too.
+        new_votes = base.filter(
+            Q(pk__gt=last_seen)
+            | Q(created_at__gte=state.scanned_at - timedelta(seconds=LATE_COMMIT_MARGIN_S))
+        )
     if full:
         dirty = set(base.values_list("voter_id", flat=True).distinct())
     else:
@@ -202,20 +214,25 @@ def fraud_scan(
 
     config = config or fraud.DEFAULT_CONFIG
     recent = base.filter(created_at__gte=timezone.now() - timedelta(days=CONTEXT_DAYS))
-    if not full:
+    if not full and len(dirty) <= MAX_IN_VOTERS:
         # Voters sharing a network prefix with a voter being judged are judged again too: a
         # sybil group is only visible once its last member has voted.
         prefixes = recent.filter(voter_id__in=dirty).exclude(prefix_hash="").values("prefix_hash")
         dirty |= set(recent.filter(prefix_hash__in=prefixes).values_list("voter_id", flat=True))
-    flags = {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena, voter_id__in=dirty)}
+    # (Past MAX_IN_VOTERS voters, reading the whole log beats a huge IN list.)
+    whole_log = full or len(dirty) > MAX_IN_VOTERS
+    if whole_log:
+        flags = {
+            f.voter_id: f for f in VoterFlag.objects.filter(arena=arena) if f.voter_id in dirty
+        }
+    else:
+        flags = {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena, voter_id__in=dirty)}
     watermark = {
         v: f.cleared_through_vote_id for v, f in flags.items() if f.cleared_through_vote_id
     }
 
     # The voters being judged, with every vote of theirs (prefix-mates included, for the
     # coordination and per-prefix rate tests); a full scan reads the whole log.
-    # (Past MAX_IN_VOTERS voters, reading the whole log beats a huge IN list.)
-    whole_log = full or len(dirty) > MAX_IN_VOTERS
     context = _votes_of(base if whole_log else base.filter(voter_id__in=dirty))
     # A cleared voter is judged on votes after the clearance only: never on the same evidence.
     evidence = [v for v in context if int(v.vote_id) > watermark.get(int(v.voter), 0)]
@@ -231,12 +248,22 @@ def fraud_scan(
     result.voters_scanned = len(reports)
 
     with transaction.atomic():
+        # Lock order everywhere: the arena's tally, then flags (reviews and votes do the same).
+        # Scans of one arena are serialised here; each re-reads the flags under the lock.
+        _locked_tally(arena.pk)
         locked = FraudScanState.objects.select_for_update().get(pk=state.pk)
+        fresh = _flags_locked(arena=arena, voter_ids=[int(v) for v in reports], everyone=whole_log)
         changed = False
         for voter_key in sorted(reports):
-            report = reports[voter_key]
+            report, voter_id = reports[voter_key], int(voter_key)
+            before, now_flag = flags.get(voter_id), fresh.get(voter_id)
+            if _review_key(before) != _review_key(now_flag):
+                # A reviewer decided (or another scan judged) while this scan computed: its
+                # evidence is stale for this voter, whom the next scan judges afresh.
+                result.skipped += 1
+                continue
             excluded, restored = _apply_report(
-                arena=arena, voter_id=int(voter_key), report=report, flag=flags.get(int(voter_key))
+                arena=arena, voter_id=voter_id, report=report, flag=now_flag
             )
             result.verdicts[report.verdict] += 1
             result.votes_excluded += excluded
@@ -251,6 +278,28 @@ def fraud_scan(
         locked.duration_ms = result.duration_ms
         locked.save()
     return result
+
+
+def _review_key(flag: VoterFlag | None) -> tuple[Any, ...]:
+    """What a scan's judgement depends on besides the votes: the flag's review state."""
+    if flag is None:
+        return (None,)
+    return (flag.pk, flag.review, flag.reviewed_at, flag.cleared_through_vote_id, flag.verdict)
+
+
+def _flags_locked(
+    *, arena: Arena, voter_ids: Sequence[int], everyone: bool
+) -> dict[int, VoterFlag]:
+    """The arena's flags of ``voter_ids``, re-read and row-locked in pk order."""
+    flags = VoterFlag.objects.select_for_update().filter(arena=arena).order_by("pk")
+    if everyone:
+        wanted = set(voter_ids)
+        return {f.voter_id: f for f in flags if f.voter_id in wanted}
+    out: dict[int, VoterFlag] = {}
+    for start in range(0, len(voter_ids), MAX_IN_VOTERS):
+        chunk = voter_ids[start : start + MAX_IN_VOTERS]
+        out |= {f.voter_id: f for f in flags.filter(voter_id__in=chunk)}
+    return out
 
 
 def _apply_report(
@@ -352,6 +401,7 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
         raise ReviewError(f"Unknown review action {action!r}; use confirm or clear.")
     note = note.strip()[:2000]
     with transaction.atomic():
+        _locked_tally(flag.arena_id)  # the lock order of scans and votes: tally, then flag
         flag = VoterFlag.objects.select_for_update().get(pk=flag.pk)
         votes = list(
             Vote.objects.filter(arena_id=flag.arena_id, voter_id=flag.voter_id, is_named=False)

@@ -13,7 +13,7 @@ the number of models, not of votes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,27 +62,49 @@ def _locked_tally(arena_id: int) -> ArenaTally:
 
 def _add_pairs(arena_id: int, vote_ranking: ranking.Ranking, sign: int) -> None:
     """Add (sign=1) or remove (sign=-1) one vote's pairwise outcomes to the pair tallies."""
+    _add_pairs_many(arena_id, [vote_ranking], sign)
+
+
+def _add_pairs_many(arena_id: int, rankings: Iterable[ranking.Ranking], sign: int) -> None:
+    """Add or remove many votes' outcomes: summed first, then one UPDATE per model pair."""
     deltas: dict[tuple[int, int], list[float]] = {}
-    for a_str, b_str, score in vote_ranking.pairs():
-        a, b = int(a_str), int(b_str)
-        low, high = (a, b) if a < b else (b, a)
-        row = deltas.setdefault((low, high), [0.0, 0.0, 0.0])
-        if score == 0.5:
-            row[2] += 1
-        elif a == low:
-            row[0] += 1
-        else:
-            row[1] += 1
+    for vote_ranking in rankings:
+        for a_str, b_str, score in vote_ranking.pairs():
+            a, b = int(a_str), int(b_str)
+            low, high = (a, b) if a < b else (b, a)
+            row = deltas.setdefault((low, high), [0.0, 0.0, 0.0])
+            if score == 0.5:
+                row[2] += 1
+            elif a == low:
+                row[0] += 1
+            else:
+                row[1] += 1
     PairTally.objects.bulk_create(
         [PairTally(arena_id=arena_id, model_a_id=low, model_b_id=high) for low, high in deltas],
         ignore_conflicts=True,
     )
-    for (low, high), (a_wins, b_wins, ties) in deltas.items():
+    for (low, high), (a_wins, b_wins, ties) in sorted(deltas.items()):
         PairTally.objects.filter(arena_id=arena_id, model_a_id=low, model_b_id=high).update(
             a_wins=F("a_wins") + sign * a_wins,
             b_wins=F("b_wins") + sign * b_wins,
             ties=F("ties") + sign * ties,
         )
+
+
+# SQLite caps a statement at 32,766 parameters: long id lists are sent in chunks.
+IN_CHUNK = 10_000
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), IN_CHUNK):
+        yield ids[start : start + IN_CHUNK]
+
+
+def _excluded_ids(ids: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        found |= set(VoteExclusion.objects.filter(vote__in=chunk).values_list("vote_id", flat=True))
+    return found
 
 
 def _update_online(arena_id: int, vote_ranking: ranking.Ranking) -> None:
@@ -143,20 +165,17 @@ def votes_exclude(
         return 0
     with transaction.atomic():
         tally = _locked_tally(arena_id)
-        already = set(
-            VoteExclusion.objects.filter(vote__in=[v.pk for v in votes]).values_list(
-                "vote_id", flat=True
-            )
-        )
+        already = _excluded_ids([v.pk for v in votes])
         fresh = [v for v in votes if v.pk not in already and not v.is_named]
         if not fresh:
             return 0
         VoteExclusion.objects.bulk_create(
-            VoteExclusion(vote=v, reason=reason[:200], reasons=list(reasons)) for v in fresh
+            (VoteExclusion(vote=v, reason=reason[:200], reasons=list(reasons)) for v in fresh),
+            batch_size=1000,
         )
         for vote in fresh:
             tally.digest = _digest_step(tally.digest, vote.pk, -1)
-            _add_pairs(arena_id, _ranking_of(vote), -1)
+        _add_pairs_many(arena_id, (_ranking_of(v) for v in fresh), -1)
         tally.votes -= len(fresh)
         tally.save(update_fields=["votes", "digest", "updated_at"])
     return len(fresh)
@@ -173,18 +192,15 @@ def votes_restore(*, arena_id: int, votes: Sequence[Vote]) -> int:
         return 0
     with transaction.atomic():
         tally = _locked_tally(arena_id)
-        excluded = set(
-            VoteExclusion.objects.filter(vote__in=[v.pk for v in votes]).values_list(
-                "vote_id", flat=True
-            )
-        )
+        excluded = _excluded_ids([v.pk for v in votes])
         back = [v for v in votes if v.pk in excluded]
         if not back:
             return 0
-        VoteExclusion.objects.filter(vote__in=[v.pk for v in back]).delete()
+        for chunk in _chunks([v.pk for v in back]):
+            VoteExclusion.objects.filter(vote__in=chunk).delete()
         for vote in back:
             tally.digest = _digest_step(tally.digest, vote.pk, +1)
-            _add_pairs(arena_id, _ranking_of(vote), +1)
+        _add_pairs_many(arena_id, (_ranking_of(v) for v in back), +1)
         tally.votes += len(back)
         tally.save(update_fields=["votes", "digest", "updated_at"])
     return len(back)

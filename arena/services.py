@@ -33,7 +33,7 @@ from arena.errors import (
     NotYourBattle,
     StillGenerating,
 )
-from arena.leaderboards import tally_vote
+from arena.leaderboards import _locked_tally, tally_vote
 from arena.models import (
     MEDIA_TYPE_BY_FORMAT,
     SLOT_LABELS,
@@ -583,6 +583,9 @@ def _vote_count(vote: Vote) -> None:
     """
     if vote.is_named:
         return
+    # The tally lock first (the lock order of scans and reviews), so a review deciding on this
+    # voter right now is either wholly before this vote or wholly after it.
+    _locked_tally(vote.arena_id)
     flag = VoterFlag.objects.filter(arena_id=vote.arena_id, voter_id=vote.voter_id).first()
     if flag is not None and flag.is_excluding:
         reasons = list(flag.reasons) or ["admin"]

@@ -86,6 +86,11 @@ def _flag(slug: str, voter_id: str) -> VoterFlag:
 def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
     flag = _flag(slug, voter_id)
     if request.method == "POST":
+        if not request.user.has_perm("arena.change_voterflag"):
+            messages.error(
+                request, "Only reviewers with the “change voter flag” permission may decide."
+            )
+            return redirect("admin-fraud-voter", slug=slug, voter_id=voter_id)
         action = request.POST.get("action", "")
         try:
             fraud.voter_review(

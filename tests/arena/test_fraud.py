@@ -564,3 +564,58 @@ def test_the_integrity_api_reports_the_authenticity_of_an_arena(
     assert body["last_scan_at"] is not None
     missing = client.get("/api/v1/arenas/no-such-arena/integrity")
     assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_votes_recorded_without_a_viewing_time_are_still_judged(
+    clock: Clock, settings: Any
+) -> None:
+    settings.MIN_VIEW_MS = {"image": 0, "video": 0, "mesh": 0, "splat": 0}
+    arena = ready_arena(models=3, prompts=1)
+    voter = VoterFactory.create()
+    for _ in range(6):
+        vote = cast(arena, voter, honest(arena), clock, random.Random(2), ip="198.51.100.4")
+    assert vote.min_view_ms == 0 and not vote.too_fast  # like the rows from before 0006
+
+    result = fraud.fraud_scan(arena=arena)
+
+    assert result.voters_scanned == 1 and _flag(arena, voter).verdict == Verdict.OK
+
+
+def test_a_review_made_while_a_scan_computes_wins_over_the_scan(
+    crowd: dict[str, Any], admin_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+    fraud.fraud_scan(arena=arena)  # the bot is excluded
+    real_scan = fraud.fraud.scan
+
+    def scan_then_a_reviewer_clears(*args: Any, **kwargs: Any) -> Any:
+        reports = real_scan(*args, **kwargs)
+        fraud.voter_review(flag=_flag(arena, bot), action="clear", actor=admin_user)
+        return reports
+
+    monkeypatch.setattr(fraud.fraud, "scan", scan_then_a_reviewer_clears)
+
+    result = fraud.fraud_scan(arena=arena, full=True)
+
+    assert result.skipped == 1
+    flag = _flag(arena, bot)
+    assert flag.review == Review.CLEARED and not flag.is_excluding
+    assert not VoteExclusion.objects.filter(vote__voter=bot).exists()
+    assert ArenaTally.objects.get(arena=arena).votes == 14 * 30 + 60
+
+
+def test_staff_without_the_review_permission_cannot_decide(
+    crowd: dict[str, Any], client: Any, django_user_model: Any
+) -> None:
+    arena, bot = crowd["arena"], crowd["bot"]
+    fraud.fraud_scan(arena=arena)
+    staff = django_user_model.objects.create_user("helper", password="x", is_staff=True)
+    client.force_login(staff)
+
+    response = client.post(
+        f"/admin/fraud/{arena.slug}/voter/{bot.public_id}/", {"action": "clear"}, follow=True
+    )
+
+    assert "permission" in response.content.decode()
+    assert VoteExclusion.objects.filter(vote__voter=bot).count() == 60
+    assert not AuditEntry.objects.filter(action=AuditAction.CLEARED).exists()
