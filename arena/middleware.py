@@ -28,10 +28,13 @@ def request_voter(request: HttpRequest) -> Voter:
 
 
 def client_ip(request: HttpRequest) -> str:
+    """The client's address. Behind a proxy (ARENA_TRUST_X_FORWARDED_FOR) it is the last entry
+    of X-Forwarded-For, the one the proxy appended: earlier entries are whatever the client
+    sent, and trusting them would let a script pick its own network for rate limits."""
     if settings.ARENA_TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()
+            return forwarded.split(",")[-1].strip()
     return str(request.META.get("REMOTE_ADDR", ""))
 
 

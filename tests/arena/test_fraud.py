@@ -619,3 +619,16 @@ def test_staff_without_the_review_permission_cannot_decide(
     assert "permission" in response.content.decode()
     assert VoteExclusion.objects.filter(vote__voter=bot).count() == 60
     assert not AuditEntry.objects.filter(action=AuditAction.CLEARED).exists()
+
+
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_appended(settings: Any) -> None:
+    from django.test import RequestFactory
+
+    from arena.middleware import client_ip
+
+    request = RequestFactory().get(
+        "/", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7", REMOTE_ADDR="10.0.0.2"
+    )
+    assert client_ip(request) == "10.0.0.2"  # not trusted by default
+    settings.ARENA_TRUST_X_FORWARDED_FOR = True
+    assert client_ip(request) == "198.51.100.7"  # the client-supplied 6.6.6.6 is ignored
