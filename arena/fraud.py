@@ -269,14 +269,15 @@ def fraud_scan(
             result.votes_excluded += excluded
             result.votes_restored += restored
             changed = changed or bool(excluded or restored)
-        if changed:
-            ratings_replay(arena_id=arena.pk)
         locked.last_vote_id = max(high, locked.last_vote_id)
         locked.scanned_at = timezone.now()
         locked.voters_scanned = result.voters_scanned
         result.duration_ms = int((time.monotonic() - started) * 1000)
         locked.duration_ms = result.duration_ms
         locked.save()
+    if changed:
+        # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
+        ratings_replay(arena_id=arena.pk)
     return result
 
 
@@ -427,9 +428,7 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
         flag.reviewed_by = actor if getattr(actor, "is_authenticated", False) else None
         flag.reviewed_at = timezone.now()
         flag.save()
-        if excluded or restored:
-            ratings_replay(arena_id=flag.arena_id)
-        return AuditEntry.objects.create(
+        entry = AuditEntry.objects.create(
             arena_id=flag.arena_id,
             voter_id=flag.voter_id,
             action=audit_action,
@@ -439,6 +438,9 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
             votes_excluded=excluded,
             votes_restored=restored,
         )
+    if excluded or restored:
+        ratings_replay(arena_id=flag.arena_id)
+    return entry
 
 
 # --- reports (selectors) ----------------------------------------------------------------------

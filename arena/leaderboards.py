@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Max, QuerySet
 
 import ranking
 from arena.models import (
@@ -213,61 +213,92 @@ def counted_votes(*, arena_id: int) -> QuerySet[Vote]:
     )
 
 
+class _Replay:
+    """Online ELO and Weng-Lin ratings rebuilt vote by vote (the same steps as ``tally_vote``)."""
+
+    def __init__(self, players: list[str]) -> None:
+        self.players = players
+        self.elo = ranking.EloRater(players, **PARAMS["elo"]) if players else None
+        self.mu = {p: 25.0 for p in players}
+        self.sigma = {p: 25.0 / 3.0 for p in players}
+        self.votes = dict.fromkeys(players, 0)
+        self.replayed = 0
+        self.hash_sum = 0  # of every vote seen: checked against the tally's digest
+
+    def add(self, vote_id: int, vote_groups: Any, is_partial: bool) -> None:
+        self.hash_sum = (self.hash_sum + _vote_hash(vote_id)) % _DIGEST_MOD
+        groups = tuple(tuple(str(m) for m in group) for group in vote_groups)
+        vote_ranking = ranking.Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
+        shown = list(vote_ranking.players)
+        if self.elo is None or any(p not in self.votes for p in shown):
+            return  # a model no longer in the arena: nothing to replay into
+        self.elo.record(vote_ranking)
+        group_of = {p: gi for gi, group in enumerate(vote_ranking.groups) for p in group}
+        new_mu, new_sigma = ranking.weng_lin_update(
+            np.array([self.mu[p] for p in shown]),
+            np.array([self.sigma[p] for p in shown]),
+            [group_of[p] for p in shown],
+            partial=vote_ranking.partial,
+            beta=BETA,
+        )
+        for i, p in enumerate(shown):
+            self.mu[p], self.sigma[p] = float(new_mu[i]), float(new_sigma[i])
+            self.votes[p] += 1
+        self.replayed += 1
+
+    def feed(self, votes: QuerySet[Vote], batch: int) -> None:
+        for pk, vote_groups, is_partial in votes.values_list(
+            "pk", "ranking", "is_partial"
+        ).iterator(chunk_size=batch):
+            self.add(pk, vote_groups, is_partial)
+
+
 def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
     """Recompute the online ELO and Bayesian ratings from the counted votes, in vote order.
 
     Needed after votes were excluded or restored, since online updates cannot be undone one by
-    one. Returns the number of votes replayed. Holds the arena's tally lock, so votes arriving
-    meanwhile wait and are applied after the replay.
+    one. Returns the number of votes replayed.
+
+    The long part runs without the arena's tally lock, so voting goes on meanwhile (about 70 us
+    per vote: seconds at 100k votes). Then, under the lock, it replays the votes that arrived
+    since and checks that the votes it replayed are exactly the counted set (the sum of their
+    hashes equals the tally's digest); if exclusions changed meanwhile it replays again under
+    the lock. An ELO snapshot built from the ratings before the replay is dropped.
     """
+    ModelRating.objects.bulk_create(  # a restored vote may be a model's first
+        [
+            ModelRating(arena_id=arena_id, model_id=pk)
+            for pk in GenerativeModel.objects.filter(arenas=arena_id).values_list("pk", flat=True)
+        ],
+        ignore_conflicts=True,
+    )
+
+    def start() -> _Replay:
+        model_ids = ModelRating.objects.filter(arena_id=arena_id).values_list("model_id", flat=True)
+        return _Replay([str(pk) for pk in sorted(set(model_ids))])
+
+    high = Vote.objects.filter(arena_id=arena_id).aggregate(high=Max("pk"))["high"] or 0
+    replay = start()
+    replay.feed(counted_votes(arena_id=arena_id).filter(pk__lte=high), batch)
     with transaction.atomic():
-        _locked_tally(arena_id)
-        # Every model of the arena gets a ratings row (a restored vote may be a model's first).
-        ModelRating.objects.bulk_create(
-            [
-                ModelRating(arena_id=arena_id, model_id=pk)
-                for pk in GenerativeModel.objects.filter(arenas=arena_id).values_list(
-                    "pk", flat=True
-                )
-            ],
-            ignore_conflicts=True,
-        )
-        model_ids = sorted(
-            set(ModelRating.objects.filter(arena_id=arena_id).values_list("model_id", flat=True))
-        )
-        players = [str(pk) for pk in model_ids]
-        elo = ranking.EloRater(players, **PARAMS["elo"]) if players else None
-        mu = {p: 25.0 for p in players}
-        sigma = {p: 25.0 / 3.0 for p in players}
-        votes_per = dict.fromkeys(players, 0)
-        replayed = 0
-        rows = counted_votes(arena_id=arena_id).values_list("ranking", "is_partial")
-        for vote_groups, is_partial in rows.iterator(chunk_size=batch):
-            groups = tuple(tuple(str(m) for m in group) for group in vote_groups)
-            vote_ranking = ranking.Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
-            shown = list(vote_ranking.players)
-            if elo is None or any(p not in votes_per for p in shown):
-                continue  # a model no longer in the ratings table: nothing to replay into
-            elo.record(vote_ranking)
-            group_of = {p: gi for gi, group in enumerate(vote_ranking.groups) for p in group}
-            new_mu, new_sigma = ranking.weng_lin_update(
-                np.array([mu[p] for p in shown]),
-                np.array([sigma[p] for p in shown]),
-                [group_of[p] for p in shown],
-                partial=vote_ranking.partial,
-                beta=BETA,
-            )
-            for i, p in enumerate(shown):
-                mu[p], sigma[p] = float(new_mu[i]), float(new_sigma[i])
-                votes_per[p] += 1
-            replayed += 1
+        tally = _locked_tally(arena_id)
+        replay.feed(counted_votes(arena_id=arena_id).filter(pk__gt=high), batch)
+        if replay.hash_sum != int(tally.digest, 16):
+            replay = start()  # the counted set changed meanwhile: replay it all, locked
+            replay.feed(counted_votes(arena_id=arena_id), batch)
         ratings = list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk"))
         for row in ratings:
             p = str(row.model_id)
-            row.elo = float(elo.ratings[players.index(p)]) if elo else PARAMS["elo"]["init"]
-            row.mu, row.sigma, row.votes = mu[p], sigma[p], votes_per[p]
+            elo = replay.elo
+            row.elo = float(elo.ratings[replay.players.index(p)]) if elo else PARAMS["elo"]["init"]
+            row.mu, row.sigma, row.votes = replay.mu[p], replay.sigma[p], replay.votes[p]
         ModelRating.objects.bulk_update(ratings, ["elo", "mu", "sigma", "votes"])
-    return replayed
+        # An ELO snapshot is keyed by the digest but made from the online ratings: one built
+        # for this digest before the replay holds the old ratings.
+        LeaderboardSnapshot.objects.filter(
+            arena_id=arena_id, method="elo", vote_set_hash=tally.digest
+        ).delete()
+    return replay.replayed
 
 
 # --- rebuild ----------------------------------------------------------------------------------

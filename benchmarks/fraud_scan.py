@@ -10,7 +10,9 @@ then times:
 
 - ``full``: ``fraud_scan(full=True)``, every voter judged (the first scan of an arena);
 - ``incremental``: ``fraud_scan()`` after 100 more votes from 10 voters (the periodic task);
-- ``idle``: ``fraud_scan()`` with no new vote.
+- ``idle``: ``fraud_scan()`` with no new vote;
+- ``replay``: ``ratings_replay`` (online ELO and Bayesian ratings recomputed from the kept votes,
+  which scans and reviews do under the arena's tally lock whenever they exclude or restore).
 
 It prints seconds per scan, voters judged, the wrongly excluded honest voters (all voters here
 are honest) and the peak Python memory of a full scan (measured on a second, traced run).
@@ -46,7 +48,7 @@ from tqdm import tqdm  # noqa: E402
 
 import ranking  # noqa: E402
 from arena.fraud import fraud_scan  # noqa: E402
-from arena.leaderboards import _vote_hash  # noqa: E402
+from arena.leaderboards import _vote_hash, ratings_replay  # noqa: E402
 from arena.models import (  # noqa: E402
     Arena,
     ArenaTally,
@@ -198,7 +200,7 @@ def main() -> None:
     print(f"\n{args.models} models, database={connection.vendor}, {os.cpu_count()} CPUs")
     header = (
         f"{'votes':>9}{'voters':>8}{'full s':>9}{'peak MiB':>10}{'incr. s':>9}"
-        f"{'judged':>8}{'idle s':>8}{'honest excluded':>17}"
+        f"{'judged':>8}{'idle s':>8}{'replay s':>10}{'honest excluded':>17}"
     )
     lines = []
     for n in args.sizes:
@@ -217,9 +219,13 @@ def main() -> None:
         incr_s, judged = _timed(arena, full=False)
         idle_s, _ = _timed(arena, full=False)
         excluded = VoterFlag.objects.filter(arena=arena, verdict=Verdict.EXCLUDED).count()
+        started = time.perf_counter()
+        replayed = ratings_replay(arena_id=arena.pk)
+        replay_s = time.perf_counter() - started
+        assert replayed > 0
         lines.append(
             f"{n:>9,}{len(voters):>8,}{full_s:>9.2f}{peak_mib:>10.0f}{incr_s:>9.2f}"
-            f"{judged:>8}{idle_s:>8.3f}{excluded:>10} of {len(voters):,}"
+            f"{judged:>8}{idle_s:>8.3f}{replay_s:>10.2f}{excluded:>10} of {len(voters):,}"
         )
     print(header)
     print("\n".join(lines))

@@ -632,3 +632,55 @@ def test_behind_a_proxy_the_address_is_the_one_the_proxy_appended(settings: Any)
     assert client_ip(request) == "10.0.0.2"  # not trusted by default
     settings.ARENA_TRUST_X_FORWARDED_FOR = True
     assert client_ip(request) == "198.51.100.7"  # the client-supplied 6.6.6.6 is ignored
+
+
+def _ratings(arena: Arena) -> dict[int, tuple[float, float, float, int]]:
+    return {
+        r.model_id: (round(r.elo, 6), round(r.mu, 6), round(r.sigma, 6), r.votes)
+        for r in ModelRating.objects.filter(arena=arena)
+    }
+
+
+def test_the_replay_catches_an_exclusion_made_while_it_ran(
+    crowd: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arena import leaderboards
+
+    arena, bot = crowd["arena"], crowd["bot"]
+    real_feed = leaderboards._Replay.feed
+    calls: list[int] = []
+
+    def feed_then_someone_excludes(self: Any, votes: Any, batch: int) -> None:
+        real_feed(self, votes, batch)
+        if not calls:  # after the unlocked pass: a scan excludes the bot's votes meanwhile
+            bot_votes = list(Vote.objects.filter(voter=bot).order_by("pk"))
+            leaderboards.votes_exclude(arena_id=arena.pk, votes=bot_votes, reason="test")
+        calls.append(1)
+
+    monkeypatch.setattr(leaderboards._Replay, "feed", feed_then_someone_excludes)
+    replayed = ratings_replay(arena_id=arena.pk)
+    monkeypatch.undo()
+
+    assert len(calls) == 3  # unlocked pass, catch-up, then the full locked pass
+    assert replayed == 14 * 30
+    after = _ratings(arena)
+    assert ratings_replay(arena_id=arena.pk) == 14 * 30
+    assert _ratings(arena) == after  # the same as a replay with nothing happening meanwhile
+
+
+def test_the_replay_drops_an_elo_snapshot_built_from_the_old_ratings(
+    crowd: dict[str, Any],
+) -> None:
+    from arena.leaderboards import votes_exclude
+    from arena.models import LeaderboardSnapshot
+
+    arena, bot = crowd["arena"], crowd["bot"]
+    votes_exclude(arena_id=arena.pk, votes=list(Vote.objects.filter(voter=bot)), reason="test")
+    stale = leaderboard_rebuild(arena=arena, methods=["elo"]).snapshots[0]  # before the replay
+
+    ratings_replay(arena_id=arena.pk)
+
+    assert not LeaderboardSnapshot.objects.filter(pk=stale.pk).exists()
+    fresh = leaderboard_rebuild(arena=arena, methods=["elo"]).snapshots[0]
+    elo = {r.model_id: round(r.elo, 2) for r in ModelRating.objects.filter(arena=arena)}
+    assert {row["model_id"]: row["score"] for row in fresh.standings} == elo
