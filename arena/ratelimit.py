@@ -6,9 +6,11 @@ Each action (``battle``, ``vote``) has up to three scopes, checked narrowest fir
 * ``prefix``: one network (the keyed hash of the client's /24 or /48, never the address);
 * ``global``: everybody together.
 
-A counter is one cache key per (action, scope, identity, window), created with ``cache.add`` and
-bumped with ``cache.incr``: both are single atomic commands on Redis (``SET NX`` and ``INCR``),
-so concurrent web processes never lose a count. Windows are fixed (aligned to the epoch), which
+A counter is one cache key per (action, scope, identity, window), created with ``cache.add``
+(``SET NX``) and bumped with ``cache.incr`` (``INCR`` on Redis), so concurrent web processes never
+lose a count. Django's ``incr`` checks that the key exists first: a request delayed past its
+window's end can leave a counter of a past window without an expiry (a small leak, never a
+wrong count). Windows are fixed (aligned to the epoch), which
 lets a burst reach twice the limit across a window boundary; that is acceptable for throttling
 scripts and keeps each check at two cache round trips per scope.
 
