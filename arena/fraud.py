@@ -16,7 +16,7 @@ and acts on its verdicts:
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -536,25 +536,15 @@ def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
         return []
     kept = arena_pair_counts(arena=arena, model_ids=model_ids)
     everything = arena_pair_counts(arena=arena, model_ids=model_ids)
-    index = {str(pk): i for i, pk in enumerate(model_ids)}
+    known = {str(pk) for pk in model_ids}
     excluded = Vote.objects.filter(arena=arena, exclusion__isnull=False, is_named=False)
     for groups, is_partial in excluded.values_list("ranking", "is_partial"):
         vote = ranking.Ranking(
             tuple(tuple(str(m) for m in g) for g in groups),
             partial=bool(is_partial) and len(groups) > 1,
         )
-        for a, b, score in vote.pairs():
-            if a not in index or b not in index:
-                continue
-            i, j = index[a], index[b]
-            if score == 0.5:
-                everything.ties[i, j] += 1
-                everything.ties[j, i] += 1
-            else:
-                everything.wins[i, j] += 1
-        for p in vote.players:
-            if p in index:
-                everything.votes[index[p]] += 1
+        if known.issuperset(vote.players):  # a model since removed from the arena: skipped
+            everything.add(vote)
     rows_all = {r.player: r for r in _standings("bradley_terry", everything, {})}
     rows_kept = {r.player: r for r in _standings("bradley_terry", kept, {})}
     out = [
@@ -583,11 +573,13 @@ def voter_choice_series(*, flag: VoterFlag) -> list[dict[str, Any]]:
 def voters_flag_summary(*, flags: Iterable[VoterFlag]) -> dict[int, list[dict[str, Any]]]:
     """Per flag id, the detectors that fired (level above ok), strongest first."""
     order = {"strong": 0, "suspicious": 1, "ok": 2}
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for flag in flags:
-        fired = [r for r in flag.results if r.get("level") != "ok"]
-        out[flag.pk] = sorted(fired, key=lambda r: order.get(r.get("level", "ok"), 3))
-    return dict(out)
+    return {
+        flag.pk: sorted(
+            (r for r in flag.results if r.get("level") != "ok"),
+            key=lambda r: order.get(r.get("level", "ok"), 3),
+        )
+        for flag in flags
+    }
 
 
 __all__: Sequence[str] = [

@@ -31,6 +31,7 @@ from arena.models import (
     PairTally,
     Vote,
     VoteExclusion,
+    VoterFlag,
 )
 
 # Bump when the maths or its parameters change: snapshots are stamped with it.
@@ -123,24 +124,54 @@ def _update_online(arena_id: int, vote_ranking: ranking.Ranking) -> None:
     elo = ranking.EloRater([str(p) for p in players], **PARAMS["elo"])
     elo.ratings = np.array([rows[p].elo for p in players])
     elo.record(vote_ranking)
-    group_of = {int(p): gi for gi, group in enumerate(vote_ranking.groups) for p in group}
-    mu = np.array([rows[p].mu for p in players])
-    sigma = np.array([rows[p].sigma for p in players])
-    new_mu, new_sigma = ranking.weng_lin_update(
-        mu, sigma, [group_of[p] for p in players], partial=vote_ranking.partial, beta=BETA
+    skills = _skills_step(
+        vote_ranking,
+        mu={str(p): rows[p].mu for p in players},
+        sigma={str(p): rows[p].sigma for p in players},
     )
     for i, p in enumerate(players):
         row = rows[p]
         row.elo = float(elo.ratings[i])
-        row.mu, row.sigma = float(new_mu[i]), float(new_sigma[i])
+        row.mu, row.sigma = skills[str(p)]
         row.votes += 1
     ModelRating.objects.bulk_update(list(rows.values()), ["elo", "mu", "sigma", "votes"])
 
 
+def _skills_step(
+    vote_ranking: ranking.Ranking, *, mu: dict[str, float], sigma: dict[str, float]
+) -> dict[str, tuple[float, float]]:
+    """The Weng-Lin (Plackett-Luce) update of one vote: new (mu, sigma) per model shown."""
+    shown = list(vote_ranking.players)
+    group_of = {p: gi for gi, group in enumerate(vote_ranking.groups) for p in group}
+    new_mu, new_sigma = ranking.weng_lin_update(
+        np.array([mu[p] for p in shown]),
+        np.array([sigma[p] for p in shown]),
+        [group_of[p] for p in shown],
+        partial=vote_ranking.partial,
+        beta=BETA,
+    )
+    return {p: (float(new_mu[i]), float(new_sigma[i])) for i, p in enumerate(shown)}
+
+
 def tally_vote(*, vote: Vote) -> None:
-    """Count a new vote everywhere a leaderboard needs it. Call inside the vote's transaction."""
-    vote_ranking = _ranking_of(vote)
+    """Count a new vote everywhere a leaderboard needs it, unless it must not count.
+
+    Call inside the vote's transaction. Votes on named battles never count. A voter whose votes
+    fraud review keeps out of this arena has the new vote excluded at once, with the same
+    reasons; the flag is read under the tally lock (the lock order of scans and reviews), so a
+    review deciding on this voter right now is wholly before this vote or wholly after it.
+    """
+    if vote.is_named:
+        return
     tally = _locked_tally(vote.arena_id)
+    flag = VoterFlag.objects.filter(arena_id=vote.arena_id, voter_id=vote.voter_id).first()
+    if flag is not None and flag.is_excluding:
+        reasons = list(flag.reasons) or ["admin"]
+        VoteExclusion.objects.create(
+            vote=vote, reason=f"voter excluded: {', '.join(reasons)}"[:200], reasons=reasons
+        )
+        return
+    vote_ranking = _ranking_of(vote)
     tally.votes += 1
     tally.digest = _digest_step(tally.digest, vote.pk, +1)
     tally.save(update_fields=["votes", "digest", "updated_at"])
@@ -233,16 +264,8 @@ class _Replay:
         if self.elo is None or any(p not in self.votes for p in shown):
             return  # a model no longer in the arena: nothing to replay into
         self.elo.record(vote_ranking)
-        group_of = {p: gi for gi, group in enumerate(vote_ranking.groups) for p in group}
-        new_mu, new_sigma = ranking.weng_lin_update(
-            np.array([self.mu[p] for p in shown]),
-            np.array([self.sigma[p] for p in shown]),
-            [group_of[p] for p in shown],
-            partial=vote_ranking.partial,
-            beta=BETA,
-        )
-        for i, p in enumerate(shown):
-            self.mu[p], self.sigma[p] = float(new_mu[i]), float(new_sigma[i])
+        for p, (mu, sigma) in _skills_step(vote_ranking, mu=self.mu, sigma=self.sigma).items():
+            self.mu[p], self.sigma[p] = mu, sigma
             self.votes[p] += 1
         self.replayed += 1
 

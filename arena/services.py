@@ -33,7 +33,7 @@ from arena.errors import (
     NotYourBattle,
     StillGenerating,
 )
-from arena.leaderboards import _locked_tally, tally_vote
+from arena.leaderboards import tally_vote
 from arena.models import (
     MEDIA_TYPE_BY_FORMAT,
     SLOT_LABELS,
@@ -48,11 +48,9 @@ from arena.models import (
     Prompt,
     PromptSet,
     Vote,
-    VoteExclusion,
     VoteMode,
     VoteOutcome,
     Voter,
-    VoterFlag,
 )
 from arena.privacy import keyed_hash, prefix_hash
 from arena.tokens import battle_token_read
@@ -557,7 +555,7 @@ def _vote_record(
             raise AlreadyVoted(
                 "This battle already has a vote; each battle takes exactly one."
             ) from None
-        _vote_count(vote)
+        tally_vote(vote=vote)
         Voter.objects.filter(pk=voter.pk).update(
             votes_cast=F("votes_cast") + 1,
             fast_votes=F("fast_votes") + (1 if vote.too_fast else 0),
@@ -573,27 +571,6 @@ def battle_min_view_ms(*, media_types: Sequence[str]) -> int:
     """The least time a careful look at a battle's outputs takes: the slowest medium's minimum."""
     table: Mapping[str, int] = settings.MIN_VIEW_MS
     return max((table.get(media, 0) for media in media_types), default=0)
-
-
-def _vote_count(vote: Vote) -> None:
-    """Count a new vote on the leaderboards, unless it must not count.
-
-    Votes on named battles never count. A voter whose earlier votes fraud review keeps out of
-    this arena has the new vote excluded at once, with the same reasons.
-    """
-    if vote.is_named:
-        return
-    # The tally lock first (the lock order of scans and reviews), so a review deciding on this
-    # voter right now is either wholly before this vote or wholly after it.
-    _locked_tally(vote.arena_id)
-    flag = VoterFlag.objects.filter(arena_id=vote.arena_id, voter_id=vote.voter_id).first()
-    if flag is not None and flag.is_excluding:
-        reasons = list(flag.reasons) or ["admin"]
-        VoteExclusion.objects.create(
-            vote=vote, reason=f"voter excluded: {', '.join(reasons)}"[:200], reasons=reasons
-        )
-        return
-    tally_vote(vote=vote)
 
 
 # --- assets -----------------------------------------------------------------------------------

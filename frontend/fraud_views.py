@@ -37,13 +37,14 @@ def fraud_arena(request: HttpRequest, slug: str) -> HttpResponse:
     queue = fraud.review_queue(arena=arena)
     page = Paginator(queue, 50).get_page(request.GET.get("page"))
     flags = list(page.object_list)
+    fired = fraud.voters_flag_summary(flags=flags)
     context = {
         **admin.site.each_context(request),
         "title": f"Vote integrity · {arena.name}",
         "arena": arena,
         "integrity": fraud.arena_integrity(arena=arena),
         "page": page,
-        "flags": [(f, fraud.voters_flag_summary(flags=[f])[f.pk]) for f in flags],
+        "flags": [(f, fired[f.pk]) for f in flags],
         "impact": fraud.fraud_impact(arena=arena),
         "audit": AuditEntry.objects.filter(arena=arena)
         .select_related("voter", "actor")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from arena import fraud
+from arena.clock import SimulatedClock as Clock
 from arena.leaderboards import leaderboard_rebuild, ratings_replay
 from arena.models import (
     Arena,
@@ -34,19 +35,6 @@ from arena.tokens import battle_token_make
 from tests.factories import VoterFactory, ready_arena
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    """A settable ``timezone.now``: votes get realistic viewing times and spacing."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -684,3 +672,13 @@ def test_the_replay_drops_an_elo_snapshot_built_from_the_old_ratings(
     fresh = leaderboard_rebuild(arena=arena, methods=["elo"]).snapshots[0]
     elo = {r.model_id: round(r.elo, 2) for r in ModelRating.objects.filter(arena=arena)}
     assert {row["model_id"]: row["score"] for row in fresh.standings} == elo
+
+
+def test_the_scan_command_reports_what_it_did(crowd: dict[str, Any]) -> None:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("scan_fraud", "--arena", crowd["arena"].slug, stdout=out, verbosity=0)
+
+    assert "15 voter(s) judged (1 excluded, 13 ok, 1 suspicious)" in out.getvalue()
+    assert "60 vote(s) excluded, 0 restored" in out.getvalue()

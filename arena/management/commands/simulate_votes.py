@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,6 +9,7 @@ from django.db.models import Count
 from django.utils import timezone
 from tqdm import tqdm
 
+from arena.clock import SimulatedClock, clock_patched
 from arena.errors import NotEnoughAssets
 from arena.leaderboards import leaderboard_rebuild
 from arena.models import Arena, BattleSlot, Voter
@@ -21,28 +20,6 @@ from arena.tokens import battle_token_make
 # tier-4 model beats a tier-1 model about 85% of the time, neighbours within a tier are close.
 TIER_SKILL = {1: 850.0, 2: 950.0, 3: 1050.0, 4: 1150.0}
 NOISE = 150.0
-
-
-class _SimulatedClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@contextmanager
-def _patched_now(clock: _SimulatedClock) -> Iterator[None]:
-    """``django.utils.timezone.now`` reads the simulated clock (model timestamps included)."""
-    real = timezone.now
-    timezone.now = clock
-    try:
-        yield
-    finally:
-        timezone.now = real
 
 
 class Command(BaseCommand):
@@ -89,8 +66,8 @@ class Command(BaseCommand):
         plan += [promoter] * options["promoter_votes"] if promoter else []
         # Votes are cast on a simulated clock that starts in the past and moves on as people
         # vote (looking for 5-20 s, then a pause), so their timing looks human to fraud detection.
-        clock = _SimulatedClock(timezone.now() - timedelta(seconds=40 * len(plan)))
-        with _patched_now(clock):
+        clock = SimulatedClock(timezone.now() - timedelta(seconds=40 * len(plan)))
+        with clock_patched(clock):
             self._cast(plan, arena, skill, promoter, voters, clock, rng, options)
         created = leaderboard_rebuild(arena=arena).created
         self.stdout.write(
@@ -107,7 +84,7 @@ class Command(BaseCommand):
         skill: dict[int, float],
         promoter: Voter | None,
         voters: list[Voter],
-        clock: _SimulatedClock,
+        clock: SimulatedClock,
         rng: random.Random,
         options: dict[str, Any],
     ) -> None:
