@@ -20,6 +20,13 @@ pytestmark = pytest.mark.django_db
         ("rebuild_leaderboards", ["--arena", "nope"], "Unknown arena(s): nope"),
         ("simulate_votes", ["--arena", "nope"], "Unknown arena 'nope'"),
         ("simulate_votes", ["--arena", "ARENA", "--votes", "0"], "--votes must be at least 1"),
+        ("simulate_votes", ["--arena", "ARENA", "--voters", "0"], "--voters must be at least 1"),
+        (
+            "simulate_votes",
+            ["--arena", "ARENA", "--promoter-votes", "-1"],
+            "--promoter-votes cannot be negative",
+        ),
+        ("scan_fraud", ["--arena", "nope"], "Unknown arena(s): nope"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(
