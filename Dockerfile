@@ -11,4 +11,4 @@ COPY manage.py ./
 RUN pip install --no-cache-dir ".[ops]"
 RUN DEBUG=0 SECRET_KEY=build-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "arena.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

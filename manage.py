@@ -59,7 +59,7 @@ def _bootstrap() -> None:
 
 def main() -> None:
     _bootstrap()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,11 +1,2 @@
-"""Arena: the Django project package and the core domain (models, prompts, assets, battles, votes)."""
-
-import os
-
-# The rating fits are small (50x50) matrices: OpenBLAS threads only fight the web and worker
-# processes for the cores (measured 10-100x slower L-BFGS on a busy 2-core machine).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-from workers.celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""Arena: the domain (generative models, prompts, assets, battles, votes, voters, leaderboards,
+integrity). It imports only ``ranking`` and Django."""

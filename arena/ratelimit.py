@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
 from arena.errors import RateLimited
+from arena.middleware import _COOKIE_SALT, client_ip, request_voter
 from arena.privacy import prefix_hash
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,6 @@ logger = logging.getLogger(__name__)
 Action = Literal["battle", "vote"]
 SCOPES = ("voter", "prefix", "global")  # checked in this order: narrowest first
 
-_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-_RATE = re.compile(r"^(?P<limit>\d+)\s*/\s*(?P<count>\d*)\s*(?P<unit>[a-z]+)$")
 _ACTION_NOUNS = {"battle": "new battles", "vote": "votes"}
 _SCOPE_SOURCES = {"voter": "this browser", "prefix": "your network"}
 
@@ -55,36 +52,13 @@ class Rate:
     window_s: int
 
 
-def rate_limits_parse(*, name: str, text: str) -> dict[str, Rate]:
-    """Parse ``"voter=60/m,prefix=600/m,global=6000/m"`` into a rate per scope.
-
-    A rate is ``<limit>/<window>`` where the window is a unit (``s``, ``m``, ``h``, ``d``), or a
-    count and a unit (``10/30s``). Scopes left out are not limited; an empty string limits
-    nothing. Raises ``ImproperlyConfigured`` naming ``name`` on anything else.
-    """
-    rates: dict[str, Rate] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        scope, sep, rate = (s.strip() for s in item.partition("="))
-        if not sep or scope not in SCOPES:
-            raise ImproperlyConfigured(
-                f"{name}: {item!r} must be <scope>=<limit>/<window> with a scope among "
-                f"{', '.join(SCOPES)}, e.g. voter=60/m"
-            )
-        if scope in rates:
-            raise ImproperlyConfigured(f"{name}: the scope {scope!r} is given twice")
-        match = _RATE.match(rate.lower())
-        if not match or match["unit"] not in _UNIT_S:
-            raise ImproperlyConfigured(
-                f"{name}: {rate!r} is not a rate; write <limit>/<window> such as 60/m, 1000/h "
-                "or 10/30s (units s, m, h, d)"
-            )
-        limit, count = int(match["limit"]), int(match["count"] or 1)
-        if limit < 1 or count < 1:
-            raise ImproperlyConfigured(f"{name}: {rate!r} must allow at least 1 per window")
-        rates[scope] = Rate(limit=limit, window_s=count * _UNIT_S[match["unit"]])
-    return rates
+def _rates(action: Action) -> dict[str, Rate]:
+    """The configured rates of ``action`` per scope (settings hold ``(limit, window_s)`` pairs,
+    parsed by ``config.env.env_rates`` at start-up)."""
+    pairs = settings.RATE_LIMIT_BATTLES if action == "battle" else settings.RATE_LIMIT_VOTES
+    return {
+        scope: Rate(limit=limit, window_s=window_s) for scope, (limit, window_s) in pairs.items()
+    }
 
 
 def rate_limit_now() -> float:
@@ -123,9 +97,14 @@ def _refusal(*, action: Action, scope: str, rate: Rate, retry_after_s: int) -> R
     )
 
 
-def _hit(*, key: str, window_end: float, now: float) -> int:
-    """Count one request in the window ``key`` and return the window's count so far."""
-    ttl = math.ceil(window_end - now) + 1  # outlive the window by a second, then vanish
+def _hit(*, key: str, window_s: int) -> int:
+    """Count one request in the window ``key`` and return the window's count so far.
+
+    The counter lives one window length (plus a second) from its first hit: long enough to
+    outlive its window whenever the window began, and independent of ``rate_limit_now`` (the
+    cache expires keys by the real clock, which a test's fake limiter clock does not move).
+    """
+    ttl = window_s + 1
     cache.add(key, 0, timeout=ttl)
     try:
         return int(cache.incr(key))
@@ -144,9 +123,7 @@ def rate_limit_check(*, action: Action, identities: dict[str, str]) -> None:
     """
     if not settings.RATE_LIMITS_ENABLED:
         return
-    rates: dict[str, Rate] = (
-        settings.RATE_LIMIT_BATTLES if action == "battle" else settings.RATE_LIMIT_VOTES
-    )
+    rates = _rates(action)
     now = rate_limit_now()
     for scope in SCOPES:
         rate, identity = rates.get(scope), identities.get(scope)
@@ -156,7 +133,7 @@ def rate_limit_check(*, action: Action, identities: dict[str, str]) -> None:
         window_end = float((window + 1) * rate.window_s)
         key = f"arena:rl:{action}:{scope}:{identity}:{rate.window_s}:{window}"
         try:
-            count = _hit(key=key, window_end=window_end, now=now)
+            count = _hit(key=key, window_s=rate.window_s)
         except RedisError:
             logger.warning("rate limit cache unavailable; letting the request through")
             return
@@ -173,9 +150,6 @@ def rate_limit_request(request: HttpRequest, *, action: Action) -> None:
     one, the network and global scopes are counted first, so a refused cookieless request (a
     script dropping cookies) creates no Voter row; only then is the new voter created and counted.
     """
-    # Imported here: arena.middleware imports the models, and the settings import this module.
-    from arena.middleware import _COOKIE_SALT, client_ip, request_voter
-
     network = {"prefix": prefix_hash(client_ip(request)) or "unknown", "global": "all"}
     voter_id = request.get_signed_cookie(settings.VOTER_COOKIE_NAME, default="", salt=_COOKIE_SALT)
     if voter_id:

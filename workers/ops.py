@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Avg, Count, Q, QuerySet
 
 from arena.models import Asset, AssetStatus, GenerativeModel
-from workers.celery import app
+from celery import current_app as app
 from workers.tasks import LIGHT_QUEUE
 
 

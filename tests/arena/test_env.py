@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from arena.env import env_bool, env_int, env_list, env_url
+from config.env import env_bool, env_int, env_list, env_url
 
 
 def test_it_reads_booleans_in_the_usual_spellings() -> None:
@@ -64,7 +64,7 @@ def test_the_settings_module_refuses_bad_configuration(
     variables: dict[str, str], message: str
 ) -> None:
     env = {key: value for key, value in os.environ.items() if key != "SECRET_KEY"}
-    env.update({"DJANGO_SETTINGS_MODULE": "arena.settings", **variables})
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", **variables})
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=settings.BASE_DIR,

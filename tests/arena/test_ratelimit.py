@@ -22,7 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from arena import ratelimit
 from arena.errors import RateLimited
 from arena.models import Arena, Asset, Battle, Prompt, Vote, Voter
-from arena.ratelimit import Rate, rate_limit_check, rate_limits_parse
+from arena.ratelimit import rate_limit_check
+from config.env import rate_limits_parse
 from tests.factories import ready_arena
 
 pytestmark = pytest.mark.django_db
@@ -353,7 +354,7 @@ def test_it_counts_in_redis_when_one_is_reachable(clock: Clock, settings: Any) -
         except Exception as exc:  # any connection error: no Redis on this machine
             pytest.skip(f"no Redis at {location}: {exc}")
         settings.RATE_LIMITS_ENABLED = True
-        settings.RATE_LIMIT_VOTES = {"voter": Rate(limit=2, window_s=60)}
+        settings.RATE_LIMIT_VOTES = {"voter": (2, 60)}
         identities = {"voter": "v-1"}
         assert type(caches["default"]).__name__ == "RedisCache"
 
@@ -374,7 +375,12 @@ def _settings_in_subprocess(
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "RATE_"))}
     return subprocess.run(
         [sys.executable, "-c", code],
-        env={**clean, "DJANGO_SETTINGS_MODULE": "arena.settings", "ARENA_NO_BOOTSTRAP": "1", **env},
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "ARENA_NO_BOOTSTRAP": "1",
+            **env,
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -405,9 +411,9 @@ def test_it_parses_rates_per_scope() -> None:
     parsed = rate_limits_parse(name="X", text=" voter=60/m, prefix=600/10min ,global=5000/h ")
 
     assert parsed == {
-        "voter": Rate(limit=60, window_s=60),
-        "prefix": Rate(limit=600, window_s=600),
-        "global": Rate(limit=5000, window_s=3600),
+        "voter": (60, 60),
+        "prefix": (600, 600),
+        "global": (5000, 3600),
     }
 
 
@@ -427,6 +433,7 @@ def test_it_refuses_a_bad_setting_naming_it(text: str) -> None:
 def test_the_default_limits_leave_a_human_alone() -> None:
     battles, votes = django_settings.RATE_LIMIT_BATTLES, django_settings.RATE_LIMIT_VOTES
 
-    assert battles["voter"].limit / battles["voter"].window_s >= 0.5  # a battle every 2 s
-    assert votes["voter"].limit / votes["voter"].window_s >= 0.25  # a vote every 4 s
+    (battle_limit, battle_window_s), (vote_limit, vote_window_s) = battles["voter"], votes["voter"]
+    assert battle_limit / battle_window_s >= 0.5  # a battle every 2 s
+    assert vote_limit / vote_window_s >= 0.25  # a vote every 4 s
     assert {"voter", "prefix", "global"} <= set(battles) & set(votes)

@@ -10,8 +10,8 @@ from django.test import Client
 
 from arena.models import Asset, AssetStatus, GenerativeModel
 from arena.services import asset_request
+from config.celery import app
 from tests.factories import GenerativeModelFactory, PromptFactory
-from workers.celery import app
 from workers.ops import model_generation_stats, queue_depths
 from workers.tasks import generate_asset_enqueue
 

@@ -22,10 +22,10 @@ from django.db import connection
 
 from arena.models import Asset, AssetStatus, GenerativeModel, VoteExclusion, VoterFlag
 from arena.services import asset_request
+from config.celery import app
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
 from tests.workers.test_http_backend import Reply, ScriptedApi, sample
 from workers.cache import cache_top_up
-from workers.celery import app
 from workers.media import validate
 from workers.ops import queue_depths
 from workers.tasks import generate_asset_enqueue, reap_stale_generations
@@ -53,7 +53,7 @@ def _start_worker(queue: str, media: Path, log_path: Path) -> subprocess.Popen[b
     }
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", queue, "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "1",
              "--without-gossip", "--without-mingle", "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h",
              "--loglevel", "INFO"],
             cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             with log_path.open("ab") as log:
                 # -B: the worker also runs beat (cache top-up, reaper), so the demo needs one process.
                 worker = subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "arena", "worker", "-B",
+                    [sys.executable, "-m", "celery", "-A", "config", "worker", "-B",
                      "-Q", "light,gen.cpu", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
                      "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
                     cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,

@@ -16,8 +16,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from arena.env import env_bool, env_int, env_list, env_str, env_url
-from arena.ratelimit import rate_limits_parse
+from config.env import env_bool, env_int, env_list, env_rates, env_str, env_url
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at run time
 
@@ -58,8 +57,8 @@ MIDDLEWARE = [
     "arena.middleware.VoterMiddleware",
 ]
 
-ROOT_URLCONF = "arena.urls"
-WSGI_APPLICATION = "arena.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -236,14 +235,8 @@ VOTER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 # The defaults sit far above a careful human (one vote takes seconds of looking) and well below a
 # script: 60 battles and 30 votes a minute per browser, ten browsers' worth per network.
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
-RATE_LIMIT_BATTLES = rate_limits_parse(
-    name="RATE_LIMIT_BATTLES",
-    text=env_str("RATE_LIMIT_BATTLES", "voter=60/m,prefix=600/m,global=6000/m"),
-)
-RATE_LIMIT_VOTES = rate_limits_parse(
-    name="RATE_LIMIT_VOTES",
-    text=env_str("RATE_LIMIT_VOTES", "voter=30/m,prefix=300/m,global=3000/m"),
-)
+RATE_LIMIT_BATTLES = env_rates("RATE_LIMIT_BATTLES", "voter=60/m,prefix=600/m,global=6000/m")
+RATE_LIMIT_VOTES = env_rates("RATE_LIMIT_VOTES", "voter=30/m,prefix=300/m,global=3000/m")
 
 LOGGING = {
     "version": 1,
