@@ -19,10 +19,10 @@ from PIL import Image
 from workers.backends import (
     BackendConfigError,
     BackendError,
+    DiffusersBackend,
     GenerationRequest,
     TransientBackendError,
 )
-from workers.diffusers_backend import DiffusersBackend
 from workers.media import validate
 
 
@@ -188,11 +188,14 @@ def test_it_needs_existing_weights_and_a_known_pipeline(
         ({}, ["png"], "'weights_path' is required"),
         ({"weights_path": "/m", "steps": 0}, ["png"], "'steps' must be an integer"),
         ({"weights_path": "/m", "steps": 2.5}, ["png"], "'steps' must be an integer"),
+        ({"weights_path": "/m", "steps": True}, ["png"], "'steps' must be an integer"),
+        ({"weights_path": " "}, ["png"], "'weights_path' must be a local folder"),
         ({"weights_path": "/m", "guidance": "5"}, ["png"], "'guidance' must be a number"),
         ({"weights_path": "/m", "width": 1020}, ["png"], "multiple of 8"),
         ({"weights_path": "/m", "height": 32}, ["png"], "'height' must be an integer"),
         ({"weights_path": "/m", "device": "gpu"}, ["png"], "'device' must be"),
         ({"weights_path": "/m", "dtype": "int8"}, ["png"], "'dtype' must be"),
+        ({"weights_path": "/m", "dtype": None}, ["png"], "'dtype' must be one of float16"),
         ({"weights_path": "/m", "pipeline": "os.system"}, ["png"], "'pipeline' must be"),
         ({"weights_path": "/m/x.safetensors"}, ["png"], "needs an explicit 'pipeline'"),
         ({"weights_path": "/m", "lora": "x"}, ["png"], "unknown option"),

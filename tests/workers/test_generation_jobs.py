@@ -46,7 +46,6 @@ class ScriptedBackend:
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ScriptedBackend]]:
     def install(*errors: Exception) -> ScriptedBackend:
         backend = ScriptedBackend(list(errors))
-        backends.backend_names()  # load the registry before adding to it
         monkeypatch.setitem(backends._REGISTRY, "scripted", backend)
         return backend
 

@@ -17,10 +17,11 @@ from workers.backends import (
     BackendConfigError,
     BackendError,
     GenerationRequest,
+    GradioBackend,
+    RemoteTransientError,
     TransientBackendError,
 )
 from workers.media import validate
-from workers.remote import GradioBackend, RemoteTransientError
 
 
 def request(url: str, fmt: str = "png", **config: Any) -> GenerationRequest:
@@ -193,7 +194,7 @@ VALID = {"src": "owner/space", "api_name": "/predict"}
         ({**VALID, "src": "ftp://host/app"}, "'src' URL must be http"),
         ({**VALID, "src": "https://user:pw@host/"}, "must not embed credentials"),
         ({"src": "owner/space"}, "'api_name' is required"),
-        ({**VALID, "api_name": "predict"}, "must start with '/'"),
+        ({**VALID, "api_name": "predict"}, "'api_name' must be an endpoint name starting with '/'"),
         ({**VALID, "params": {"prompt": "{promt}"}}, r"unknown placeholder \{promt\}"),
         ({**VALID, "params": ["a {prompt.__class__}"]}, "unknown placeholder"),
         ({**VALID, "params": {"p": "{prompt!r}"}}, "unknown placeholder"),
@@ -206,7 +207,12 @@ VALID = {"src": "owner/space", "api_name": "/predict"}
         ({**VALID, "output": [0, 1.5]}, "'output' must be a key path"),
         ({**VALID, "output": []}, "'output' must be a key path"),
         ({**VALID, "timeout_s": 0}, "'timeout_s' must be a number"),
-        ({**VALID, "timeout_s": "60"}, "'timeout_s' must be a number"),
+        (
+            {**VALID, "timeout_s": "60"},
+            r"'timeout_s' must be a number of seconds in \(0, 3600\], got '60'",
+        ),
+        ({**VALID, "timeout_s": True}, "'timeout_s' must be a number"),
+        ([VALID], "backend_config must be a JSON object"),
         ({**VALID, "retries": 3}, "unknown option"),
     ],
 )
@@ -241,7 +247,7 @@ def test_it_accepts_good_configs_and_checks_formats() -> None:
 
 def test_it_imports_no_client_library_at_module_import() -> None:
     code = (
-        "import sys, workers.remote, workers.diffusers_backend; "
+        "import sys, workers.backends; "
         "print(sorted(m for m in ('gradio_client', 'httpx', 'torch', 'diffusers') "
         "if m in sys.modules))"
     )

@@ -18,11 +18,12 @@ from workers.backends import (
     BackendConfigError,
     BackendError,
     GenerationRequest,
+    HttpBackend,
+    RemoteTransientError,
     TransientBackendError,
 )
 from workers.generators import generate
 from workers.media import validate
-from workers.remote import HttpBackend, RemoteTransientError
 
 
 @cache
@@ -331,7 +332,10 @@ OK = {"submit_url": "https://api.example.com/v1/jobs"}
     ("cfg", "message"),
     [
         ({}, "'submit_url' is required"),
-        ({"submit_url": "file:///etc/passwd"}, "'submit_url' is required"),
+        (
+            {"submit_url": "file:///etc/passwd"},
+            r"'submit_url' must be an http\(s\) URL, got 'file:",
+        ),
         ({**OK, "body": {"prompt": "{promt}"}}, r"unknown placeholder \{promt\}"),
         ({**OK, "body": "{prompt}"}, "'body' must be"),
         ({**OK, "headers": {"Authorization": "Bearer abc"}}, "looks like a secret"),

@@ -1,6 +1,6 @@
 """Local text-to-image (and image-to-image) generation with Hugging Face ``diffusers`` on a GPU.
 
-Config (``backend_config`` of a model whose backend is ``diffusers``)::
+Config (``backend_config`` of a model whose backend is ``diffusers``; :class:`DiffusersConfig`)::
 
     {
       "weights_path": "/models/sdxl",      # required: a local diffusers folder, or a single
@@ -20,7 +20,7 @@ Weights are only ever read from disk (``local_files_only``): nothing is download
 
 ``torch`` and ``diffusers`` are imported lazily, inside ``check_config``/``generate``, so that
 importing this module (e.g. when a Celery worker starts) costs nothing and a machine without
-them reports a :class:`~workers.backends.BackendConfigError` instead of an ImportError.
+them reports a :class:`~workers.backends.base.BackendConfigError` instead of an ImportError.
 
 Contract: ``check_config`` raises BackendConfigError naming the problem: a bad key, torch or
 diffusers not installed, no CUDA device (unless ``device`` is ``"cpu"``), missing weights, an
@@ -39,22 +39,82 @@ import io
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from workers.backends import (
+from PIL import Image
+from pydantic import Field, field_validator, model_validator
+
+from workers.backends._config import BackendConfig, invalid, validate_config
+from workers.backends.base import (
     BackendConfigError,
     BackendError,
     GenerationRequest,
     TransientBackendError,
+    generated_file,
 )
 from workers.generators import FORMATS, GeneratedFile
-from workers.remote import generated_file
 
-__all__ = ["DiffusersBackend"]
+__all__ = ["DiffusersBackend", "DiffusersConfig"]
 
 IMAGE_FORMATS: tuple[str, ...] = ("png", "webp")
-_DTYPES = ("float16", "bfloat16", "float32")
 _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+class DiffusersConfig(BackendConfig):
+    """``backend_config`` of a ``diffusers`` model; see the module docstring."""
+
+    weights_path: str = Field(
+        pattern=r"\S",
+        description="a local folder (or .safetensors file) with the model's weights",
+    )
+    pipeline: str = Field(
+        "auto",
+        description="'auto' or a diffusers pipeline class name (e.g. 'StableDiffusionXLPipeline')",
+    )
+    device: str = Field(
+        "cuda", pattern=r"^(cpu|cuda|cuda:[0-9]+)$", description="'cuda', 'cuda:N' or 'cpu'"
+    )
+    # Defaults to float32 on the CPU, float16 on a GPU (filled in by _default_dtype).
+    dtype: Literal["float16", "bfloat16", "float32"] = Field(
+        description="one of float16, bfloat16, float32"
+    )
+    steps: int = Field(30, ge=1, le=500, description="an integer from 1 to 500")
+    guidance: float = Field(5.0, ge=0, le=50, description="a number from 0 to 50")
+    width: int = Field(
+        1024,
+        ge=64,
+        le=4096,
+        multiple_of=8,
+        description="an integer from 64 to 4096, a multiple of 8",
+    )
+    height: int = Field(
+        1024,
+        ge=64,
+        le=4096,
+        multiple_of=8,
+        description="an integer from 64 to 4096, a multiple of 8",
+    )
+    negative_prompt: str = Field("", description="a string")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_dtype(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dtype" not in data:
+            return {**data, "dtype": "float32" if data.get("device") == "cpu" else "float16"}
+        return data
+
+    @field_validator("pipeline")
+    @classmethod
+    def _check_pipeline(cls, pipeline: str) -> str:
+        if pipeline != "auto" and not (pipeline.isidentifier() and pipeline.endswith("Pipeline")):
+            raise ValueError("not a pipeline class name")
+        return pipeline
+
+    @model_validator(mode="after")
+    def _check_single_file(self) -> DiffusersConfig:
+        if self.pipeline == "auto" and self.weights_path.endswith(_SINGLE_FILE_SUFFIXES):
+            raise invalid("a single-file checkpoint needs an explicit 'pipeline' class")
+        return self
 
 
 class DiffusersBackend:
@@ -64,26 +124,6 @@ class DiffusersBackend:
     # Celery limits per job (s): a large local pipeline on one GPU; the config's timeout_s applies inside.
     soft_time_limit_s = 600
     time_limit_s = 660
-    _KEYS = {
-        "weights_path",
-        "pipeline",
-        "device",
-        "dtype",
-        "steps",
-        "guidance",
-        "width",
-        "height",
-        "negative_prompt",
-    }
-    DEFAULTS: dict[str, Any] = {
-        "pipeline": "auto",
-        "device": "cuda",
-        "steps": 30,
-        "guidance": 5.0,
-        "width": 1024,
-        "height": 1024,
-        "negative_prompt": "",
-    }
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -93,58 +133,14 @@ class DiffusersBackend:
     # -- configuration ------------------------------------------------------------------------
     def check_config(self, config: dict[str, Any], formats: list[str]) -> None:
         """Validate the config, then the environment (torch, diffusers, CUDA, weights)."""
-        self._check_values(config, formats)
+        values = self._values(config, formats)
         torch, diffusers = _modules()
-        self._check_environment(config, torch, diffusers)
+        self._check_environment(values, torch, diffusers)
 
-    def _check_values(self, config: dict[str, Any], formats: list[str]) -> None:
-        if not isinstance(config, dict):
-            raise BackendConfigError("diffusers: backend_config must be a JSON object")
-        unknown = sorted(set(config) - self._KEYS)
-        if unknown:
-            raise BackendConfigError(
-                f"diffusers: unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(self._KEYS))}"
-            )
-        weights = config.get("weights_path")
-        if not isinstance(weights, str) or not weights.strip():
-            raise BackendConfigError(
-                "diffusers: 'weights_path' is required: a local folder (or .safetensors file) "
-                "with the model's weights"
-            )
-        pipeline = config.get("pipeline", "auto")
-        if not isinstance(pipeline, str) or not (
-            pipeline == "auto" or (pipeline.isidentifier() and pipeline.endswith("Pipeline"))
-        ):
-            raise BackendConfigError(
-                "diffusers: 'pipeline' must be 'auto' or a diffusers pipeline class name "
-                f"(e.g. 'StableDiffusionXLPipeline'), got {pipeline!r}"
-            )
-        if pipeline == "auto" and weights.endswith(_SINGLE_FILE_SUFFIXES):
-            raise BackendConfigError(
-                "diffusers: a single-file checkpoint needs an explicit 'pipeline' class"
-            )
-        device = config.get("device", "cuda")
-        if not isinstance(device, str) or not (
-            device in ("cpu", "cuda")
-            or (device.startswith("cuda:") and device.removeprefix("cuda:").isdigit())
-        ):
-            raise BackendConfigError(
-                f"diffusers: 'device' must be 'cuda', 'cuda:N' or 'cpu', got {device!r}"
-            )
-        dtype = config.get("dtype", "float32" if device == "cpu" else "float16")
-        if dtype not in _DTYPES:
-            raise BackendConfigError(
-                f"diffusers: 'dtype' must be one of {', '.join(_DTYPES)}, got {dtype!r}"
-            )
-        _check_number(config, "steps", 1, 500, integer=True)
-        _check_number(config, "guidance", 0, 50, integer=False)
-        for key in ("width", "height"):
-            value = _check_number(config, key, 64, 4096, integer=True)
-            if value % 8:
-                raise BackendConfigError(f"diffusers: '{key}' must be a multiple of 8, got {value}")
-        if not isinstance(config.get("negative_prompt", ""), str):
-            raise BackendConfigError("diffusers: 'negative_prompt' must be a string")
+    @staticmethod
+    def _values(config: dict[str, Any], formats: list[str]) -> DiffusersConfig:
+        """The validated config of a model that is to make ``formats``; no imports, no I/O."""
+        values = validate_config("diffusers", DiffusersConfig, config)
         bad = [fmt for fmt in formats if fmt not in IMAGE_FORMATS]
         if bad:
             kinds = ", ".join(bad)
@@ -154,22 +150,12 @@ class DiffusersBackend:
                     f"this backend makes {', '.join(IMAGE_FORMATS)}"
                 )
             raise BackendConfigError(f"diffusers: unknown format(s) {kinds}")
+        return values
 
-    def _check_environment(self, config: dict[str, Any], torch: Any, diffusers: Any) -> None:
-        device = config.get("device", "cuda")
-        if device != "cpu":
-            if not torch.cuda.is_available():
-                raise BackendConfigError(
-                    f"diffusers: 'device' is {device!r} but no CUDA device is available on this "
-                    'machine (set "device": "cpu" to run on the CPU, very slowly)'
-                )
-            index = int(device.partition(":")[2] or 0)
-            if index >= torch.cuda.device_count():
-                raise BackendConfigError(
-                    f"diffusers: 'device' is {device!r} but this machine has "
-                    f"{torch.cuda.device_count()} CUDA device(s)"
-                )
-        weights = Path(config["weights_path"])
+    @staticmethod
+    def _check_environment(config: DiffusersConfig, torch: Any, diffusers: Any) -> None:
+        _check_device(config.device, torch)
+        weights = Path(config.weights_path)
         if not weights.exists():
             raise BackendConfigError(f"diffusers: 'weights_path' {str(weights)!r} does not exist")
         if weights.is_dir() and not (weights / "model_index.json").is_file():
@@ -177,18 +163,16 @@ class DiffusersBackend:
                 f"diffusers: 'weights_path' {str(weights)!r} has no model_index.json "
                 "(not a diffusers model folder)"
             )
-        pipeline = config.get("pipeline", "auto")
-        if pipeline != "auto" and not hasattr(diffusers, pipeline):
+        if config.pipeline != "auto" and not hasattr(diffusers, config.pipeline):
             raise BackendConfigError(
-                f"diffusers: 'pipeline' {pipeline!r} is not a class of the installed diffusers "
-                f"{getattr(diffusers, '__version__', '')}".rstrip()
+                f"diffusers: 'pipeline' {config.pipeline!r} is not a class of the installed "
+                f"diffusers {getattr(diffusers, '__version__', '')}".rstrip()
             )
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GeneratedFile:
         """Generate one image for ``request`` (PNG or WebP, as ``request.fmt`` asks)."""
-        config = {**self.DEFAULTS, **request.config}
-        self._check_values(request.config, [request.fmt])
+        config = self._values(request.config, [request.fmt])
         torch, diffusers = _modules()
         with self._lock:
             self._check_environment(config, torch, diffusers)
@@ -210,30 +194,21 @@ class DiffusersBackend:
         return generated_file(self.name, buffer.getvalue(), request.fmt)
 
     def _run(
-        self, torch: Any, diffusers: Any, config: dict[str, Any], request: GenerationRequest
+        self, torch: Any, diffusers: Any, config: DiffusersConfig, request: GenerationRequest
     ) -> Any:
-        conditioning = None
-        if request.conditioning_image is not None:
-            from PIL import Image
-
-            try:
-                conditioning = Image.open(io.BytesIO(request.conditioning_image)).convert("RGB")
-            except Exception as exc:
-                raise BackendError(f"diffusers: unreadable conditioning image: {exc}") from exc
-            conditioning = conditioning.resize((config["width"], config["height"]))
+        conditioning = _conditioning_image(request.conditioning_image, config)
         pipe = self._pipeline(torch, diffusers, config, image_input=conditioning is not None)
-        device = config["device"]
-        generator = torch.Generator(device=device).manual_seed(request.seed % 2**63)
+        generator = torch.Generator(device=config.device).manual_seed(request.seed % 2**63)
         kwargs: dict[str, Any] = {
             "prompt": request.prompt,
-            "num_inference_steps": int(config["steps"]),
-            "guidance_scale": float(config["guidance"]),
-            "width": int(config["width"]),
-            "height": int(config["height"]),
+            "num_inference_steps": config.steps,
+            "guidance_scale": config.guidance,
+            "width": config.width,
+            "height": config.height,
             "generator": generator,
         }
-        if config.get("negative_prompt"):
-            kwargs["negative_prompt"] = config["negative_prompt"]
+        if config.negative_prompt:
+            kwargs["negative_prompt"] = config.negative_prompt
         if conditioning is not None:
             kwargs["image"] = conditioning
         kwargs = _accepted(pipe, kwargs)
@@ -250,17 +225,16 @@ class DiffusersBackend:
         return image
 
     def _pipeline(
-        self, torch: Any, diffusers: Any, config: dict[str, Any], *, image_input: bool
+        self, torch: Any, diffusers: Any, config: DiffusersConfig, *, image_input: bool
     ) -> Any:
-        device = config["device"]
-        dtype_name = config.get("dtype") or ("float32" if device == "cpu" else "float16")
-        key = (os.getpid(), config["weights_path"], config["pipeline"], device, dtype_name)
+        device = config.device
+        key = (os.getpid(), config.weights_path, config.pipeline, device, config.dtype)
         if self._cached is None or self._cached[0] != key:
             if self._cached is not None:
                 self._cached = None
                 if device != "cpu":
                     torch.cuda.empty_cache()
-            self._cached = (key, {"text": self._load(torch, diffusers, config, dtype_name)})
+            self._cached = (key, {"text": self._load(torch, diffusers, config)})
         pipes = self._cached[1]
         if not image_input:
             return pipes["text"]
@@ -279,23 +253,27 @@ class DiffusersBackend:
         return pipes["image"]
 
     @staticmethod
-    def _load(torch: Any, diffusers: Any, config: dict[str, Any], dtype_name: str) -> Any:
-        weights = config["weights_path"]
-        name = config["pipeline"]
+    def _load(torch: Any, diffusers: Any, config: DiffusersConfig) -> Any:
+        weights = config.weights_path
+        name = config.pipeline
         cls = diffusers.AutoPipelineForText2Image if name == "auto" else getattr(diffusers, name)
-        dtype = getattr(torch, dtype_name)
+        dtype = getattr(torch, config.dtype)
         if Path(weights).is_file():
             pipe = cls.from_single_file(weights, torch_dtype=dtype, local_files_only=True)
         else:
             pipe = cls.from_pretrained(weights, torch_dtype=dtype, local_files_only=True)
-        pipe = pipe.to(config["device"])
+        pipe = pipe.to(config.device)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         return pipe
 
 
 def _modules() -> tuple[Any, Any]:
-    """(torch, diffusers), or BackendConfigError saying what to install."""
+    """(torch, diffusers), or BackendConfigError saying what to install.
+
+    Imported here, when first needed, because they are heavy optional libraries (see the
+    module docstring), not to avoid an import cycle.
+    """
     missing = []
     modules: dict[str, Any] = {}
     for name in ("torch", "diffusers"):
@@ -313,17 +291,31 @@ def _modules() -> tuple[Any, Any]:
     return modules["torch"], modules["diffusers"]
 
 
-def _check_number(
-    config: dict[str, Any], key: str, low: float, high: float, *, integer: bool
-) -> Any:
-    value = config.get(key, DiffusersBackend.DEFAULTS[key])
-    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or not low <= value <= high:
-        what = "an integer" if integer else "a number"
+def _check_device(device: str, torch: Any) -> None:
+    if device == "cpu":
+        return
+    if not torch.cuda.is_available():
         raise BackendConfigError(
-            f"diffusers: '{key}' must be {what} from {low:g} to {high:g}, got {value!r}"
+            f"diffusers: 'device' is {device!r} but no CUDA device is available on this "
+            'machine (set "device": "cpu" to run on the CPU, very slowly)'
         )
-    return value
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise BackendConfigError(
+            f"diffusers: 'device' is {device!r} but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)"
+        )
+
+
+def _conditioning_image(data: bytes | None, config: DiffusersConfig) -> Any:
+    """The conditioning image as an RGB PIL image of the output's size, or None."""
+    if data is None:
+        return None
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    except Exception as exc:
+        raise BackendError(f"diffusers: unreadable conditioning image: {exc}") from exc
+    return image.resize((config.width, config.height))
 
 
 def _takes(pipe: Any, parameter: str) -> bool:
