@@ -24,7 +24,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 import ranking
@@ -190,25 +190,13 @@ def fraud_scan(
     started = time.monotonic()
     result = ScanResult(arena=arena.slug)
     state, _ = FraudScanState.objects.get_or_create(arena=arena)
-    last_seen = state.last_vote_id
     base = Vote.objects.filter(arena=arena, is_named=False)
     high = base.aggregate(high=Max("pk"))["high"] or 0
-    new_votes = base.filter(pk__gt=last_seen)
-    result.new_votes = new_votes.count()
-    if state.scanned_at is not None:
-        # On PostgreSQL a vote can commit after a scan with a lower id than one the scan saw:
-        # the voters of votes from shortly before the last scan are judged again too.
-        new_votes = base.filter(
-            Q(pk__gt=last_seen)
-            | Q(created_at__gte=state.scanned_at - timedelta(seconds=LATE_COMMIT_MARGIN_S))
-        )
-    if full:
-        dirty = set(base.values_list("voter_id", flat=True).distinct())
-    else:
-        dirty = set(new_votes.values_list("voter_id", flat=True).distinct())
+    result.new_votes = base.filter(pk__gt=state.last_vote_id).count()
+    dirty = _voters_to_judge(state=state, base=base, full=full)
     if not dirty:
         FraudScanState.objects.filter(pk=state.pk).update(
-            last_vote_id=max(high, last_seen), scanned_at=timezone.now()
+            last_vote_id=max(high, state.last_vote_id), scanned_at=timezone.now()
         )
         return result
 
@@ -221,38 +209,79 @@ def fraud_scan(
         dirty |= set(recent.filter(prefix_hash__in=prefixes).values_list("voter_id", flat=True))
     # (Past MAX_IN_VOTERS voters, reading the whole log beats a huge IN list.)
     whole_log = full or len(dirty) > MAX_IN_VOTERS
-    if whole_log:
-        flags = {
-            f.voter_id: f for f in VoterFlag.objects.filter(arena=arena) if f.voter_id in dirty
-        }
-    else:
-        flags = {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena, voter_id__in=dirty)}
-    watermark = {
-        v: f.cleared_through_vote_id for v, f in flags.items() if f.cleared_through_vote_id
-    }
-
+    flags = _flags_of(arena=arena, dirty=dirty, everyone=whole_log)
     # The voters being judged, with every vote of theirs (prefix-mates included, for the
     # coordination and per-prefix rate tests); a full scan reads the whole log.
     context = _votes_of(base if whole_log else base.filter(voter_id__in=dirty))
     # A cleared voter is judged on votes after the clearance only: never on the same evidence.
+    watermark = {
+        v: f.cleared_through_vote_id for v, f in flags.items() if f.cleared_through_vote_id
+    }
     evidence = [v for v in context if int(v.vote_id) > watermark.get(int(v.voter), 0)]
-    consensus = arena_consensus(arena=arena)
-    baseline = _traffic_baseline(arena=arena, recent=recent, config=config, refresh=full)
     reports = fraud.scan(
         evidence,
-        consensus,
+        arena_consensus(arena=arena),
         config=config,
-        baseline=baseline,
+        baseline=_traffic_baseline(arena=arena, recent=recent, config=config, refresh=full),
         voters={str(v) for v in dirty},
     )
     result.voters_scanned = len(reports)
+    changed = _scan_apply(
+        arena=arena,
+        state=state,
+        high=high,
+        reports=reports,
+        flags=flags,
+        everyone=whole_log,
+        result=result,
+        started=started,
+    )
+    if changed:
+        # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
+        ratings_replay(arena_id=arena.pk)
+    return result
 
+
+def _voters_to_judge(*, state: FraudScanState, base: QuerySet[Vote], full: bool) -> set[int]:
+    """The voters with votes since the last scan (every voter of ``base`` when ``full``)."""
+    if full:
+        return set(base.values_list("voter_id", flat=True).distinct())
+    new_votes = base.filter(pk__gt=state.last_vote_id)
+    if state.scanned_at is not None:
+        # On PostgreSQL a vote can commit after a scan with a lower id than one the scan saw:
+        # the voters of votes from shortly before the last scan are judged again too.
+        new_votes = base.filter(
+            Q(pk__gt=state.last_vote_id)
+            | Q(created_at__gte=state.scanned_at - timedelta(seconds=LATE_COMMIT_MARGIN_S))
+        )
+    return set(new_votes.values_list("voter_id", flat=True).distinct())
+
+
+def _flags_of(*, arena: Arena, dirty: set[int], everyone: bool) -> dict[int, VoterFlag]:
+    """The arena's flags of the voters in ``dirty`` (read unfiltered when ``everyone``)."""
+    if everyone:
+        return {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena) if f.voter_id in dirty}
+    return {f.voter_id: f for f in VoterFlag.objects.filter(arena=arena, voter_id__in=dirty)}
+
+
+def _scan_apply(
+    *,
+    arena: Arena,
+    state: FraudScanState,
+    high: int,
+    reports: dict[str, fraud.VoterReport],
+    flags: dict[int, VoterFlag],
+    everyone: bool,
+    result: ScanResult,
+    started: float,
+) -> bool:
+    """Act on the scan's verdicts under the arena's locks; true when any vote changed side."""
     with transaction.atomic():
         # Lock order everywhere: the arena's tally, then flags (reviews and votes do the same).
         # Scans of one arena are serialised here; each re-reads the flags under the lock.
         _locked_tally(arena.pk)
         locked = FraudScanState.objects.select_for_update().get(pk=state.pk)
-        fresh = _flags_locked(arena=arena, voter_ids=[int(v) for v in reports], everyone=whole_log)
+        fresh = _flags_locked(arena=arena, voter_ids=[int(v) for v in reports], everyone=everyone)
         changed = False
         for voter_key in sorted(reports):
             report, voter_id = reports[voter_key], int(voter_key)
@@ -275,10 +304,7 @@ def fraud_scan(
         result.duration_ms = int((time.monotonic() - started) * 1000)
         locked.duration_ms = result.duration_ms
         locked.save()
-    if changed:
-        # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
-        ratings_replay(arena_id=arena.pk)
-    return result
+    return changed
 
 
 def _review_key(flag: VoterFlag | None) -> tuple[Any, ...]:

@@ -78,40 +78,54 @@ def _row_checked(number: int, record: Any, base_dir: Path) -> PromptRow:
     )
     if unknown:
         raise InvalidImport(f"unknown field(s) {', '.join(unknown)}")
-    text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidImport("'text' is missing or empty")
-    text = " ".join(text.split())
-    if len(text) > MAX_PROMPT_CHARS:
-        raise InvalidImport(f"'text' is longer than {MAX_PROMPT_CHARS} characters")
+    # Checked in field order, so a row with several faults reports the first one.
+    text = _text_checked(record.get("text"))
     category = record.get("category") or ""
     if not isinstance(category, str) or len(category) > 60:
         raise InvalidImport("'category' must be text of at most 60 characters")
-    tags = record.get("tags") or []
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise InvalidImport("'tags' must be a list of strings or a comma-separated string")
+    tags = _tags_checked(record.get("tags") or [])
     state = record.get("moderation_state") or ModerationState.APPROVED
     if state not in ModerationState.values:
         raise InvalidImport(
             f"'moderation_state' must be one of {', '.join(ModerationState.values)}"
         )
-    image_path = None
-    image = record.get("conditioning_image")
-    if image:
-        if not isinstance(image, str):
-            raise InvalidImport("'conditioning_image' must be a file path")
-        image_path = (base_dir / image).resolve()
-        if image_path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InvalidImport(
-                f"conditioning image '{image}' must be one of {', '.join(sorted(IMAGE_SUFFIXES))}"
-            )
-        if not image_path.is_file():
-            raise InvalidImport(f"conditioning image '{image}' not found")
-        if image_path.stat().st_size > MAX_IMAGE_BYTES:
-            raise InvalidImport(f"conditioning image '{image}' is larger than 10 MB")
-    return PromptRow(number, text, category, list(tags), image_path, state)
+    image_path = _image_checked(record.get("conditioning_image"), base_dir)
+    return PromptRow(number, text, category, tags, image_path, state)
+
+
+def _text_checked(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidImport("'text' is missing or empty")
+    text = " ".join(text.split())
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidImport(f"'text' is longer than {MAX_PROMPT_CHARS} characters")
+    return text
+
+
+def _tags_checked(tags: Any) -> list[str]:
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InvalidImport("'tags' must be a list of strings or a comma-separated string")
+    return list(tags)
+
+
+def _image_checked(image: Any, base_dir: Path) -> Path | None:
+    """The conditioning image's resolved path (``None`` when the row has none)."""
+    if not image:
+        return None
+    if not isinstance(image, str):
+        raise InvalidImport("'conditioning_image' must be a file path")
+    image_path = (base_dir / image).resolve()
+    if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InvalidImport(
+            f"conditioning image '{image}' must be one of {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
+    if not image_path.is_file():
+        raise InvalidImport(f"conditioning image '{image}' not found")
+    if image_path.stat().st_size > MAX_IMAGE_BYTES:
+        raise InvalidImport(f"conditioning image '{image}' is larger than 10 MB")
+    return image_path
 
 
 def prompts_parse(

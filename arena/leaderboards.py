@@ -430,6 +430,21 @@ def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> Re
     return RebuildResult(snapshots=snapshots, created=created)
 
 
+def leaderboard_current(*, arena: Arena, method: str) -> LeaderboardSnapshot:
+    """The read side's one way to an arena's standings by ``method``: its current snapshot.
+
+    Every page and API read goes through here. Today it rebuilds when the counted votes changed
+    since the last snapshot (cheap when they did not); serving stored snapshots only, with
+    rebuilds moved to a task, is a change to this one function.
+    """
+    return leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
+
+
+def leaderboards_current(*, arena: Arena) -> list[LeaderboardSnapshot]:
+    """``leaderboard_current`` for every method, in ``METHODS`` order."""
+    return leaderboard_rebuild(arena=arena).snapshots
+
+
 def matchmaker_for(
     *, arena: Arena, model_ids: Sequence[int], weights: dict[int, float], seed: int
 ) -> ranking.Matchmaker:

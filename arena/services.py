@@ -9,9 +9,9 @@ import random
 import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,8 +19,9 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from arena import selectors
+from arena import leaderboards, selectors
 from arena.errors import (
     AlreadyVoted,
     ArenaError,
@@ -33,7 +34,6 @@ from arena.errors import (
     NotYourBattle,
     StillGenerating,
 )
-from arena.leaderboards import tally_vote
 from arena.models import (
     MEDIA_TYPE_BY_FORMAT,
     SLOT_LABELS,
@@ -56,6 +56,17 @@ from arena.privacy import keyed_hash, prefix_hash
 from arena.tokens import battle_token_read
 
 PAIRWISE_CHOICES = ("A", "B", "tie", "both_bad")
+_ALREADY_VOTED = "This battle already has a vote; each battle takes exactly one."
+
+
+def _mode_checked(*, arena: Arena, mode: str | None) -> str:
+    """``mode``, or the arena's default when none is asked; ``InvalidVote`` if it is not offered."""
+    mode = mode or arena.default_mode
+    if mode not in arena.vote_modes:
+        raise InvalidVote(
+            f"Mode {mode!r} is not offered in this arena; choose one of {', '.join(arena.vote_modes)}."
+        )
+    return mode
 
 
 # --- voters -----------------------------------------------------------------------------------
@@ -99,15 +110,13 @@ def _matchmake(
     outputs; then a prompt all of them have. When no prompt has all K, the missing outputs are
     queued for the best-covered prompt and the battle falls back to K models that share one.
     """
-    from arena.leaderboards import matchmaker_for
-
     servable = sorted({model_id for prompt_id in eligible for model_id in pool[prompt_id]})
     weights = dict(
         GenerativeModel.objects.filter(pk__in=servable).values_list("pk", "matchmaking_weight")
     )
     candidates = [pk for pk in servable if weights.get(pk, 1.0) > 0]
     if len(candidates) >= size:
-        matchmaker = matchmaker_for(
+        matchmaker = leaderboards.matchmaker_for(
             arena=arena, model_ids=candidates, weights=weights, seed=rng.randrange(2**31)
         )
         chosen = [int(p) for p in matchmaker.propose(size)]
@@ -129,8 +138,6 @@ def _queue_missing(
     *, arena: Arena, pool: dict[int, dict[int, list[int]]], chosen: list[int]
 ) -> None:
     """Queue the outputs the matchmaker's choice lacks on the prompt that has most of them."""
-    from workers.tasks import assets_enqueue
-
     prompt_id = max(sorted(pool), key=lambda p: sum(m in pool[p] for m in chosen))
     prompt = Prompt.objects.get(pk=prompt_id)
     pending = []
@@ -140,7 +147,7 @@ def _queue_missing(
         asset, _ = asset_request(model=model, prompt=prompt)
         if asset.status == AssetStatus.PENDING and asset.enqueued_at is None:
             pending.append(asset)
-    assets_enqueue(pending)
+    assets_enqueue(assets=pending)
 
 
 def battle_create(
@@ -156,11 +163,7 @@ def battle_create(
     Raises ``NotEnoughAssets`` (with a readable message) when no prompt has K ready outputs.
     """
     rng = rng or random.Random()
-    mode = mode or arena.default_mode
-    if mode not in arena.vote_modes:
-        raise InvalidVote(
-            f"Mode {mode!r} is not offered in this arena; choose one of {', '.join(arena.vote_modes)}."
-        )
+    mode = _mode_checked(arena=arena, mode=mode)
     pool = selectors.arena_ready_pool(arena=arena)
     # Without an explicit K, serve the largest allowed K that the ready outputs can fill.
     sizes = (
@@ -189,9 +192,7 @@ def battle_create(
         voter=voter,
         mode=mode,
         prompt_id=prompt_id,
-        model_ids=model_ids,
-        by_model=pool[prompt_id],
-        rng=rng,
+        slots=[(m, rng.choice(pool[prompt_id][m])) for m in model_ids],
         is_named=False,
     )
 
@@ -202,30 +203,25 @@ def _battle_store(
     voter: Voter,
     mode: str,
     prompt_id: int,
-    model_ids: Sequence[int],
-    by_model: Mapping[int, Sequence[int]],
-    rng: random.Random,
-    is_named: bool,
+    slots: Sequence[tuple[int, int]],
+    is_named: bool = False,
+    state: str = BattleState.SERVED,
 ) -> Battle:
-    """Write a served battle, one slot per model in order, each with one of its ready outputs."""
+    """Write a battle with one slot per ``(model id, asset id)``, in slot order."""
     with transaction.atomic():
         battle = Battle.objects.create(
             arena=arena,
             prompt_id=prompt_id,
             mode=mode,
-            k=len(model_ids),
+            k=len(slots),
             voter=voter,
             served_at=timezone.now(),
             is_named=is_named,
+            state=state,
         )
         BattleSlot.objects.bulk_create(
-            BattleSlot(
-                battle=battle,
-                position=i,
-                model_id=model_id,
-                asset_id=rng.choice(by_model[model_id]),
-            )
-            for i, model_id in enumerate(model_ids)
+            BattleSlot(battle=battle, position=i, model_id=model_id, asset_id=asset_id)
+            for i, (model_id, asset_id) in enumerate(slots)
         )
         Voter.objects.filter(pk=voter.pk).update(battles_served=F("battles_served") + 1)
     return battle
@@ -238,10 +234,7 @@ def _named_battle_mode(*, arena: Arena, size: int, mode: str | None) -> str:
         for m in arena.vote_modes
     }
     if mode is not None:
-        if mode not in fits:
-            raise InvalidVote(
-                f"Mode {mode!r} is not offered in this arena; choose one of {', '.join(arena.vote_modes)}."
-            )
+        mode = _mode_checked(arena=arena, mode=mode)
         if not fits[mode]:
             allowed = "2" if mode == VoteMode.PAIRWISE else " or ".join(map(str, arena.k_values))
             raise InvalidBattle(
@@ -321,9 +314,7 @@ def battle_create_named(
         voter=voter,
         mode=mode,
         prompt_id=prompt_id,
-        model_ids=model_ids,
-        by_model=pool[prompt_id],
-        rng=rng,
+        slots=[(m, rng.choice(pool[prompt_id][m])) for m in model_ids],
         is_named=True,
     )
 
@@ -494,77 +485,107 @@ def _vote_record(
     if token_battle_id != str(battle_public_id):
         raise InvalidToken("The battle token belongs to a different battle.")
     with transaction.atomic():
-        try:
-            battle = (
-                Battle.objects.select_for_update()
-                .select_related("arena")
-                .get(public_id=uuid.UUID(str(battle_public_id)))
-            )
-        except (ValueError, Battle.DoesNotExist):
-            raise NotFound("No such battle.") from None
-        if not hmac.compare_digest(battle.nonce, nonce):
-            raise InvalidToken("The battle token is invalid.")
-        if battle.voter_id != voter.pk:
-            raise NotYourBattle(
-                "This battle was served to someone else; load your own battle to vote."
-            )
-        if battle.state == BattleState.VOTED:
-            raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
-        if battle.state == BattleState.GENERATING:
-            raise StillGenerating("The outputs are still being generated; vote once all are shown.")
+        battle = _battle_locked_for_vote(
+            battle_public_id=battle_public_id, nonce=nonce, voter=voter
+        )
         slots_media = list(
             battle.slots.order_by("position").values_list(
                 "position", "model_id", "asset__media_type"
             )
         )
-        slots = [(position, model_id) for position, model_id, _ in slots_media]
-        labels = [SLOT_LABELS[position] for position, _ in slots]
+        labels = [SLOT_LABELS[position] for position, _, _ in slots_media]
         parsed = vote_parse(
             mode=battle.mode, labels=labels, choice=choice, ranks=ranks, ranking=ranking
         )
-        model_by_label = {SLOT_LABELS[position]: model_id for position, model_id in slots}
         now = timezone.now()
-        elapsed_ms = max(0, int((now - battle.served_at).total_seconds() * 1000))
-        min_view_ms = battle_min_view_ms(media_types=[media for _, _, media in slots_media])
         updated = Battle.objects.filter(pk=battle.pk, state=BattleState.SERVED).update(
             state=BattleState.VOTED, voted_at=now
         )
         if updated != 1:  # a concurrent vote won the race (SQLite has no row locks)
-            raise AlreadyVoted("This battle already has a vote; each battle takes exactly one.")
+            raise AlreadyVoted(_ALREADY_VOTED)
         battle.state, battle.voted_at = BattleState.VOTED, now
-        try:
-            with transaction.atomic():
-                vote = Vote.objects.create(
-                    battle=battle,
-                    arena=battle.arena,
-                    voter=voter,
-                    mode=battle.mode,
-                    outcome=parsed.outcome,
-                    ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
-                    slot_ranking=parsed.groups,
-                    is_partial=parsed.is_partial,
-                    time_to_vote_ms=elapsed_ms,
-                    min_view_ms=min_view_ms,
-                    too_fast=elapsed_ms < min_view_ms,
-                    is_named=battle.is_named,
-                    client_hash=keyed_hash(client_ip),
-                    prefix_hash=prefix_hash(client_ip),
-                    user_agent_hash=keyed_hash(user_agent),
-                )
-        except IntegrityError:
-            raise AlreadyVoted(
-                "This battle already has a vote; each battle takes exactly one."
-            ) from None
-        tally_vote(vote=vote)
-        Voter.objects.filter(pk=voter.pk).update(
-            votes_cast=F("votes_cast") + 1,
-            fast_votes=F("fast_votes") + (1 if vote.too_fast else 0),
-            prefix_hash=vote.prefix_hash,
-            user_agent_hash=vote.user_agent_hash,
-            ties_cast=F("ties_cast")
-            + (1 if parsed.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD) else 0),
+        vote = _vote_insert(
+            battle=battle,
+            voter=voter,
+            parsed=parsed,
+            slots_media=slots_media,
+            at=now,
+            client_ip=client_ip,
+            user_agent=user_agent,
         )
+        leaderboards.tally_vote(vote=vote)
+        _voter_count_vote(voter=voter, vote=vote)
     return vote
+
+
+def _battle_locked_for_vote(*, battle_public_id: str, nonce: str, voter: Voter) -> Battle:
+    """The battle row, locked, once it is known to take this voter's vote now."""
+    try:
+        battle = (
+            Battle.objects.select_for_update()
+            .select_related("arena")
+            .get(public_id=uuid.UUID(str(battle_public_id)))
+        )
+    except (ValueError, Battle.DoesNotExist):
+        raise NotFound("No such battle.") from None
+    if not hmac.compare_digest(battle.nonce, nonce):
+        raise InvalidToken("The battle token is invalid.")
+    if battle.voter_id != voter.pk:
+        raise NotYourBattle("This battle was served to someone else; load your own battle to vote.")
+    if battle.state == BattleState.VOTED:
+        raise AlreadyVoted(_ALREADY_VOTED)
+    if battle.state == BattleState.GENERATING:
+        raise StillGenerating("The outputs are still being generated; vote once all are shown.")
+    return battle
+
+
+def _vote_insert(
+    *,
+    battle: Battle,
+    voter: Voter,
+    parsed: ParsedVote,
+    slots_media: Sequence[tuple[int, int, str]],
+    at: datetime,
+    client_ip: str,
+    user_agent: str,
+) -> Vote:
+    """Append the vote to the log (``AlreadyVoted`` if the battle's one vote exists already)."""
+    model_by_label = {SLOT_LABELS[position]: model_id for position, model_id, _ in slots_media}
+    elapsed_ms = max(0, int((at - battle.served_at).total_seconds() * 1000))
+    min_view_ms = battle_min_view_ms(media_types=[media for _, _, media in slots_media])
+    try:
+        with transaction.atomic():
+            return Vote.objects.create(
+                battle=battle,
+                arena=battle.arena,
+                voter=voter,
+                mode=battle.mode,
+                outcome=parsed.outcome,
+                ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
+                slot_ranking=parsed.groups,
+                is_partial=parsed.is_partial,
+                time_to_vote_ms=elapsed_ms,
+                min_view_ms=min_view_ms,
+                too_fast=elapsed_ms < min_view_ms,
+                is_named=battle.is_named,
+                client_hash=keyed_hash(client_ip),
+                prefix_hash=prefix_hash(client_ip),
+                user_agent_hash=keyed_hash(user_agent),
+            )
+    except IntegrityError:
+        raise AlreadyVoted(_ALREADY_VOTED) from None
+
+
+def _voter_count_vote(*, voter: Voter, vote: Vote) -> None:
+    """The voter's running counters and latest network/user-agent hashes."""
+    is_tie = vote.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD)
+    Voter.objects.filter(pk=voter.pk).update(
+        votes_cast=F("votes_cast") + 1,
+        fast_votes=F("fast_votes") + (1 if vote.too_fast else 0),
+        prefix_hash=vote.prefix_hash,
+        user_agent_hash=vote.user_agent_hash,
+        ties_cast=F("ties_cast") + (1 if is_tie else 0),
+    )
 
 
 def battle_min_view_ms(*, media_types: Sequence[str]) -> int:
@@ -612,6 +633,28 @@ def assets_mark_enqueued(*, asset_ids: Sequence[int]) -> None:
     Asset.objects.filter(pk__in=list(asset_ids)).update(enqueued_at=timezone.now())
 
 
+def assets_enqueue(*, assets: Iterable[Asset]) -> int:
+    """Stamp the assets as sent and send their generation jobs once the transaction commits.
+
+    This is the domain's one port to the generation workers: it calls the function named by
+    ``settings.GENERATION_JOB_SENDER`` (``config`` wires in ``workers.tasks.
+    generate_asset_enqueue``) with ``asset_id``, ``queue`` and ``backend`` for each asset, so the
+    domain never imports ``workers``. Returns the number of jobs sent.
+    """
+    rows = [(a.pk, a.model.queue, a.model.backend) for a in assets]
+    if not rows:
+        return 0
+    assets_mark_enqueued(asset_ids=[pk for pk, _, _ in rows])
+    send_job = import_string(settings.GENERATION_JOB_SENDER)
+
+    def send() -> None:
+        for pk, queue, backend in rows:
+            send_job(asset_id=pk, queue=queue, backend=backend)
+
+    transaction.on_commit(send)
+    return len(rows)
+
+
 def assets_retry_failed(*, asset_ids: Sequence[int]) -> list[int]:
     """Failed -> pending (error kept until the next attempt); returns the ids that changed."""
     ids = list(
@@ -623,6 +666,12 @@ def assets_retry_failed(*, asset_ids: Sequence[int]) -> list[int]:
         status=AssetStatus.PENDING, enqueued_at=None, updated_at=timezone.now()
     )
     return ids
+
+
+def assets_retry(*, asset_ids: Sequence[int]) -> int:
+    """Send the failed ones among ``asset_ids`` again; returns how many were sent."""
+    ids = assets_retry_failed(asset_ids=asset_ids)
+    return assets_enqueue(assets=Asset.objects.filter(pk__in=ids).select_related("model"))
 
 
 def asset_regenerate(*, asset: Asset) -> Asset:
@@ -755,12 +804,11 @@ def battle_create_from_prompt(
     mode: str | None = None,
     k: int | None = None,
     rng: random.Random | None = None,
-) -> tuple[Battle, list[Asset]]:
-    """A battle on a voter's own prompt: K models generate it live (the caller sends the jobs).
+) -> Battle:
+    """A battle on a voter's own prompt: K models generate it live (jobs sent on commit).
 
     The prompt is stored as pending moderation, so it never enters other voters' battles or the
-    shared cache until an admin approves it. Returns the battle (state ``generating``) and its
-    pending assets.
+    shared cache until an admin approves it. Returns the battle (state ``generating``).
     """
     if not arena.allow_user_prompts:
         raise InvalidPrompt("This arena does not take your own prompts.")
@@ -769,9 +817,7 @@ def battle_create_from_prompt(
     if needs_image and not image:
         raise InvalidPrompt("This arena turns an image into 3D: attach a PNG, JPEG or WebP image.")
     rng = rng or random.Random()
-    mode = mode or arena.default_mode
-    if mode not in arena.vote_modes:
-        raise InvalidVote(f"Mode {mode!r} is not offered in this arena.")
+    mode = _mode_checked(arena=arena, mode=mode)
     size = arena.k_for_mode(mode, k)
     models = list(arena.generative_models.filter(is_active=True).order_by("pk"))
     if len(models) < size:
@@ -780,36 +826,37 @@ def battle_create_from_prompt(
         )
     chosen = rng.sample(models, size)
     with transaction.atomic():
-        prompt_set, _ = PromptSet.objects.get_or_create(
-            slug=f"{USER_PROMPT_SET}-{arena.slug}"[:80],
-            defaults={"name": f"Voters' prompts: {arena.name}"},
-        )
-        prompt, _ = Prompt.objects.get_or_create(
-            prompt_set=prompt_set,
-            text=cleaned,
-            defaults={"category": "user", "moderation_state": ModerationState.PENDING},
-        )
-        if needs_image and image is not None and not prompt.conditioning_image:
-            png = conditioning_image_normalise(data=image)
-            prompt.conditioning_image.save(
-                f"cond-{secrets.token_hex(8)}.png", ContentFile(png), save=True
-            )
+        prompt = _user_prompt(arena=arena, text=cleaned, image=image if needs_image else None)
         assets = [asset_request(model=model, prompt=prompt)[0] for model in chosen]
-        battle = Battle.objects.create(
+        battle = _battle_store(
             arena=arena,
-            prompt=prompt,
-            mode=mode,
-            k=size,
             voter=voter,
-            served_at=timezone.now(),
+            mode=mode,
+            prompt_id=prompt.pk,
+            slots=[(a.model_id, a.pk) for a in assets],
             state=BattleState.GENERATING,
         )
-        BattleSlot.objects.bulk_create(
-            BattleSlot(battle=battle, position=i, model_id=a.model_id, asset=a)
-            for i, a in enumerate(assets)
+        assets_enqueue(assets=[a for a in assets if a.status == AssetStatus.PENDING])
+    return battle
+
+
+def _user_prompt(*, arena: Arena, text: str, image: bytes | None) -> Prompt:
+    """The voter's prompt in the arena's pending-moderation set (with its input image, if any)."""
+    prompt_set, _ = PromptSet.objects.get_or_create(
+        slug=f"{USER_PROMPT_SET}-{arena.slug}"[:80],
+        defaults={"name": f"Voters' prompts: {arena.name}"},
+    )
+    prompt, _ = Prompt.objects.get_or_create(
+        prompt_set=prompt_set,
+        text=text,
+        defaults={"category": "user", "moderation_state": ModerationState.PENDING},
+    )
+    if image is not None and not prompt.conditioning_image:
+        png = conditioning_image_normalise(data=image)
+        prompt.conditioning_image.save(
+            f"cond-{secrets.token_hex(8)}.png", ContentFile(png), save=True
         )
-        Voter.objects.filter(pk=voter.pk).update(battles_served=F("battles_served") + 1)
-    return battle, [a for a in assets if a.status == AssetStatus.PENDING]
+    return prompt
 
 
 def battle_mark_ready(*, battle: Battle) -> bool:

@@ -158,6 +158,9 @@ CELERY_BEAT_SCHEDULE = {
     "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
 }
 # First retry delay of a transient generation error (doubles each retry, jittered).
+# The domain (arena) sends generation jobs through this one function (asset_id, queue, backend),
+# named here so that arena never imports workers.
+GENERATION_JOB_SENDER = "workers.tasks.generate_asset_enqueue"
 GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
 # A running generation older than this lost its worker (must exceed every backend's hard limit).
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 900, minimum=60)

@@ -2,10 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
-from arena.api import api
-from arena.media import serve_media
+from frontend.admin_views import generation_dashboard
+from frontend.api import api
 from frontend.fraud_views import fraud_arena, fraud_overview, fraud_scan_now, fraud_voter
-from workers.admin_views import generation_dashboard
+from frontend.media import serve_media
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/generation/", generation_dashboard, name="admin-generation"),

@@ -23,9 +23,8 @@ from arena.models import (
     Voter,
     VoterFlag,
 )
-from arena.services import asset_regenerate, assets_retry_failed
+from arena.services import asset_regenerate, assets_enqueue, assets_retry
 from workers.backends import BackendConfigError, backend_get, backend_names
-from workers.tasks import assets_enqueue
 
 
 class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
@@ -112,8 +111,7 @@ class AssetAdmin(admin.ModelAdmin[Asset]):
 
     @admin.action(description="Retry the selected failed generations")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        ids = assets_retry_failed(asset_ids=list(queryset.values_list("pk", flat=True)))
-        queued = assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+        queued = assets_retry(asset_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{queued} generation(s) sent again.", messages.SUCCESS)
 
     @admin.action(description="Regenerate the selected outputs (new file, new random name)")
@@ -125,7 +123,7 @@ class AssetAdmin(admin.ModelAdmin[Asset]):
             except ArenaError:
                 busy += 1
         busy += queryset.filter(status=AssetStatus.RUNNING).count()
-        queued = assets_enqueue(done)
+        queued = assets_enqueue(assets=done)
         note = f" ({busy} running now were left alone)" if busy else ""
         self.message_user(
             request, f"{queued} output(s) queued for regeneration{note}.", messages.SUCCESS
@@ -161,8 +159,21 @@ class VoterAdmin(admin.ModelAdmin[Voter]):
     readonly_fields = ("public_id", "created_at", "last_seen_at")
 
 
+class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """Rows written only by services (votes, fraud scans and reviews): browse, never edit here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin[Vote]):
+class VoteAdmin(_ReadOnlyAdmin):
     """Read-only: the vote log is append-only and only ``vote_record`` writes it."""
 
     list_display = (
@@ -177,28 +188,6 @@ class VoteAdmin(admin.ModelAdmin[Vote]):
         "created_at",
     )
     list_filter = ("arena", "mode", "outcome", "too_fast", "is_named")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    """Rows written only by services (fraud scans and reviews): browse, never edit here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(VoterFlag)

@@ -7,19 +7,17 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from arena.models import Asset, AssetStatus
-from arena.services import assets_retry_failed
+from arena.models import AssetStatus
+from arena.services import assets_retry
 from workers.ops import generations_in, model_generation_stats, queue_depths
-from workers.tasks import assets_enqueue
 
 
 @staff_member_required
 def generation_dashboard(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and request.POST.get("action") == "retry":
-        ids = assets_retry_failed(
+        queued = assets_retry(
             asset_ids=[int(pk) for pk in request.POST.getlist("asset") if pk.isdigit()]
         )
-        queued = assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
         messages.success(request, f"{queued} failed generation(s) sent again.")
         return redirect("admin-generation")
     context = {

@@ -15,7 +15,13 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from arena import selectors, services
 from arena.errors import ArenaError, NotFound, RateLimited
-from arena.leaderboards import LEADERBOARD_VERSION, METHODS, leaderboard_rebuild
+from arena.fraud import arena_integrity
+from arena.leaderboards import (
+    LEADERBOARD_VERSION,
+    METHODS,
+    leaderboard_current,
+    leaderboards_current,
+)
 from arena.middleware import client_ip, request_voter
 from arena.models import ArenaTally, GenerativeModel, ModelRating
 from arena.ratelimit import rate_limit_request
@@ -296,7 +302,7 @@ def arenas_leaderboard(
         return HttpResponseNotModified(headers={"ETag": etag})
     cached = cache.get(key)
     if cached is None:
-        snapshot = leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
+        snapshot = leaderboard_current(arena=arena, method=method)
         rows = snapshot.standings
         start = (page - 1) * page_size
         body = {
@@ -343,7 +349,6 @@ class IntegrityOut(Schema):
 def arenas_integrity(request: HttpRequest, slug: str) -> dict[str, Any]:
     """Vote integrity: the share of voters and votes that fraud checks keep, and the votes
     excluded per detector (a vote excluded for several reasons counts under each)."""
-    from arena.fraud import arena_integrity
 
     arena = selectors.arena_get(slug=slug)
     i = arena_integrity(arena=arena)
@@ -403,7 +408,7 @@ def arenas_model_record(request: HttpRequest, slug: str, model_slug: str) -> dic
         raise NotFound(f"No model {model_slug!r} in arena {slug!r}.")
     standings = {
         snapshot.method: next((r for r in snapshot.standings if r["model_id"] == model.pk), None)
-        for snapshot in leaderboard_rebuild(arena=arena).snapshots
+        for snapshot in leaderboards_current(arena=arena)
     }
     rating = ModelRating.objects.filter(arena=arena, model=model).first()
     matrix = selectors.arena_pair_matrix(arena=arena)

@@ -14,12 +14,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from arena import selectors, services
 from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle, RateLimited
-from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_rebuild
+from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_current
 from arena.middleware import client_ip, request_voter
-from arena.models import Arena, Asset, Battle, BattleState, VoteMode
+from arena.models import Arena, Battle, BattleState, VoteMode
 from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
-from workers.tasks import assets_enqueue
 
 MODE_LABELS = {
     VoteMode.PAIRWISE: "Pairwise",
@@ -169,7 +168,7 @@ def _placements(groups: list[list[str]], is_partial: bool) -> dict[str, str]:
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     """An arena's standings by one method, with intervals, head-to-heads and rating history.
 
-    ``leaderboard_rebuild`` runs on every view so the page is never stale: when the votes are
+    ``leaderboard_current`` rebuilds on every view so the page is never stale: when the votes are
     unchanged it returns the stored snapshot (6 queries, ~2 ms for 8 models); after new votes it
     refits this one method from the aggregated pair counts (8 models: ELO ~3 ms, Bayesian ~5 ms,
     Bradley-Terry with 100 bootstrap rounds ~23 ms), independent of the number of votes.
@@ -190,7 +189,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
             f"Pick one of: {', '.join(METHOD_LABELS.values())}."
         )
         return render(request, "frontend/leaderboard.html", context, status=400)
-    snapshot = leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
+    snapshot = leaderboard_current(arena=arena, method=method)
     models = arena.generative_models.in_bulk([row["model_id"] for row in snapshot.standings])
     standings = [row for row in snapshot.standings if row["model_id"] in models]
     shared = Counter(row["rank"] for row in standings)
@@ -257,7 +256,7 @@ def own_prompt(request: HttpRequest, slug: str) -> HttpResponse:
         rate_limit_request(request, action="battle")
         arena = selectors.arena_get(slug=slug)
         upload = request.FILES.get("image")
-        battle, pending = services.battle_create_from_prompt(
+        battle = services.battle_create_from_prompt(
             arena=arena,
             voter=request_voter(request),
             text=request.POST.get("prompt", ""),
@@ -270,7 +269,6 @@ def own_prompt(request: HttpRequest, slug: str) -> HttpResponse:
         )
         response["HX-Reswap"] = "none"
         return _retry_after(response, exc)
-    assets_enqueue(pending)
     return render(request, "frontend/_generating.html", _generation_context(battle))
 
 
@@ -312,8 +310,7 @@ def battle_retry(request: HttpRequest, battle_id: Any) -> HttpResponse:
     except ArenaError as exc:
         return render(request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status)
     failed = list(battle.slots.filter(asset__status="failed").values_list("asset_id", flat=True))
-    ids = services.assets_retry_failed(asset_ids=failed)
-    assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+    services.assets_retry(asset_ids=failed)
     return render(request, "frontend/_generating.html", _generation_context(battle))
 
 

@@ -30,7 +30,7 @@ from arena.models import (
     ModerationState,
     Prompt,
 )
-from workers.tasks import assets_enqueue
+from arena.services import assets_enqueue
 
 
 @dataclass
@@ -139,5 +139,7 @@ def cache_top_up(*, arenas: list[Arena] | None = None, now: datetime | None = No
             if (a.model_id, a.prompt_id, a.seed) in keys
         ]
         ids = new_ids + [pk for pks in to_send.values() for pk in pks]
-        summary.queued += assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+        summary.queued += assets_enqueue(
+            assets=Asset.objects.filter(pk__in=ids).select_related("model")
+        )
     return summary

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celery import current_app as app
 from django.db.models import Avg, Count, Q, QuerySet
 
 from arena.models import Asset, AssetStatus, GenerativeModel
-from celery import current_app as app
 from workers.tasks import LIGHT_QUEUE
 
 

@@ -12,12 +12,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from arena.models import Arena, Asset, AssetStatus, GenerativeModel, ModerationState, Prompt
-from arena.services import asset_claim, asset_fail, asset_request
+from arena.services import asset_claim, asset_fail, asset_request, assets_enqueue
 from workers.backends import run_builtin
 from workers.generation import asset_store_generated, generation_request_for
 from workers.generators import GeneratedFile
 from workers.media import InvalidMedia
-from workers.tasks import assets_enqueue
 
 
 @dataclass
@@ -81,7 +80,7 @@ def pregenerate_run(
     tick = progress or (lambda n: None)
     local = [a for a in plan.todo if not via_queue and a.model.backend == "builtin"]
     remote = [a for a in plan.todo if via_queue or a.model.backend != "builtin"]
-    summary.queued = assets_enqueue(remote)
+    summary.queued = assets_enqueue(assets=remote)
     tick(len(remote))
     if not local:
         return summary

@@ -1,22 +1,23 @@
 """Celery tasks: thin and idempotent. Each takes ids, calls one service, returns.
 
 Generation jobs go to the queue named on their model (``gen.*``); light tasks (cache top-up,
-reaper, later leaderboards and fraud) go to ``light`` so a slow GPU queue never starves them.
+reaper, leaderboards, fraud scans) go to ``light`` so a slow GPU queue never starves them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
 
-from arena.models import Asset
-from arena.services import assets_mark_enqueued, assets_reap_stale
+from arena.fraud import fraud_scan, fraud_scan_all
+from arena.leaderboards import leaderboard_rebuild
+from arena.models import Arena, Asset
+from arena.services import assets_enqueue, assets_reap_stale
 from workers.backends import TransientBackendError, backend_get
+from workers.cache import cache_top_up
 from workers.generation import asset_generate
 
 LIGHT_QUEUE = "light"
@@ -59,42 +60,22 @@ def generate_asset_enqueue(*, asset_id: int, queue: str, backend: str = "builtin
     )
 
 
-def assets_enqueue(assets: Iterable[Asset]) -> int:
-    """Stamp and send generation jobs once the surrounding transaction commits."""
-    rows = [(a.pk, a.model.queue, a.model.backend) for a in assets]
-    if not rows:
-        return 0
-    assets_mark_enqueued(asset_ids=[pk for pk, _, _ in rows])
-
-    def send() -> None:
-        for pk, queue, backend in rows:
-            generate_asset_enqueue(asset_id=pk, queue=queue, backend=backend)
-
-    transaction.on_commit(send)
-    return len(rows)
-
-
 @shared_task(name="workers.reap_stale_generations", ignore_result=True)
 def reap_stale_generations(older_than_s: int | None = None) -> dict[str, Any]:
     """Running rows whose worker died go back to pending and are sent again."""
     ids = assets_reap_stale(older_than_s=older_than_s or settings.GENERATION_STALE_AFTER_S)
-    queued = assets_enqueue(Asset.objects.filter(pk__in=ids).select_related("model"))
+    queued = assets_enqueue(assets=Asset.objects.filter(pk__in=ids).select_related("model"))
     return {"reaped": len(ids), "queued": queued}
 
 
 @shared_task(name="workers.top_up_cache", ignore_result=True)
 def top_up_cache() -> dict[str, int]:
-    from workers.cache import cache_top_up
-
     return cache_top_up().as_dict()
 
 
 @shared_task(name="workers.rebuild_leaderboards", ignore_result=True)
 def rebuild_leaderboards() -> dict[str, int]:
     """Rebuild every active arena's leaderboards from its counted votes (cheap when unchanged)."""
-    from arena.leaderboards import leaderboard_rebuild
-    from arena.models import Arena
-
     created = 0
     arenas = list(Arena.objects.filter(is_active=True))
     for arena in arenas:
@@ -105,9 +86,6 @@ def rebuild_leaderboards() -> dict[str, int]:
 @shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=1800, time_limit=1860)
 def scan_fraud(full: bool = False, arena: str | None = None) -> list[dict[str, Any]]:
     """Judge the voters of new votes (``full``: all voters) in every active arena, or one."""
-    from arena.fraud import fraud_scan, fraud_scan_all
-    from arena.models import Arena
-
     if arena is not None:
         found = Arena.objects.filter(slug=arena).first()
         return [fraud_scan(arena=found, full=full).as_dict()] if found else []

@@ -16,6 +16,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        """Hand every argument after ``runtests`` to pytest untouched.
+
+        argparse's REMAINDER does not take a first argument that looks like an option, so
+        ``runtests -n 4`` or ``runtests -k votes -x`` would be refused as unknown options.
+        """
+        try:
+            self.execute(pytest_args=argv[2:], skip_checks=True, no_color=False, force_color=False)
+        except CommandError as exc:
+            self.stderr.write(f"{exc.__class__.__name__}: {exc}")
+            sys.exit(exc.returncode)
+
     def handle(self, *args: Any, **options: Any) -> None:
         if not shutil.which("chromium") and not shutil.which("/usr/bin/chromium"):
             self.stderr.write(

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from arena.demo import demo_seed
+from workers.demo import demo_seed
 
 
 class Command(BaseCommand):

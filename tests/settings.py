@@ -1,0 +1,28 @@
+"""The test run's settings: ``config.settings``, with each xdist worker on a Redis database of its own.
+
+Tests clear the cache between them (``cache.clear()`` is FLUSHDB on Redis), and the cache and the
+Celery broker share ``REDIS_URL``: two workers on one database would wipe each other's rate-limit
+counters and queued jobs mid-test. The URL is rewritten in the environment, before the settings
+read it, so the Celery worker processes that tests start inherit the same database.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+
+def _redis_url_for_worker(url: str, worker: str) -> str:
+    """``url`` on database 1 + N for xdist worker ``gwN`` (database 0 is left to the first run)."""
+    parts = urlsplit(url)
+    database = 1 + int(worker.removeprefix("gw") or 0)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER and os.environ.get("REDIS_URL", "").startswith("redis"):
+    os.environ["REDIS_URL"] = _redis_url_for_worker(os.environ["REDIS_URL"], _WORKER)
+    if os.environ.get("CELERY_BROKER_URL", "").startswith("redis"):
+        os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"]
+
+from config.settings import *  # noqa: E402, F403
