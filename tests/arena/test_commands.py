@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from arena.models import Asset, LeaderboardSnapshot, Vote
@@ -49,3 +55,31 @@ def test_simulating_votes_in_an_arena_without_outputs_says_so() -> None:
 
     with pytest.raises(CommandError, match="cannot start a 2-way battle yet"):
         call_command("simulate_votes", "--arena", arena.slug, "--votes", "3", verbosity=0)
+
+
+def _runtests(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "runtests", *args],
+        cwd=settings.BASE_DIR,
+        env={**env, "ARENA_NO_BOOTSTRAP": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.django_db(False)
+def test_runtests_hands_leading_options_to_pytest() -> None:
+    done = _runtests("-k", "elo", "--collect-only", "-q", "tests/ranking/test_raters.py")
+
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\b\d+(/\d+)? tests? (collected|selected)", done.stdout), done.stdout
+
+
+@pytest.mark.django_db(False)
+def test_runtests_exits_with_pytests_status() -> None:
+    done = _runtests("--collect-only", "-q", "tests/no_such_test_file.py")
+
+    assert done.returncode == 4  # pytest's "usage error": the file does not exist
+    assert "pytest exited with status 4" in done.stderr
