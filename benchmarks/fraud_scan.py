@@ -23,25 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-if "DATABASE_URL" not in os.environ:
-    os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-bench-"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
+from benchmarks._django import django_setup, migrate
 
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 import numpy as np  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -195,7 +188,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--votes-per-voter", type=int, default=20)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
+    migrate()
     rng = np.random.default_rng(0)
     print(f"\n{args.models} models, database={connection.vendor}, {os.cpu_count()} CPUs")
     header = (

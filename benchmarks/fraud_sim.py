@@ -56,8 +56,8 @@ from numpy.typing import NDArray
 from scipy.stats import kendalltau
 from tqdm import tqdm
 
-from .core import Ranking
-from .fraud import DETECTORS, Consensus, FraudConfig, TrafficBaseline, VoteEvidence, scan
+from ranking.core import Ranking
+from ranking.fraud import DETECTORS, Consensus, FraudConfig, TrafficBaseline, VoteEvidence, scan
 
 STRATEGIES = ("random", "always_first", "promoter", "demoter", "sybil", "fast")
 DAY = 86_400.0
@@ -236,11 +236,18 @@ class Sim:
         return int(self.rng.choice(k, p=self.honest_probs(shown, person)))
 
 
-def simulate(
-    seed: int, n_honest: int, n_models: int, k: int, bot_share: float, days: float = 7.0
-) -> World:
-    """One arena: honest voters, then bots making up ``bot_share`` of all votes."""
-    sim = Sim(seed, n_models, k, days)
+#: Votes per bot (lowest, highest) for each strategy but sybil (bursts of 40 x 5 votes).
+_VOLUMES: dict[str, tuple[int, int]] = {
+    "random": (100, 250),
+    "always_first": (30, 150),
+    "promoter": (100, 300),
+    "demoter": (100, 300),
+    "fast": (50, 300),
+}
+
+
+def _add_honest(sim: Sim, seed: int, n_honest: int, days: float) -> None:
+    """The honest voters: 95% on their own prefix, 5% on 10 campuses with class sessions."""
     rng = sim.rng
     n_models_ = len(sim.models)
     campuses = [f"campus{seed}-{c}" for c in range(10)]
@@ -261,8 +268,72 @@ def simulate(
         n = min(2000, max(1, round(math.exp(rng.normal(math.log(10.0), 1.2)))))
         sim.run_person(person, n, "honest", anchors=anchors[prefix] if campus else None)
         sim.world.label[voter] = "honest"
+
+
+def _sybil_burst(sim: Sim, seed: int, b: int, target: int, days: float) -> int:
+    """Burst ``b``: 40 fresh identities x 5 votes for ``target`` within one hour; votes cast."""
+    rng = sim.rng
+    prefix = f"burst{seed}-{b}"
+    start = float(rng.uniform(0.0, days * DAY - 3600.0))
+    cast = 0
+    for j in range(40):
+        voter = f"sybil{b}-{j:02d}"
+        t0 = start + float(rng.uniform(0.0, 3000.0))
+        person = _Person(voter, prefix, sim.ua(), rng.normal(0.0, 0.3, len(sim.models)), 6000.0, t0)
+        sim.world.label[voter] = "sybil"
+        t = t0
+        for _ in range(5):
+            shown = sim.battle(target)
+            ms = sim.human_ms(person)
+            t += ms / 1000.0 + float(rng.lognormal(math.log(4.0), 0.5))
+            win = sim.choose("sybil", shown, person, target)
+            sim.emit(person, t, shown, win, ms)
+        cast += 5
+    return cast
+
+
+def _bot(sim: Sim, seed: int, strategy: str, b: int, target: int | None) -> int:
+    """Bot ``b`` of ``strategy`` (not sybil); votes cast."""
+    rng = sim.rng
+    voter = f"{strategy}{b:03d}"
+    person = _Person(
+        voter,
+        f"bot{seed}-{strategy}-{b}",
+        sim.ua(),
+        rng.normal(0.0, 0.3, len(sim.models)),
+        6000.0 * math.exp(rng.normal(0.0, 0.25)),
+    )
+    lo, hi = _VOLUMES[strategy]
+    n = int(rng.integers(lo, hi + 1))
+    sim.run_person(person, n, strategy, target, session_len=40.0)
+    sim.world.label[voter] = strategy
+    return n
+
+
+def _add_bots(
+    sim: Sim, seed: int, strategy: str, targets: dict[str, int], per_strategy: float, days: float
+) -> None:
+    """Bots of ``strategy`` until their votes come nearest to ``per_strategy``."""
+    lo, hi = _VOLUMES.get(strategy, (200, 200))
+    cast = 0
+    b = 0
+    while cast + (lo + hi) / 4 < per_strategy:  # nearest to the share
+        if strategy == "sybil":
+            cast += _sybil_burst(sim, seed, b, targets["sybil"], days)
+        else:
+            cast += _bot(sim, seed, strategy, b, targets.get(strategy))
+        b += 1
+
+
+def simulate(
+    seed: int, n_honest: int, n_models: int, k: int, bot_share: float, days: float = 7.0
+) -> World:
+    """One arena: honest voters, then bots making up ``bot_share`` of all votes."""
+    sim = Sim(seed, n_models, k, days)
+    _add_honest(sim, seed, n_honest, days)
     n_honest_votes = len(sim.world.votes)
     per_strategy = bot_share / (1.0 - bot_share) * n_honest_votes / len(STRATEGIES)
+    n_models_ = len(sim.models)
     order = np.argsort(-sim.s)  # best first
     targets = {
         "promoter": int(order[int(0.65 * n_models_)]),
@@ -270,51 +341,8 @@ def simulate(
         "sybil": int(order[int(0.75 * n_models_)]),
     }
     sim.world.targets = {s: sim.models[t] for s, t in targets.items()}
-    volumes = {
-        "random": (100, 250),
-        "always_first": (30, 150),
-        "promoter": (100, 300),
-        "demoter": (100, 300),
-        "fast": (50, 300),
-    }
     for strategy in STRATEGIES:
-        cast = 0
-        b = 0
-        lo_hi = volumes.get(strategy, (200, 200))
-        while cast + (lo_hi[0] + lo_hi[1]) / 4 < per_strategy:  # nearest to the share
-            if strategy == "sybil":
-                prefix = f"burst{seed}-{b}"
-                start = float(rng.uniform(0.0, days * DAY - 3600.0))
-                for j in range(40):
-                    voter = f"sybil{b}-{j:02d}"
-                    t0 = start + float(rng.uniform(0.0, 3000.0))
-                    person = _Person(
-                        voter, prefix, sim.ua(), rng.normal(0.0, 0.3, n_models_), 6000.0, t0
-                    )
-                    sim.world.label[voter] = strategy
-                    t = t0
-                    for _ in range(5):
-                        shown = sim.battle(targets["sybil"])
-                        ms = sim.human_ms(person)
-                        t += ms / 1000.0 + float(rng.lognormal(math.log(4.0), 0.5))
-                        win = sim.choose("sybil", shown, person, targets["sybil"])
-                        sim.emit(person, t, shown, win, ms)
-                    cast += 5
-            else:
-                voter = f"{strategy}{b:03d}"
-                person = _Person(
-                    voter,
-                    f"bot{seed}-{strategy}-{b}",
-                    sim.ua(),
-                    rng.normal(0.0, 0.3, n_models_),
-                    6000.0 * math.exp(rng.normal(0.0, 0.25)),
-                )
-                lo, hi = volumes[strategy]
-                n = int(rng.integers(lo, hi + 1))
-                sim.run_person(person, n, strategy, targets.get(strategy), session_len=40.0)
-                sim.world.label[voter] = strategy
-                cast += n
-            b += 1
+        _add_bots(sim, seed, strategy, targets, per_strategy, days)
     sim.world.votes.sort(key=lambda v: (v.time_s, v.vote_id))
     return sim.world
 
@@ -523,7 +551,7 @@ def svg_chart(tallies: dict[int, Tally]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ranking.fraud_sim", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.fraud_sim", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--honest", type=int, default=1500, help="honest voters")

@@ -24,18 +24,12 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-if "DATABASE_URL" not in os.environ:
-    os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-bench-"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
+from benchmarks._django import ROOT, django_setup, migrate
 
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from arena.models import Asset, AssetStatus, GenerativeModel, Prompt, PromptSet  # noqa: E402
@@ -149,7 +143,7 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=60)
     parser.add_argument("--format", default="png", choices=["png", "webp", "mp4", "webm"])
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
+    migrate()
     log = Path(tempfile.mkdtemp(prefix="arena-bench-log-")) / "workers.log"
     run = uuid.uuid4().hex[:6]
     queue = f"gen.bench-{run}"

@@ -10,26 +10,18 @@ requests: plain GETs served from the cache, and conditional GETs answered 304.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-if "DATABASE_URL" not in os.environ:
-    os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-bench-"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
+from benchmarks._django import django_setup, migrate
 
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -54,7 +46,7 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=2000)
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = ["*"]
-    call_command("migrate", verbosity=0)
+    migrate()
     arena = _load(args.votes, 50, seed=1)
     client = Client()
     url = f"/api/v1/arenas/{arena.slug}/leaderboard?method=bradley_terry"

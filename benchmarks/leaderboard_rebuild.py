@@ -21,23 +21,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-if "DATABASE_URL" not in os.environ:
-    os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-bench-"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
+from benchmarks._django import django_setup, migrate
 
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 import numpy as np  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -201,7 +194,7 @@ def main() -> None:
         "--raw-up-to", type=int, default=1_000_000, help="Skip the raw-row rebuild above this size."
     )
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
+    migrate()
     results = []
     for n in args.sizes:
         arena = _load(n, args.models, seed=n)

@@ -56,11 +56,11 @@ import trueskill
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from .base import BaseRater
-from .bayesian import BayesianRater
-from .core import ELO_INIT, Matchmaker, Ranking, Rater, Standing
-from .elo import EloRater
-from .matchmaking import (
+from ranking.base import BaseRater
+from ranking.bayesian import BayesianRater
+from ranking.core import ELO_INIT, Matchmaker, Ranking, Rater, Standing
+from ranking.elo import EloRater
+from ranking.matchmaking import (
     TRUESKILL_BETA_ELO,
     OverlapMatchmaker,
     RandomMatchmaker,
@@ -270,9 +270,9 @@ def _fmt(values: list[int | None], cap: int) -> str:
     return f"{one(med)} [{one(worst)}]"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ranking.simulate", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.simulate", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 5)")
     parser.add_argument(
@@ -297,6 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--placement-schemes", default="elo,ksort,ours", help="schemes for the placement run"
     )
+    return parser
+
+
+def _parse_args(
+    argv: Sequence[str] | None,
+) -> tuple[argparse.Namespace, list[Scheme], list[VoterSetting]]:
+    """The arguments (defaults filled in), and the chosen schemes and voter settings."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = 2 if args.quick else 5
@@ -304,7 +312,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seeds >= 1, --models >= 3, --read-every >= 1")
     if args.noise is None:
         args.noise = args.spacing / math.sqrt(2.0)
-    seeds = args.seeds
     scale = 4 if args.quick else 1
     all_schemes = {
         "elo": Scheme("elo", 2, True, 20_000 // scale, 20_000 // scale, _elo(args.elo_k)),
@@ -323,24 +330,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = [all_settings[s] for s in args.settings.split(",")]
     except KeyError as exc:
         parser.error(f"unknown scheme or setting {exc}")
-    jobs = [(sc, st, sd) for sc in schemes for st in settings for sd in range(seeds)]
-    conv: dict[tuple[str, str], list[tuple[int | None, int | None]]] = {}
-    place: dict[tuple[str, str], list[int | None]] = {}
-    t0 = time.perf_counter()
+    return args, schemes, settings
+
+
+Results = dict[tuple[str, str], list[tuple[int | None, int | None]]]
+Placements = dict[tuple[str, str], list[int | None]]
+
+
+def _run_convergence_jobs(
+    args: argparse.Namespace, schemes: list[Scheme], settings: list[VoterSetting]
+) -> Results:
+    jobs = [(sc, st, sd) for sc in schemes for st in settings for sd in range(args.seeds)]
+    conv: Results = {}
     for sc, st, sd in tqdm(jobs, desc="convergence", file=sys.stderr):
         res = run_convergence(sc, st, sd, args.models, args.spacing, args.read_every)
         conv.setdefault((sc.name, st.name), []).append(res)
-    if not args.no_placement:
-        wanted = args.placement_schemes.split(",")
-        pschemes = [sc for sc in schemes if sc.name in wanted]
-        pjobs = [(sc, st, sd) for sc in pschemes for st in settings for sd in range(seeds)]
-        for sc, st, sd in tqdm(pjobs, desc="placement", file=sys.stderr):
-            cap = sc.cap // 2
-            res1 = run_placement(sc, st, sd, args.models, args.spacing, args.read_every, cap)
-            place.setdefault((sc.name, st.name), []).append(res1)
+    return conv
+
+
+def _run_placement_jobs(
+    args: argparse.Namespace, pschemes: list[Scheme], settings: list[VoterSetting]
+) -> Placements:
+    pjobs = [(sc, st, sd) for sc in pschemes for st in settings for sd in range(args.seeds)]
+    place: Placements = {}
+    for sc, st, sd in tqdm(pjobs, desc="placement", file=sys.stderr):
+        cap = sc.cap // 2
+        res1 = run_placement(sc, st, sd, args.models, args.spacing, args.read_every, cap)
+        place.setdefault((sc.name, st.name), []).append(res1)
+    return place
+
+
+def _print_convergence(
+    args: argparse.Namespace, schemes: list[Scheme], settings: list[VoterSetting], conv: Results
+) -> None:
     print(
         f"\n{args.models} models, true skills {args.spacing:g} Elo apart, voter noise sd "
-        f"{args.noise:g}, {seeds} seeds, read every {args.read_every} votes; "
+        f"{args.noise:g}, {args.seeds} seeds, read every {args.read_every} votes; "
         "cells: median [worst] votes until the condition holds at every later read"
     )
     head = "| scheme | K | cap |" + "".join(
@@ -355,13 +380,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             cells.append(_fmt([r[0] for r in rows], sc.cap))
             cells.append(_fmt([r[1] for r in rows], sc.cap))
         print(f"| {sc.name} | {sc.k} | {sc.cap} | " + " | ".join(cells) + " |")
+
+
+def _print_placement(
+    pschemes: list[Scheme], settings: list[VoterSetting], place: Placements
+) -> None:
+    print("\nNew-model placement: votes after adding model 51 until it sits at its true rank")
+    print("| scheme | warm-up votes | cap |" + "".join(f" {st.name} |" for st in settings))
+    print("|" + "---|" * (3 + len(settings)))
+    for sc in pschemes:
+        cells = [_fmt(place[(sc.name, st.name)], sc.cap // 2) for st in settings]
+        print(f"| {sc.name} | {sc.warm} | {sc.cap // 2} | " + " | ".join(cells) + " |")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, schemes, settings = _parse_args(argv)
+    t0 = time.perf_counter()
+    conv = _run_convergence_jobs(args, schemes, settings)
+    place: Placements = {}
+    pschemes: list[Scheme] = []
+    if not args.no_placement:
+        wanted = args.placement_schemes.split(",")
+        pschemes = [sc for sc in schemes if sc.name in wanted]
+        place = _run_placement_jobs(args, pschemes, settings)
+    _print_convergence(args, schemes, settings, conv)
     if place:
-        print("\nNew-model placement: votes after adding model 51 until it sits at its true rank")
-        print("| scheme | warm-up votes | cap |" + "".join(f" {st.name} |" for st in settings))
-        print("|" + "---|" * (3 + len(settings)))
-        for sc in pschemes:
-            cells = [_fmt(place[(sc.name, st.name)], sc.cap // 2) for st in settings]
-            print(f"| {sc.name} | {sc.warm} | {sc.cap // 2} | " + " | ".join(cells) + " |")
+        _print_placement(pschemes, settings, place)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -555,7 +555,7 @@ def test_it_judges_rate_against_the_arenas_normal_traffic() -> None:
 def test_the_simulation_chart_draws_one_bar_per_group_and_method_to_scale() -> None:
     import xml.etree.ElementTree as ET
 
-    from ranking.fraud_sim import Tally, svg_chart
+    from benchmarks.fraud_sim import Tally, svg_chart
 
     tally = Tally()
     for group, votes, ours, lmarena in (("promoter", 200, 150, 20), ("honest", 1000, 2, 20)):

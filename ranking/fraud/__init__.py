@@ -1,0 +1,98 @@
+"""Per-voter fraud detection on the vote log: six explainable detectors and a verdict.
+
+The web app's periodic scan turns its vote rows into :class:`VoteEvidence`, the
+current Bradley-Terry leaderboard into a :class:`Consensus`, and calls
+:func:`scan`; each :class:`VoterReport` carries a verdict ("ok", "suspicious",
+"excluded"), the detectors behind it and, per detector, one human sentence with
+the numbers plus the JSON evidence behind it, so a moderator can check every
+decision.  Excluded voters' votes leave the leaderboard; the next scan runs
+against the cleaner consensus.
+
+Detectors (each gives a level "ok", "suspicious" or "strong"):
+
+``crowd_disagreement``
+    A sequential test of the voter's choices against the consensus, after the
+    Chatbot Arena anomalous-user test (Chiang et al. 2024, "Chatbot Arena: An
+    Open Platform for Evaluating LLMs by Human Preference", ICML): every decided
+    vote gives the e-value ``e = 1 / (N p)``, ``p`` the consensus probability of
+    the chosen outcome (Plackett-Luce first choice, Luce 1959) and ``N`` the
+    number of outcomes.  ``E[e] = 1`` when the voter chooses like the crowd, so
+    the running product of ``1 - bet + bet * e`` is a test martingale and, by
+    Ville's inequality (Ville 1939), exceeds ``1/alpha`` with probability at
+    most ``alpha`` ever (Vovk & Wang 2021; Ramdas et al. 2023 on e-processes).
+    ``e`` is also the likelihood ratio of a uniformly random clicker against
+    the consensus, so ``bet = 1`` is the growth-optimal bet against it (Kelly
+    1956); ``bet < 1`` caps what one honest upset can cost.
+``position_bias``
+    Which slot the single winner sat in, against the consensus-expected count
+    (positions are shuffled, so an unbiased voter's slot choices follow the
+    consensus): exact Poisson-binomial tail, Bonferroni over positions, gated on
+    the excess share so a mild honest bias is never excluded.
+``speed``
+    Votes cast faster than the outputs can be looked at (``time_to_vote_ms <
+    min_view_ms``), binomial test against an honest fast rate.
+``rate``
+    Most votes in a sliding window and per day against the arena's normal
+    traffic (:class:`TrafficBaseline`), a physically impossible pace (more
+    votes than their viewing time fits in), and busy network prefixes (votes and
+    new identities per hour).
+``model_targeting``
+    Per model: wins against the consensus-expected wins, one-sided exact
+    Poisson-binomial tails for promotion and for demotion, Bonferroni over the
+    tests, gated on the effect size (the personal taste shift, in logits, that would
+    explain the wins) and on appearances.
+``coordination``
+    Voters sharing a network prefix (and prefix + user agent) whose votes fall
+    in one session (gaps under ``group_gap_s``): the pooled votes get the
+    targeting and disagreement tests, and a group signal must survive leaving
+    out its strongest member (one bot next to two students is not a group).
+
+Verdict: "excluded" if any detector is strong, or if suspicious detectors come
+from at least ``combine_families`` different :data:`FAMILIES`; "suspicious" if
+any is suspicious; else "ok".  Choice statistics need ``min_votes`` decided votes
+before they may flag anyone, so a voter with two votes is never excluded on
+choice statistics alone (a sybil group, pooled, can be).
+
+Pure functions of their arguments: the same votes, consensus and config give
+the same reports.  Results and the tuning of the defaults:
+benchmarks/fraud_notes.md (``python -m benchmarks.fraud_sim``).
+
+Layout: ``evidence`` (levels, detector names, vote evidence and the result
+types), ``config`` (:class:`FraudConfig`), ``consensus`` (the crowd's model and
+per-vote probabilities), ``stats`` (Poisson-binomial tails, formatting),
+``windows`` (sliding-window counts), one module per detector family
+(``disagreement``, ``position``, ``speed``, ``rate`` with
+:class:`TrafficBaseline`, ``targeting``, ``coordination``), ``verdict``
+(:func:`decide`) and ``pipeline`` (:func:`scan`, :func:`choice_series`).
+Import from ``ranking.fraud``; the modules are an implementation detail.
+"""
+
+from __future__ import annotations
+
+from .config import DEFAULT_CONFIG, FraudConfig
+from .consensus import Consensus
+from .evidence import DETECTORS, DetectorResult, Level, Verdict, VoteEvidence, VoterReport
+from .pipeline import choice_series, scan
+from .rate import TrafficBaseline
+from .stats import poisson_binomial_sf
+from .targeting import taste_shift
+from .verdict import FAMILIES, decide
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DETECTORS",
+    "FAMILIES",
+    "Consensus",
+    "DetectorResult",
+    "FraudConfig",
+    "Level",
+    "TrafficBaseline",
+    "Verdict",
+    "VoteEvidence",
+    "VoterReport",
+    "choice_series",
+    "decide",
+    "poisson_binomial_sf",
+    "scan",
+    "taste_shift",
+]

@@ -1,0 +1,195 @@
+"""Every threshold of the scan: :class:`FraudConfig`, with its unit and the reason for its default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .checks import _check_finite, _check_int, _check_open_unit, _check_positive
+from .evidence import DETECTORS
+
+
+@dataclass(frozen=True)
+class FraudConfig:
+    """Every threshold of :func:`scan`, with its unit and the reason for its default.
+
+    Defaults were tuned on the simulated arena of ``python -m benchmarks.fraud_sim``
+    (benchmarks/fraud_notes.md) to exclude >= 95% of bot votes while wrongly
+    excluding well under 1% of honest voters.  Bad values raise ``ValueError``
+    naming the field.
+    """
+
+    #: Detectors to run; the others report "ok" with ``evidence["enabled"] = False``.
+    detectors: tuple[str, ...] = DETECTORS
+
+    # -- shared ------------------------------------------------------------------------------
+    #: Bonferroni-adjusted p-value at which a binomial-type test is "suspicious".  An arena
+    #: scans thousands of voters: 1e-3 keeps chance suspicions to ~1 per 1000 honest voters.
+    suspicious_p: float = 1e-3
+    #: Adjusted p-value for "strong" (exclusion on one test); effect-size gates come on top.
+    strong_p: float = 1e-6
+    #: Suspicious detectors from this many different FAMILIES exclude the voter.
+    combine_families: int = 2
+    #: Decided votes (or appearances of one model) before any choice statistic may flag a voter:
+    #: two or three votes are anecdotes, whatever their p-value.
+    min_votes: int = 5
+
+    # -- crowd_disagreement ------------------------------------------------------------------
+    #: Betting fraction lambda: each vote multiplies the e-process by 1 - lambda + lambda * e.
+    #: 1 is growth-optimal against a random clicker but lets one honest upset (e ~ 10) weigh
+    #: ten-fold; 0.75 keeps ~90% of that growth (0.5: ~75%) and caps an upset at 7.75.
+    bet: float = 0.75
+    #: e-process level for "suspicious": 1/alpha = 20, the Chatbot Arena threshold.
+    disagreement_suspicious_e: float = 20.0
+    #: e-process level for "strong": alpha = 1e-3 per voter by Ville's inequality.
+    disagreement_strong_e: float = 300.0
+    #: Decided votes before the disagreement test may exclude.
+    disagreement_min_votes: int = 20
+
+    # -- position_bias -----------------------------------------------------------------------
+    #: Decided votes before the position test may exclude.
+    position_min_votes: int = 10
+    #: Share of wins in the favoured slot above its expected share, for "suspicious".
+    position_suspicious_excess: float = 0.15
+    #: Excess share for "strong"; pairwise: 0.5 + 0.3 = 80% in one slot.  Honest people show
+    #: 55-60% slot A; over hundreds of votes that is "significant" but never this large.
+    position_strong_excess: float = 0.3
+
+    # -- speed -------------------------------------------------------------------------------
+    #: Share of an honest voter's votes faster than ``min_view_ms`` (skims, double clicks,
+    #: "both bad" at a glance); the binomial test's null.
+    honest_fast_rate: float = 0.05
+    #: Fast votes needed for "suspicious" (with p <= suspicious_p).
+    speed_suspicious_min_fast: int = 3
+    #: Fast votes needed for "strong" ...
+    speed_strong_min_fast: int = 5
+    #: ... when they are at least this share of the voter's votes.
+    speed_strong_share: float = 0.5
+
+    # -- rate --------------------------------------------------------------------------------
+    #: Sliding window for the per-voter burst count, seconds.
+    rate_window_s: float = 600.0
+    #: Sliding window for the per-voter daily count, seconds.
+    rate_day_s: float = 86_400.0
+    #: Sliding window for per-prefix votes and new identities, seconds.
+    prefix_window_s: float = 3600.0
+    #: Quantile of the arena's per-voter / per-prefix maxima taken as "normal" traffic.
+    baseline_quantile: float = 0.99
+    #: A count is unusual above ``rate_multiplier`` x the baseline quantile (never below the
+    #: floors): by construction 1% of honest voters sit above the 99th percentile itself.
+    rate_multiplier: float = 2.0
+    #: Floor of the per-voter window limit, votes per ``rate_window_s`` (one per 10 s).
+    voter_window_floor: int = 60
+    #: Floor of the per-voter daily limit, votes per ``rate_day_s``.
+    voter_day_floor: int = 1000
+    #: Floor of the per-prefix limit, votes per ``prefix_window_s`` (a busy campus NAT).
+    prefix_votes_floor: int = 400
+    #: Floor of the per-prefix limit on identities created per ``prefix_window_s``.
+    prefix_new_floor: int = 10
+    #: Consecutive votes that must be too fast to view for the pace to be "impossible"
+    #: (strong): a person cannot look at N battles in less than N-1 viewing times.
+    impossible_min_votes: int = 10
+
+    # -- model_targeting ---------------------------------------------------------------------
+    #: Appearances of the targeted model before the targeting test may exclude.
+    targeting_min_appearances: int = 8
+    #: Effect size for "suspicious": the personal taste shift (logits, see ``taste_shift``) that
+    #: would explain the wins, ``P(chosen) = sigmoid(logit p + shift)``.  It reads the same for
+    #: pairwise and best-of-K votes, unlike a difference of win rates.  1 logit ~ 174 Elo.
+    targeting_suspicious_shift: float = 1.0
+    #: Shift for "strong".  A strong genuine taste (70% where the crowd predicts 45%) is a shift
+    #: of 1.05: it may look suspicious, never excluded.  Pairwise, 1.75 is a win-rate excess of
+    #: ~0.4 at p = 0.45.  A promoter or demoter who always / never picks the model has an
+    #: infinite shift.
+    targeting_strong_shift: float = 1.75
+    #: Adjusted p-value for a strong targeting verdict: the shift gate carries the weight (in
+    #: the simulation 0 of 9000 honest voters pass both at 1e-3, 2 at 3e-3, 6 at 1e-2).
+    targeting_strong_p: float = 1e-3
+
+    # -- coordination ------------------------------------------------------------------------
+    #: A group's time-sorted votes split into sessions where the gap exceeds this, seconds.
+    group_gap_s: float = 1800.0
+    #: Distinct voters in a session before it is tested as a group.
+    group_min_voters: int = 3
+
+    def __post_init__(self) -> None:
+        self._check_detectors()
+        self._check_p_values()
+        self._check_disagreement()
+        self._check_counts()
+        self._check_scales()
+
+    def _check_detectors(self) -> None:
+        det = self.detectors
+        if isinstance(det, str) or not isinstance(det, Sequence):
+            raise ValueError(f"detectors: must be a sequence of detector names, got {det!r}")
+        for d in det:
+            if d not in DETECTORS:
+                raise ValueError(f"detectors: unknown detector {d!r}; use some of {DETECTORS}")
+        object.__setattr__(self, "detectors", tuple(det))
+
+    def _check_p_values(self) -> None:
+        for name in ("suspicious_p", "strong_p", "targeting_strong_p", "baseline_quantile"):
+            _check_open_unit(name, getattr(self, name))
+        if self.strong_p > self.suspicious_p:
+            raise ValueError(
+                f"strong_p: must be <= suspicious_p ({self.suspicious_p}), got {self.strong_p}"
+            )
+
+    def _check_disagreement(self) -> None:
+        """The verdict counts and the e-process bet and thresholds."""
+        _check_int("combine_families", self.combine_families, 1)
+        _check_int("min_votes", self.min_votes, 1)
+        _check_open_unit("bet", self.bet, allow_one=True)
+        if _check_finite("disagreement_suspicious_e", self.disagreement_suspicious_e) <= 1:
+            raise ValueError(
+                f"disagreement_suspicious_e: must be > 1, got {self.disagreement_suspicious_e!r}"
+            )
+        if _check_finite("disagreement_strong_e", self.disagreement_strong_e) < (
+            self.disagreement_suspicious_e
+        ):
+            raise ValueError(
+                "disagreement_strong_e: must be >= disagreement_suspicious_e, "
+                f"got {self.disagreement_strong_e!r}"
+            )
+
+    def _check_counts(self) -> None:
+        for name in (
+            "disagreement_min_votes",
+            "position_min_votes",
+            "speed_suspicious_min_fast",
+            "speed_strong_min_fast",
+            "voter_window_floor",
+            "voter_day_floor",
+            "prefix_votes_floor",
+            "prefix_new_floor",
+            "targeting_min_appearances",
+        ):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("impossible_min_votes", self.impossible_min_votes, 2)
+        _check_int("group_min_voters", self.group_min_voters, 2)
+
+    def _check_scales(self) -> None:
+        """Shares, taste shifts, windows and the rate multiplier."""
+        for name in (
+            "position_suspicious_excess",
+            "position_strong_excess",
+            "honest_fast_rate",
+            "speed_strong_share",
+        ):
+            _check_open_unit(name, getattr(self, name), allow_one=True)
+        for name in ("targeting_suspicious_shift", "targeting_strong_shift"):
+            _check_positive(name, getattr(self, name))
+        for name in ("rate_window_s", "rate_day_s", "prefix_window_s", "group_gap_s"):
+            _check_positive(name, getattr(self, name))
+        if _check_finite("rate_multiplier", self.rate_multiplier) < 1:
+            raise ValueError(f"rate_multiplier: must be >= 1, got {self.rate_multiplier!r}")
+
+
+DEFAULT_CONFIG = FraudConfig()
+
+
+def _check_config(config: object) -> FraudConfig:
+    if not isinstance(config, FraudConfig):
+        raise ValueError(f"config: must be a FraudConfig, got {type(config).__name__}")
+    return config

@@ -1,0 +1,44 @@
+"""The verdict rules: from a voter's detector results to "ok", "suspicious" or "excluded"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .config import DEFAULT_CONFIG, FraudConfig, _check_config
+from .evidence import DetectorResult, Verdict
+
+#: Detectors whose suspicions are (nearly) independent for an honest voter belong to different
+#: families; two suspicions from one family (a strong taste shows in both disagreement and
+#: targeting) are one piece of evidence, not two.
+FAMILIES: Mapping[str, str] = {
+    "crowd_disagreement": "choice",
+    "model_targeting": "choice",
+    "position_bias": "position",
+    "speed": "pace",
+    "rate": "pace",
+    "coordination": "group",
+}
+
+
+def decide(
+    results: Sequence[DetectorResult], *, config: FraudConfig = DEFAULT_CONFIG
+) -> tuple[Verdict, tuple[str, ...]]:
+    """The verdict on a voter from its detector results, and the detectors behind it.
+
+    "excluded" when any detector is strong (reasons: the strong ones) or when
+    the suspicious ones come from at least ``config.combine_families`` of
+    :data:`FAMILIES`; "suspicious" when any is suspicious; else "ok".
+    """
+    _check_config(config)
+    for r in results:
+        if not isinstance(r, DetectorResult) or r.detector not in FAMILIES:
+            raise ValueError(f"results: must be DetectorResults of known detectors, got {r!r}")
+    strong = tuple(r.detector for r in results if r.level == "strong")
+    if strong:
+        return "excluded", strong
+    suspicious = tuple(r.detector for r in results if r.level == "suspicious")
+    if len({FAMILIES[d] for d in suspicious}) >= config.combine_families:
+        return "excluded", suspicious
+    if suspicious:
+        return "suspicious", suspicious
+    return "ok", ()
