@@ -131,12 +131,28 @@ def sniff_format(data: bytes) -> str:
     if not data:
         raise InvalidMedia("file is empty (0 bytes)")
     head = bytes(data[:64])
+    fmt = _sniff_image(head) or _sniff_video(head) or _sniff_3d(head)
+    if fmt:
+        return fmt
+    stripped = head.lstrip()
+    if stripped[:1] in (b"<", b"{", b"["):
+        raise InvalidMedia(f"file looks like text (HTML/XML/JSON), not media: {stripped[:40]!r}")
+    raise InvalidMedia(f"unrecognised file type (first bytes: {head[:8].hex(' ')})")
+
+
+def _sniff_image(head: bytes) -> str | None:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    return None
+
+
+def _sniff_video(head: bytes) -> str | None:
+    """mp4 (ISO media that is not a still image) or webm (EBML with a WebM doctype); other
+    files of these container families are refused."""
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in _IMAGE_BRANDS:
@@ -151,14 +167,15 @@ def sniff_format(data: bytes) -> str:
         if b"matroska" in head:
             raise InvalidMedia("file is Matroska (.mkv), not WebM")
         raise InvalidMedia("EBML file without a WebM doctype")
+    return None
+
+
+def _sniff_3d(head: bytes) -> str | None:
     if head.startswith(_GLB_MAGIC):
         return "glb"
     if head.startswith((b"ply\n", b"ply\r\n")):
         return "ply"
-    stripped = head.lstrip()
-    if stripped[:1] in (b"<", b"{", b"["):
-        raise InvalidMedia(f"file looks like text (HTML/XML/JSON), not media: {stripped[:40]!r}")
-    raise InvalidMedia(f"unrecognised file type (first bytes: {head[:8].hex(' ')})")
+    return None
 
 
 def validate(data: bytes, fmt: str) -> MediaInfo:
@@ -556,6 +573,17 @@ class _Glb:
 
 
 def _parse_glb(data: bytes) -> _Glb:
+    length = _check_glb_header(data)
+    chunks = _glb_chunks(data, length)
+    if not chunks or chunks[0][0] != _GLB_JSON:
+        raise InvalidMedia("glb does not start with a JSON chunk")
+    doc = _glb_json(chunks[0][1])
+    blob = chunks[1][1] if len(chunks) > 1 and chunks[1][0] == _GLB_BIN else None
+    return _Glb(doc, blob)
+
+
+def _check_glb_header(data: bytes) -> int:
+    """Check the 12-byte GLB header against the data; returns the total length."""
     if len(data) < 20:
         raise InvalidMedia("glb is truncated (shorter than its headers)")
     magic, version, length = struct.unpack("<4sII", data[:12])
@@ -565,6 +593,11 @@ def _parse_glb(data: bytes) -> _Glb:
         raise InvalidMedia(f"glb container version is {version}, only 2 is supported")
     if length != len(data):
         raise InvalidMedia(f"glb header says {length} bytes but the file has {len(data)}")
+    return int(length)
+
+
+def _glb_chunks(data: bytes, length: int) -> list[tuple[int, bytes]]:
+    """(type, payload) of every chunk after the header, bounds-checked."""
     pos, chunks = 12, []
     while pos < length:
         if pos + 8 > length:
@@ -574,16 +607,18 @@ def _parse_glb(data: bytes) -> _Glb:
             raise InvalidMedia("glb chunk is truncated")
         chunks.append((ctype, data[pos + 8 : pos + 8 + clen]))
         pos += 8 + clen
-    if not chunks or chunks[0][0] != _GLB_JSON:
-        raise InvalidMedia("glb does not start with a JSON chunk")
+    return chunks
+
+
+def _glb_json(payload: bytes) -> dict[str, Any]:
+    """The JSON chunk's document, which must be an object."""
     try:
-        doc = json.loads(chunks[0][1].decode("utf-8"))
+        doc = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidMedia(f"glb JSON chunk is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidMedia("glb JSON chunk is not an object")
-    blob = chunks[1][1] if len(chunks) > 1 and chunks[1][0] == _GLB_BIN else None
-    return _Glb(doc, blob)
+    return doc
 
 
 def _items(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -605,63 +640,10 @@ def _validate_glb(data: bytes) -> MediaInfo:
         raise InvalidMedia("glb asset.version must be 2.x")
     buffers, views = _items(doc, "buffers"), _items(doc, "bufferViews")
     accessors, meshes = _items(doc, "accessors"), _items(doc, "meshes")
-    buffer_sizes = []
-    for i, buf in enumerate(buffers):
-        uri = buf.get("uri")
-        if uri is not None and not str(uri).startswith("data:"):
-            raise InvalidMedia(f"glb buffer {i} references an external file ({uri!r})")
-        if uri is None:
-            if i != 0 or glb.bin is None:
-                raise InvalidMedia(f"glb buffer {i} has no data (missing BIN chunk)")
-            if int(buf.get("byteLength", -1)) > len(glb.bin):
-                raise InvalidMedia("glb BIN chunk is shorter than buffer 0's byteLength")
-        buffer_sizes.append(int(buf.get("byteLength", 0)))
-    for i, img in enumerate(_items(doc, "images")):
-        uri = img.get("uri")
-        if uri is not None and not str(uri).startswith("data:"):
-            raise InvalidMedia(f"glb image {i} references an external file ({uri!r})")
-    for i, view in enumerate(views):
-        b = view.get("buffer")
-        if not isinstance(b, int) or not 0 <= b < len(buffers):
-            raise InvalidMedia(f"glb bufferView {i} references a missing buffer")
-        end = int(view.get("byteOffset", 0)) + int(view.get("byteLength", 0))
-        if end > buffer_sizes[b]:
-            raise InvalidMedia(f"glb bufferView {i} extends past the end of its buffer")
-
-    def accessor_ok(index: object, vec3_float: bool) -> int:
-        if not isinstance(index, int) or not 0 <= index < len(accessors):
-            raise InvalidMedia(f"glb accessor {index!r} does not exist")
-        acc = accessors[index]
-        count = int(acc.get("count", 0))
-        if vec3_float and (acc.get("componentType") != 5126 or acc.get("type") != "VEC3"):
-            raise InvalidMedia(f"glb POSITION accessor {index} is not float VEC3")
-        if "bufferView" in acc:
-            view = views[int(acc["bufferView"])] if int(acc["bufferView"]) < len(views) else None
-            if view is None:
-                raise InvalidMedia(f"glb accessor {index} references a missing bufferView")
-            elem = _COMPONENT_SIZE.get(acc.get("componentType", 0), 0) * _TYPE_SIZE.get(
-                acc.get("type", ""), 0
-            )
-            if not elem:
-                raise InvalidMedia(f"glb accessor {index} has an invalid type")
-            stride = int(view.get("byteStride", elem))
-            need = int(acc.get("byteOffset", 0)) + (stride * (count - 1) + elem if count else 0)
-            if need > int(view.get("byteLength", 0)):
-                raise InvalidMedia(f"glb accessor {index} reads past its bufferView")
-        return count
-
-    vertices = triangles = primitives = 0
-    for mesh in meshes:
-        for prim in mesh.get("primitives", []):
-            attrs = prim.get("attributes", {}) if isinstance(prim, dict) else {}
-            if "POSITION" not in attrs:
-                continue
-            n = accessor_ok(attrs["POSITION"], vec3_float=True)
-            primitives += 1
-            vertices += n
-            idx = accessor_ok(prim["indices"], vec3_float=False) if "indices" in prim else n
-            if prim.get("mode", 4) == 4:
-                triangles += idx // 3
+    buffer_sizes = _glb_buffer_sizes(buffers, glb.bin)
+    _check_glb_images(_items(doc, "images"))
+    _check_glb_views(views, buffer_sizes)
+    primitives, vertices, triangles = _glb_geometry(meshes, accessors, views)
     if primitives == 0 or vertices == 0:
         raise InvalidMedia("glb contains no mesh with vertex positions")
     return MediaInfo(
@@ -684,6 +666,103 @@ def _validate_glb(data: bytes) -> MediaInfo:
     )
 
 
+def _glb_buffer_sizes(buffers: list[dict[str, Any]], blob: bytes | None) -> list[int]:
+    """Declared byte length of each buffer. Only ``data:`` URIs or, for buffer 0, the BIN
+    chunk (at least as long as declared) may back a buffer."""
+    buffer_sizes = []
+    for i, buf in enumerate(buffers):
+        uri = buf.get("uri")
+        if uri is not None and not str(uri).startswith("data:"):
+            raise InvalidMedia(f"glb buffer {i} references an external file ({uri!r})")
+        if uri is None:
+            if i != 0 or blob is None:
+                raise InvalidMedia(f"glb buffer {i} has no data (missing BIN chunk)")
+            if int(buf.get("byteLength", -1)) > len(blob):
+                raise InvalidMedia("glb BIN chunk is shorter than buffer 0's byteLength")
+        buffer_sizes.append(int(buf.get("byteLength", 0)))
+    return buffer_sizes
+
+
+def _check_glb_images(images: list[dict[str, Any]]) -> None:
+    """Images must be embedded (buffer view or ``data:`` URI), never external files."""
+    for i, img in enumerate(images):
+        uri = img.get("uri")
+        if uri is not None and not str(uri).startswith("data:"):
+            raise InvalidMedia(f"glb image {i} references an external file ({uri!r})")
+
+
+def _check_glb_views(views: list[dict[str, Any]], buffer_sizes: list[int]) -> None:
+    """Every buffer view lies within an existing buffer."""
+    for i, view in enumerate(views):
+        b = view.get("buffer")
+        if not isinstance(b, int) or not 0 <= b < len(buffer_sizes):
+            raise InvalidMedia(f"glb bufferView {i} references a missing buffer")
+        end = int(view.get("byteOffset", 0)) + int(view.get("byteLength", 0))
+        if end > buffer_sizes[b]:
+            raise InvalidMedia(f"glb bufferView {i} extends past the end of its buffer")
+
+
+def _glb_geometry(
+    meshes: list[dict[str, Any]], accessors: list[dict[str, Any]], views: list[dict[str, Any]]
+) -> tuple[int, int, int]:
+    """(primitives, vertices, triangles) over the primitives that have positions, checking
+    the accessors they read."""
+    vertices = triangles = primitives = 0
+    for mesh in meshes:
+        for prim in mesh.get("primitives", []):
+            attrs = prim.get("attributes", {}) if isinstance(prim, dict) else {}
+            if "POSITION" not in attrs:
+                continue
+            n = _glb_accessor_count(attrs["POSITION"], accessors, views, vec3_float=True)
+            primitives += 1
+            vertices += n
+            idx = (
+                _glb_accessor_count(prim["indices"], accessors, views, vec3_float=False)
+                if "indices" in prim
+                else n
+            )
+            if prim.get("mode", 4) == 4:
+                triangles += idx // 3
+    return primitives, vertices, triangles
+
+
+def _glb_accessor_count(
+    index: object,
+    accessors: list[dict[str, Any]],
+    views: list[dict[str, Any]],
+    vec3_float: bool,
+) -> int:
+    """Element count of accessor ``index`` after checking that it exists, is float VEC3 when
+    ``vec3_float`` (positions) and reads within its buffer view."""
+    if not isinstance(index, int) or not 0 <= index < len(accessors):
+        raise InvalidMedia(f"glb accessor {index!r} does not exist")
+    acc = accessors[index]
+    count = int(acc.get("count", 0))
+    if vec3_float and (acc.get("componentType") != 5126 or acc.get("type") != "VEC3"):
+        raise InvalidMedia(f"glb POSITION accessor {index} is not float VEC3")
+    if "bufferView" in acc:
+        _check_glb_accessor_view(index, acc, count, views)
+    return count
+
+
+def _check_glb_accessor_view(
+    index: int, acc: dict[str, Any], count: int, views: list[dict[str, Any]]
+) -> None:
+    """Accessor ``index`` (``count`` elements) reads only bytes of its existing buffer view."""
+    view = views[int(acc["bufferView"])] if int(acc["bufferView"]) < len(views) else None
+    if view is None:
+        raise InvalidMedia(f"glb accessor {index} references a missing bufferView")
+    elem = _COMPONENT_SIZE.get(acc.get("componentType", 0), 0) * _TYPE_SIZE.get(
+        acc.get("type", ""), 0
+    )
+    if not elem:
+        raise InvalidMedia(f"glb accessor {index} has an invalid type")
+    stride = int(view.get("byteStride", elem))
+    need = int(acc.get("byteOffset", 0)) + (stride * (count - 1) + elem if count else 0)
+    if need > int(view.get("byteLength", 0)):
+        raise InvalidMedia(f"glb accessor {index} reads past its bufferView")
+
+
 def _drop_extras(node: Any) -> Any:
     """Recursively remove every ``extras`` member (free-form app data)."""
     if isinstance(node, dict):
@@ -700,46 +779,74 @@ def _pad4(data: bytes, fill: bytes) -> bytes:
 def _strip_glb(data: bytes) -> bytes:
     glb = _parse_glb(data)
     doc = _drop_extras(glb.doc)
-    asset = doc.get("asset") if isinstance(doc.get("asset"), dict) else {}
+    doc["asset"] = _neutral_asset(doc)
+    _drop_names(doc)
+    blob = glb.bin
+    if blob is not None:
+        blob = _repack_buffer(doc, blob)
+    return _pack_glb(doc, blob)
+
+
+def _neutral_asset(doc: dict[str, Any]) -> dict[str, str]:
+    """``asset`` reduced to its version (+ minVersion) and the neutral generator."""
+    raw = doc.get("asset")
+    asset: dict[str, Any] = raw if isinstance(raw, dict) else {}
     clean_asset = {"version": str(asset.get("version", "2.0")), "generator": NEUTRAL_GENERATOR}
     if "minVersion" in asset:
         clean_asset["minVersion"] = str(asset["minVersion"])
-    doc["asset"] = clean_asset
+    return clean_asset
+
+
+def _drop_names(doc: dict[str, Any]) -> None:
+    """Remove ``name`` from every top-level object, in place."""
     # Names are optional labels (references are by index) and often leak tool/model names.
     for value in doc.values():
         if isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
                     item.pop("name", None)
-    blob = glb.bin
-    if blob is not None:
-        image_views = {
-            img["bufferView"]
-            for img in doc.get("images", [])
-            if isinstance(img.get("bufferView"), int)
-        }
-        # Rebuild buffer 0 view by view: embedded images get stripped (their sizes change)
-        # and bytes no view references are dropped.
-        new_blob = bytearray()
-        for i, view in enumerate(doc.get("bufferViews", [])):
-            if view.get("buffer") != 0:
-                continue
-            start = int(view.get("byteOffset", 0))
-            chunk = blob[start : start + int(view["byteLength"])]
-            if i in image_views:
-                try:
-                    kind = sniff_format(chunk)
-                except InvalidMedia:
-                    kind = ""
-                if kind in ("png", "webp", "jpeg"):
-                    chunk = strip_metadata(chunk, kind)
-            new_blob += b"\x00" * (-len(new_blob) % 4)
-            view["byteOffset"] = len(new_blob)
-            view["byteLength"] = len(chunk)
-            new_blob += chunk
-        blob = bytes(new_blob)
-        if doc.get("buffers"):
-            doc["buffers"][0]["byteLength"] = len(blob)
+
+
+def _repack_buffer(doc: dict[str, Any], blob: bytes) -> bytes:
+    """Rebuild buffer 0 view by view (updating the views and its byteLength in ``doc``):
+    embedded images get stripped (their sizes change) and bytes no view references are
+    dropped."""
+    image_views = {
+        img["bufferView"] for img in doc.get("images", []) if isinstance(img.get("bufferView"), int)
+    }
+    new_blob = bytearray()
+    for i, view in enumerate(doc.get("bufferViews", [])):
+        if view.get("buffer") != 0:
+            continue
+        start = int(view.get("byteOffset", 0))
+        chunk = blob[start : start + int(view["byteLength"])]
+        if i in image_views:
+            chunk = _strip_embedded_image(chunk)
+        new_blob += b"\x00" * (-len(new_blob) % 4)
+        view["byteOffset"] = len(new_blob)
+        view["byteLength"] = len(chunk)
+        new_blob += chunk
+    repacked = bytes(new_blob)
+    if doc.get("buffers"):
+        doc["buffers"][0]["byteLength"] = len(repacked)
+    return repacked
+
+
+def _strip_embedded_image(chunk: bytes) -> bytes:
+    """An image embedded in a buffer view, stripped like a standalone one (left as is when it
+    is not a PNG/WebP/JPEG)."""
+    try:
+        kind = sniff_format(chunk)
+    except InvalidMedia:
+        kind = ""
+    if kind in ("png", "webp", "jpeg"):
+        chunk = strip_metadata(chunk, kind)
+    return chunk
+
+
+def _pack_glb(doc: dict[str, Any], blob: bytes | None) -> bytes:
+    """GLB container: header, JSON chunk (space padded) and the BIN chunk if any (later,
+    unknown chunks are dropped)."""
     js = _pad4(json.dumps(doc, separators=(",", ":")).encode("utf-8"), b" ")
     out = struct.pack("<II", len(js), _GLB_JSON) + js
     if blob is not None:
@@ -757,14 +864,7 @@ class _PlyHeader:
 
 
 def _parse_ply_header(data: bytes) -> _PlyHeader:
-    end = -1
-    for terminator in (b"end_header\n", b"end_header\r\n"):
-        end = data.find(terminator, 0, 65536)
-        if end >= 0:
-            end += len(terminator)
-            break
-    if end < 0:
-        raise InvalidMedia("ply header has no end_header line (truncated or not a PLY)")
+    end = _ply_header_end(data)
     try:
         text = data[:end].decode("ascii")
     except UnicodeDecodeError as exc:
@@ -773,6 +873,24 @@ def _parse_ply_header(data: bytes) -> _PlyHeader:
     fmt_lines = [ln for ln in lines if ln.startswith("format ")]
     if not fmt_lines or fmt_lines[0].split()[1:2] != ["binary_little_endian"]:
         raise InvalidMedia("ply must be binary_little_endian (as 3DGS writes it)")
+    return _PlyHeader(end, lines, _ply_elements(lines))
+
+
+def _ply_header_end(data: bytes) -> int:
+    """Offset just past the ``end_header`` line (searched in the first 64 KiB)."""
+    end = -1
+    for terminator in (b"end_header\n", b"end_header\r\n"):
+        end = data.find(terminator, 0, 65536)
+        if end >= 0:
+            end += len(terminator)
+            break
+    if end < 0:
+        raise InvalidMedia("ply header has no end_header line (truncated or not a PLY)")
+    return end
+
+
+def _ply_elements(lines: list[str]) -> list[tuple[str, int, list[tuple[str, str]]]]:
+    """The header's elements with their scalar properties: [(name, count, [(prop, dtype)])]."""
     elements: list[tuple[str, int, list[tuple[str, str]]]] = []
     for ln in lines[1:]:
         parts = ln.split()
@@ -781,14 +899,19 @@ def _parse_ply_header(data: bytes) -> _PlyHeader:
         if parts[0] == "element" and len(parts) == 3 and parts[2].isdigit():
             elements.append((parts[1], int(parts[2]), []))
         elif parts[0] == "property" and elements:
-            if parts[1] == "list":
-                raise InvalidMedia(f"ply element {elements[-1][0]!r} has a list property")
-            if len(parts) != 3 or parts[1] not in _PLY_TYPES:
-                raise InvalidMedia(f"ply header has an invalid property line: {ln!r}")
-            elements[-1][2].append((parts[2], _PLY_TYPES[parts[1]]))
+            elements[-1][2].append(_ply_property(ln, parts, elements[-1][0]))
         else:
             raise InvalidMedia(f"ply header has an unexpected line: {ln!r}")
-    return _PlyHeader(end, lines, elements)
+    return elements
+
+
+def _ply_property(ln: str, parts: list[str], element: str) -> tuple[str, str]:
+    """(name, numpy type code) of a scalar ``property`` line of ``element``."""
+    if parts[1] == "list":
+        raise InvalidMedia(f"ply element {element!r} has a list property")
+    if len(parts) != 3 or parts[1] not in _PLY_TYPES:
+        raise InvalidMedia(f"ply header has an invalid property line: {ln!r}")
+    return (parts[2], _PLY_TYPES[parts[1]])
 
 
 def _validate_ply(data: bytes) -> MediaInfo:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import digest
+from ._common import FloatArray, digest
 
 FORMATS: tuple[str, ...] = ("png", "webp", "mp4", "webm", "glb", "ply")
 MEDIA_TYPE: dict[str, str] = {
@@ -109,23 +109,9 @@ def generate(
             prompt, negative style, non-int seed/quality/style, undecodable image).
         RuntimeError: if the bundled ffmpeg fails to encode a video.
     """
-    if not isinstance(fmt, str) or fmt.lower().lstrip(".") not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}; got {fmt!r}")
-    fmt = fmt.lower().lstrip(".")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("prompt must be a non-empty string")
-    seed = _check_int("seed", seed)
-    quality = _check_int("quality", quality)
-    if quality not in QUALITY_TIERS:
-        raise ValueError(f"quality must be between 1 and 4, got {quality}")
-    style = _check_int("style", style)
-    if style < 0:
-        raise ValueError(f"style must be >= 0, got {style}")
-    if conditioning_image is not None and (
-        not isinstance(conditioning_image, bytes | bytearray) or not conditioning_image
-    ):
-        raise ValueError("conditioning_image must be non-empty bytes or None")
-
+    fmt, seed, quality, style = _check_arguments(
+        fmt, prompt, seed, quality, style, conditioning_image
+    )
     # Imported lazily so that e.g. listing FORMATS does not pull in the renderers.
     from .image import IMAGE_SIZE, encode_image, load_conditioning, render_image
 
@@ -143,17 +129,7 @@ def generate(
         width = height = VIDEO_SIZE
         duration = N_FRAMES / FPS
     else:
-        # Image-to-3D: the image's digest also varies proportions (different inputs, different
-        # assets), its pixels colour the asset.
-        image_key = digest(bytes(conditioning_image)) if conditioning_image else b""
-        if media_type == "mesh":
-            from .mesh import generate_mesh
-
-            data = generate_mesh(prompt, seed, quality, style, cond, image_key)
-        else:
-            from .splat import generate_splat
-
-            data = generate_splat(prompt, seed, quality, style, cond, image_key)
+        data = _generate_3d(media_type, prompt, seed, quality, style, cond, conditioning_image)
     return GeneratedFile(
         data=data,
         extension=fmt,
@@ -163,6 +139,56 @@ def generate(
         height=height,
         duration_s=duration,
     )
+
+
+def _check_arguments(
+    fmt: object,
+    prompt: object,
+    seed: object,
+    quality: object,
+    style: object,
+    conditioning_image: object,
+) -> tuple[str, int, int, int]:
+    """Validate :func:`generate`'s arguments (in this order; the first bad one raises
+    ``ValueError`` naming it) and return the normalised (fmt, seed, quality, style)."""
+    if not isinstance(fmt, str) or fmt.lower().lstrip(".") not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    fmt = fmt.lower().lstrip(".")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string")
+    seed = _check_int("seed", seed)
+    quality = _check_int("quality", quality)
+    if quality not in QUALITY_TIERS:
+        raise ValueError(f"quality must be between 1 and 4, got {quality}")
+    style = _check_int("style", style)
+    if style < 0:
+        raise ValueError(f"style must be >= 0, got {style}")
+    if conditioning_image is not None and (
+        not isinstance(conditioning_image, bytes | bytearray) or not conditioning_image
+    ):
+        raise ValueError("conditioning_image must be non-empty bytes or None")
+    return fmt, seed, quality, style
+
+
+def _generate_3d(
+    media_type: str,
+    prompt: str,
+    seed: int,
+    quality: int,
+    style: int,
+    cond: FloatArray | None,
+    conditioning_image: bytes | None,
+) -> bytes:
+    """GLB (``mesh``) or PLY (``splat``) bytes. Image-to-3D: the image's digest also varies
+    proportions (different inputs, different assets), its pixels colour the asset."""
+    image_key = digest(bytes(conditioning_image)) if conditioning_image else b""
+    if media_type == "mesh":
+        from .mesh import generate_mesh
+
+        return generate_mesh(prompt, seed, quality, style, cond, image_key)
+    from .splat import generate_splat
+
+    return generate_splat(prompt, seed, quality, style, cond, image_key)
 
 
 def render_reference(*, prompt: str, seed: int, size: int = 384) -> bytes:

@@ -9,6 +9,7 @@ round base disk and is normalised to a 1-unit bounding box centred on the origin
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 from ._common import (
     COLOUR_WORDS,
     FloatArray,
+    Look,
     apply_look,
     digest,
     f32,
@@ -88,6 +90,135 @@ class Figure:
     key: bytes
 
 
+@dataclass(frozen=True)
+class _Kit:
+    """What the archetype builders draw on: the palette (``main``, ``second``, the prompt's
+    colour words), the style's colour map :meth:`c` and seeded jitter :meth:`j`."""
+
+    main: RGB
+    second: RGB
+    accents: list[RGB]
+    look: Look
+    sr: np.random.Generator
+
+    def c(self, rgb: RGB) -> RGB:
+        """``rgb`` in the style's look (hue rotation, then saturation/contrast/warmth)."""
+        h, s, v = colorsys.rgb_to_hsv(*rgb)
+        r, g, b = hsv(h + self.look.hue_shift, s, v)
+        out = apply_look(np.array([[r, g, b]], dtype=np.float32), self.look)[0]
+        return (float(out[0]), float(out[1]), float(out[2]))
+
+    def j(self, lo: float, hi: float) -> float:
+        """A seeded proportion in [lo, hi) (draws from the seed's generator, in call order)."""
+        return float(self.sr.uniform(lo, hi))
+
+
+_DARK: RGB = (0.05, 0.05, 0.07)
+
+
+def _creature_parts(k: _Kit) -> list[Part]:
+    """Body, head, eyes, ears, feet and a pale belly."""
+    c, j, main, second, dark = k.c, k.j, k.main, k.second, _DARK
+    bw, bh, hr = j(0.28, 0.36), j(0.25, 0.33), j(0.19, 0.24)
+    head_y = 0.1 + 2 * bh * 0.85 + hr * 0.8
+    ear_kind = j(0, 1)
+    return [
+        Part((0, 0.1 + bh, 0), (bw, bh, bw * 0.9), c(main), 2.0, 0.03, 0),
+        Part((0, head_y, 0.04), (hr, hr * 0.95, hr), c(main), 2.0, 0.015, 1),
+        Part((-0.35 * hr, head_y + 0.1 * hr, 0.04 + 0.88 * hr), (0.16 * hr,) * 3, dark, 2.0, 0, 3),
+        Part((0.35 * hr, head_y + 0.1 * hr, 0.04 + 0.88 * hr), (0.16 * hr,) * 3, dark, 2.0, 0, 3),
+        Part((-0.55 * hr, head_y + 0.85 * hr, 0.0), (0.25 * hr, 0.45 * hr * (1 + ear_kind), 0.18 * hr), c(main), 2.0, 0, 2),
+        Part((0.55 * hr, head_y + 0.85 * hr, 0.0), (0.25 * hr, 0.45 * hr * (1 + ear_kind), 0.18 * hr), c(main), 2.0, 0, 2),
+        Part((-0.5 * bw, 0.12, 0.35 * bw), (0.3 * bw, 0.18 * bh, 0.4 * bw), c(second), 2.0, 0, 2),
+        Part((0.5 * bw, 0.12, 0.35 * bw), (0.3 * bw, 0.18 * bh, 0.4 * bw), c(second), 2.0, 0, 2),
+        Part((0, 0.1 + bh * 0.9, bw * 0.75), (bw * 0.55, bh * 0.6, bw * 0.3), c((0.95, 0.92, 0.85)), 2.0, 0.01, 2),
+    ]  # fmt: skip
+
+
+def _tree_parts(k: _Kit) -> list[Part]:
+    """Trunk and four leafy blobs (leaf colour from the prompt's first colour word)."""
+    c, j, accents = k.c, k.j, k.accents
+    th, cr = j(0.3, 0.45), j(0.28, 0.36)
+    leaf = c(accents[0] if accents else hsv(0.3 + j(-0.06, 0.06), 0.6, 0.55))
+    return [
+        Part(
+            (0, 0.05 + th / 2, 0),
+            (0.07, th / 2 + 0.05, 0.07),
+            c((0.42, 0.27, 0.15)),
+            2.4,
+            0.02,
+            1,
+        ),
+        Part((0, th + cr * 0.9, 0), (cr, cr * 0.95, cr), leaf, 2.0, 0.06, 0),
+        Part((-cr * 0.7, th + cr * 0.45, 0.05), (cr * 0.65,) * 3, leaf, 2.0, 0.06, 1),
+        Part((cr * 0.7, th + cr * 0.55, -0.05), (cr * 0.6,) * 3, leaf, 2.0, 0.06, 1),
+        Part((0.05, th + cr * 1.55, 0.02), (cr * 0.55,) * 3, leaf, 2.0, 0.06, 2),
+    ]
+
+
+def _mushroom_parts(k: _Kit) -> list[Part]:
+    """Stem, spotted cap and the gills under it."""
+    c, j, main = k.c, k.j, k.main
+    sh, cw = j(0.25, 0.4), j(0.36, 0.46)
+    return [
+        Part(
+            (0, 0.05 + sh / 2, 0),
+            (0.11, sh / 2 + 0.03, 0.11),
+            c((0.93, 0.9, 0.8)),
+            2.2,
+            0.01,
+            1,
+        ),
+        Part((0, 0.05 + sh, 0), (cw, cw * j(0.4, 0.55), cw), c(main), 2.0, 0.01, 0, spots=True),
+        Part((0, 0.05 + sh - 0.01, 0), (cw * 0.9, 0.04, cw * 0.9), c((0.85, 0.8, 0.7)), 6.0, 0, 2),
+    ]
+
+
+def _snowman_parts(k: _Kit) -> list[Part]:
+    """Three snowballs, carrot nose, eyes, hat and scarf."""
+    c, j, main, second, dark = k.c, k.j, k.main, k.second, _DARK
+    r1, r2, r3 = j(0.26, 0.3), j(0.19, 0.22), j(0.13, 0.16)
+    y1, y2 = 0.05 + r1, 0.05 + 2 * r1 + r2 * 0.8
+    y3 = y2 + r2 * 0.9 + r3 * 0.9
+    snow = c((0.95, 0.96, 0.99))
+    return [
+        Part((0, y1, 0), (r1,) * 3, snow, 2.0, 0.02, 0),
+        Part((0, y2, 0), (r2,) * 3, snow, 2.0, 0.015, 1),
+        Part((0, y3, 0), (r3,) * 3, snow, 2.0, 0.01, 1),
+        Part((0, y3, r3 * 1.2), (0.03, 0.03, r3 * 0.6), c((0.95, 0.5, 0.1)), 2.0, 0, 2),
+        Part((-0.4 * r3, y3 + 0.25 * r3, 0.9 * r3), (0.15 * r3,) * 3, dark, 2.0, 0, 3),
+        Part((0.4 * r3, y3 + 0.25 * r3, 0.9 * r3), (0.15 * r3,) * 3, dark, 2.0, 0, 3),
+        Part((0, y3 + 0.8 * r3, 0), (r3 * 0.8, r3 * 0.6, r3 * 0.8), c(main), 8.0, 0, 2),
+        Part((0, y2 + 0.75 * r2, 0), (r2 * 1.02, 0.05, r2 * 1.02), c(second), 6.0, 0, 2),
+    ]
+
+
+_BUILDERS: dict[str, Callable[[_Kit], list[Part]]] = {
+    "creature": _creature_parts,
+    "tree": _tree_parts,
+    "mushroom": _mushroom_parts,
+    "snowman": _snowman_parts,
+}
+
+
+def _archetype(words: list[str], pr: np.random.Generator) -> str:
+    """The first archetype the prompt names, else one picked by the prompt hash. The pick is
+    drawn from ``pr`` either way, so the draws after it do not depend on the words."""
+    fallback = ARCHETYPES[int(pr.integers(0, len(ARCHETYPES)))]
+    return next(
+        (name for name in ARCHETYPES if any(w in _ARCHETYPE_WORDS[name] for w in words)),
+        fallback,
+    )
+
+
+def _main_colours(accents: list[RGB], pr: np.random.Generator) -> tuple[RGB, RGB]:
+    """(main, second) colours: the prompt's colour words, else a prompt-random main colour
+    and its near-complement."""
+    main = accents[0] if accents else hsv(float(pr.uniform()), float(pr.uniform(0.45, 0.75)), 0.85)
+    second = accents[1] if len(accents) > 1 else hsv(colorsys.rgb_to_hsv(*main)[0] + 0.45, 0.5, 0.8)
+    return main, second
+
+
 def figure_spec(prompt: str, seed: int, style: int, image_key: bytes = b"") -> Figure:
     """Derive a :class:`Figure`: the prompt picks the archetype and palette, the seed the
     proportions, the style the colour look. ``image_key`` (digest of a conditioning image)
@@ -96,90 +227,13 @@ def figure_spec(prompt: str, seed: int, style: int, image_key: bytes = b"") -> F
     pkey = digest("figure", " ".join(words))
     pr = rng_for(pkey)
     sr = rng_for(pkey, "seed", seed, image_key)
-    archetype = next(
-        (name for name in ARCHETYPES if any(w in _ARCHETYPE_WORDS[name] for w in words)),
-        ARCHETYPES[int(pr.integers(0, len(ARCHETYPES)))],
-    )
+    archetype = _archetype(words, pr)
     look = look_for(style)
     accents = [COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS]
-    main = accents[0] if accents else hsv(float(pr.uniform()), float(pr.uniform(0.45, 0.75)), 0.85)
-    second = accents[1] if len(accents) > 1 else hsv(colorsys.rgb_to_hsv(*main)[0] + 0.45, 0.5, 0.8)
-
-    def c(rgb: RGB) -> RGB:
-        h, s, v = colorsys.rgb_to_hsv(*rgb)
-        r, g, b = hsv(h + look.hue_shift, s, v)
-        out = apply_look(np.array([[r, g, b]], dtype=np.float32), look)[0]
-        return (float(out[0]), float(out[1]), float(out[2]))
-
-    def j(lo: float, hi: float) -> float:
-        return float(sr.uniform(lo, hi))
-
-    dark: RGB = (0.05, 0.05, 0.07)
-    base = Part((0, 0.03, 0), (0.48, 0.05, 0.48), c(second), 10.0, 0.0, 1, projectable=False)
-    parts: list[Part]
-    if archetype == "creature":
-        bw, bh, hr = j(0.28, 0.36), j(0.25, 0.33), j(0.19, 0.24)
-        head_y = 0.1 + 2 * bh * 0.85 + hr * 0.8
-        ear_kind = j(0, 1)
-        parts = [
-            Part((0, 0.1 + bh, 0), (bw, bh, bw * 0.9), c(main), 2.0, 0.03, 0),
-            Part((0, head_y, 0.04), (hr, hr * 0.95, hr), c(main), 2.0, 0.015, 1),
-            Part((-0.35 * hr, head_y + 0.1 * hr, 0.04 + 0.88 * hr), (0.16 * hr,) * 3, dark, 2.0, 0, 3),
-            Part((0.35 * hr, head_y + 0.1 * hr, 0.04 + 0.88 * hr), (0.16 * hr,) * 3, dark, 2.0, 0, 3),
-            Part((-0.55 * hr, head_y + 0.85 * hr, 0.0), (0.25 * hr, 0.45 * hr * (1 + ear_kind), 0.18 * hr), c(main), 2.0, 0, 2),
-            Part((0.55 * hr, head_y + 0.85 * hr, 0.0), (0.25 * hr, 0.45 * hr * (1 + ear_kind), 0.18 * hr), c(main), 2.0, 0, 2),
-            Part((-0.5 * bw, 0.12, 0.35 * bw), (0.3 * bw, 0.18 * bh, 0.4 * bw), c(second), 2.0, 0, 2),
-            Part((0.5 * bw, 0.12, 0.35 * bw), (0.3 * bw, 0.18 * bh, 0.4 * bw), c(second), 2.0, 0, 2),
-            Part((0, 0.1 + bh * 0.9, bw * 0.75), (bw * 0.55, bh * 0.6, bw * 0.3), c((0.95, 0.92, 0.85)), 2.0, 0.01, 2),
-        ]  # fmt: skip
-    elif archetype == "tree":
-        th, cr = j(0.3, 0.45), j(0.28, 0.36)
-        leaf = c(accents[0] if accents else hsv(0.3 + j(-0.06, 0.06), 0.6, 0.55))
-        parts = [
-            Part(
-                (0, 0.05 + th / 2, 0),
-                (0.07, th / 2 + 0.05, 0.07),
-                c((0.42, 0.27, 0.15)),
-                2.4,
-                0.02,
-                1,
-            ),
-            Part((0, th + cr * 0.9, 0), (cr, cr * 0.95, cr), leaf, 2.0, 0.06, 0),
-            Part((-cr * 0.7, th + cr * 0.45, 0.05), (cr * 0.65,) * 3, leaf, 2.0, 0.06, 1),
-            Part((cr * 0.7, th + cr * 0.55, -0.05), (cr * 0.6,) * 3, leaf, 2.0, 0.06, 1),
-            Part((0.05, th + cr * 1.55, 0.02), (cr * 0.55,) * 3, leaf, 2.0, 0.06, 2),
-        ]
-    elif archetype == "mushroom":
-        sh, cw = j(0.25, 0.4), j(0.36, 0.46)
-        parts = [
-            Part(
-                (0, 0.05 + sh / 2, 0),
-                (0.11, sh / 2 + 0.03, 0.11),
-                c((0.93, 0.9, 0.8)),
-                2.2,
-                0.01,
-                1,
-            ),
-            Part((0, 0.05 + sh, 0), (cw, cw * j(0.4, 0.55), cw), c(main), 2.0, 0.01, 0, spots=True),
-            Part(
-                (0, 0.05 + sh - 0.01, 0), (cw * 0.9, 0.04, cw * 0.9), c((0.85, 0.8, 0.7)), 6.0, 0, 2
-            ),
-        ]
-    else:  # snowman
-        r1, r2, r3 = j(0.26, 0.3), j(0.19, 0.22), j(0.13, 0.16)
-        y1, y2 = 0.05 + r1, 0.05 + 2 * r1 + r2 * 0.8
-        y3 = y2 + r2 * 0.9 + r3 * 0.9
-        snow = c((0.95, 0.96, 0.99))
-        parts = [
-            Part((0, y1, 0), (r1,) * 3, snow, 2.0, 0.02, 0),
-            Part((0, y2, 0), (r2,) * 3, snow, 2.0, 0.015, 1),
-            Part((0, y3, 0), (r3,) * 3, snow, 2.0, 0.01, 1),
-            Part((0, y3, r3 * 1.2), (0.03, 0.03, r3 * 0.6), c((0.95, 0.5, 0.1)), 2.0, 0, 2),
-            Part((-0.4 * r3, y3 + 0.25 * r3, 0.9 * r3), (0.15 * r3,) * 3, dark, 2.0, 0, 3),
-            Part((0.4 * r3, y3 + 0.25 * r3, 0.9 * r3), (0.15 * r3,) * 3, dark, 2.0, 0, 3),
-            Part((0, y3 + 0.8 * r3, 0), (r3 * 0.8, r3 * 0.6, r3 * 0.8), c(main), 8.0, 0, 2),
-            Part((0, y2 + 0.75 * r2, 0), (r2 * 1.02, 0.05, r2 * 1.02), c(second), 6.0, 0, 2),
-        ]
+    main, second = _main_colours(accents, pr)
+    kit = _Kit(main, second, accents, look, sr)
+    base = Part((0, 0.03, 0), (0.48, 0.05, 0.48), kit.c(second), 10.0, 0.0, 1, projectable=False)
+    parts = _BUILDERS[archetype](kit)
     return Figure(archetype, (base, *parts), digest(pkey, seed, style, image_key))
 
 

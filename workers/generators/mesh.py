@@ -61,6 +61,10 @@ def _pad(data: bytes, fill: bytes) -> bytes:
     return data + fill * (-len(data) % 4)
 
 
+# One accessor's data and description: (data, componentType, type, count, target).
+_Array = tuple[NDArray[np.generic], int, str, int, int]
+
+
 def write_glb(
     positions: FloatArray,
     normals: FloatArray | None,
@@ -73,12 +77,25 @@ def write_glb(
     ``colours`` are sRGB floats (V, 3), stored as linear normalised uint16 RGBA ``COLOR_0``
     (uint8 linear bands visibly in dark tones). Indices are uint16 when they fit.
     """
+    arrays = _vertex_arrays(positions, normals, colours, faces)
+    blob, views, accessors = _pack_arrays(arrays, positions)
+    attributes = {"POSITION": 0}
+    if normals is not None:
+        attributes["NORMAL"] = 1
+    attributes["COLOR_0"] = len(arrays) - 2
+    doc = _gltf_document(attributes, len(arrays) - 1, roughness, accessors, views, len(blob))
+    return pack_glb(doc, blob)
+
+
+def _vertex_arrays(
+    positions: FloatArray, normals: FloatArray | None, colours: FloatArray, faces: IntArray
+) -> list[_Array]:
+    """The primitive's arrays in buffer order: POSITION, NORMAL (if any), COLOR_0, indices."""
     n = len(positions)
     rgba = np.ones((n, 4), dtype=np.float32)
     rgba[:, :3] = srgb_to_linear(colours)
     small = n < 65535  # 65535 is reserved as primitive restart in some APIs
-    arrays: list[tuple[NDArray[np.generic], int, str, int, int]] = [
-        # (data, componentType, type, count, target)
+    arrays: list[_Array] = [
         (positions.astype("<f4"), _FLOAT, "VEC3", n, _ARRAY_BUFFER),
     ]
     if normals is not None:
@@ -95,6 +112,13 @@ def write_glb(
             _ELEMENT_ARRAY_BUFFER,
         )
     )
+    return arrays
+
+
+def _pack_arrays(
+    arrays: list[_Array], positions: FloatArray
+) -> tuple[bytes, list[dict[str, int]], list[dict[str, object]]]:
+    """Concatenate the arrays into one 4-byte aligned blob: (blob, bufferViews, accessors)."""
     blob = b""
     views, accessors = [], []
     for i, (data, ctype, atype, count, target) in enumerate(arrays):
@@ -102,25 +126,41 @@ def write_glb(
         views.append(
             {"buffer": 0, "byteOffset": len(blob), "byteLength": len(raw), "target": target}
         )
-        acc: dict[str, object] = {
-            "bufferView": i,
-            "componentType": ctype,
-            "count": count,
-            "type": atype,
-        }
-        if ctype == _USHORT and atype == "VEC4":
-            acc["normalized"] = True
-        if i == 0:
-            # POSITION accessors must carry bounds (glTF 2.0 spec requirement).
-            acc["min"] = [float(v) for v in positions.min(axis=0)]
-            acc["max"] = [float(v) for v in positions.max(axis=0)]
-        accessors.append(acc)
+        accessors.append(_accessor(i, ctype, atype, count, positions))
         blob += _pad(raw, b"\x00")
-    attributes = {"POSITION": 0}
-    if normals is not None:
-        attributes["NORMAL"] = 1
-    attributes["COLOR_0"] = len(arrays) - 2
-    doc = {
+    return blob, views, accessors
+
+
+def _accessor(
+    i: int, ctype: int, atype: str, count: int, positions: FloatArray
+) -> dict[str, object]:
+    """Accessor ``i`` reading all of bufferView ``i``."""
+    acc: dict[str, object] = {
+        "bufferView": i,
+        "componentType": ctype,
+        "count": count,
+        "type": atype,
+    }
+    if ctype == _USHORT and atype == "VEC4":
+        acc["normalized"] = True
+    if i == 0:
+        # POSITION accessors must carry bounds (glTF 2.0 spec requirement).
+        acc["min"] = [float(v) for v in positions.min(axis=0)]
+        acc["max"] = [float(v) for v in positions.max(axis=0)]
+    return acc
+
+
+def _gltf_document(
+    attributes: dict[str, int],
+    indices: int,
+    roughness: float,
+    accessors: list[dict[str, object]],
+    views: list[dict[str, int]],
+    blob_length: int,
+) -> dict[str, object]:
+    """The glTF JSON of one node, one mesh with one primitive and one vertex-coloured
+    material (the key order is part of the byte-exact output)."""
+    return {
         "asset": {"version": "2.0", "generator": GENERATOR},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
@@ -130,7 +170,7 @@ def write_glb(
                 "primitives": [
                     {
                         "attributes": attributes,
-                        "indices": len(arrays) - 1,
+                        "indices": indices,
                         "material": 0,
                         "mode": 4,
                     }
@@ -148,9 +188,8 @@ def write_glb(
         ],
         "accessors": accessors,
         "bufferViews": views,
-        "buffers": [{"byteLength": len(blob)}],
+        "buffers": [{"byteLength": blob_length}],
     }
-    return pack_glb(doc, blob)
 
 
 def pack_glb(doc: dict[str, object], blob: bytes) -> bytes:

@@ -245,11 +245,7 @@ def render_surface(
     pos = surf.positions
     scr = _screen(pos, n)
     depth = f32(0.5 - pos[:, 2])  # distance from the viewer on +Z, in [0, 1]
-    tri = pos[surf.faces]
-    cross_z = (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - (
-        tri[:, 1, 1] - tri[:, 0, 1]
-    ) * (tri[:, 2, 0] - tri[:, 0, 0])
-    faces = surf.faces[cross_z > 0]  # counter-clockwise (front-facing) seen from +Z
+    faces = _front_faces(pos, surf.faces)
     zbuf = _fragments(scr, depth, faces, n)
     if floor is None:
         floor = float(pos[:, 1].min())
@@ -261,7 +257,32 @@ def render_surface(
         return bg.reshape(size, size, 3)
     face = faces[zbuf[pix] & ((1 << _TRI_BITS) - 1)]
     row, col = np.divmod(pix, n)
+    nrm, colour = _interpolate(surf, scr, face, row, col)
+    shaded = _shade(nrm, colour)
+    out_idx = (row // supersample) * size + col // supersample
+    occlusion = _ambient_occlusion(zbuf, pix, out_idx, size, supersample)
+    shaded = np.clip(shaded * (1 - occlusion)[:, None], 0, 1)
+    return _box_filter(bg, out_idx, shaded, size, supersample)
 
+
+def _front_faces(pos: FloatArray, faces: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The faces that are counter-clockwise (front-facing) seen from +Z."""
+    tri = pos[faces]
+    cross_z = (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - (
+        tri[:, 1, 1] - tri[:, 0, 1]
+    ) * (tri[:, 2, 0] - tri[:, 0, 0])
+    return faces[cross_z > 0]
+
+
+def _interpolate(
+    surf: Surface,
+    scr: FloatArray,
+    face: NDArray[np.int64],
+    row: NDArray[np.int64],
+    col: NDArray[np.int64],
+) -> tuple[FloatArray, FloatArray]:
+    """(unit normal, colour) at the centres of the pixels ``row``/``col``, Phong-interpolated
+    with barycentric coordinates in the triangles ``face`` that won them."""
     # Barycentric coordinates of the winning pixel centres in their triangle.
     a, b, c = scr[face[:, 0]], scr[face[:, 1]], scr[face[:, 2]]
     e1, e2 = b - a, c - a
@@ -272,32 +293,52 @@ def render_surface(
     u = np.clip((dx * e2[:, 1] - dy * e2[:, 0]) / det, 0, 1)[:, None]
     v = np.clip((dy * e1[:, 0] - dx * e1[:, 1]) / det, 0, 1)[:, None]
     w = np.clip(1 - u - v, 0, 1)
-    attrs = np.concatenate([vertex_normals(pos, surf.faces), surf.colours], axis=1)
+    attrs = np.concatenate([vertex_normals(surf.positions, surf.faces), surf.colours], axis=1)
     mixed = w * attrs[face[:, 0]] + u * attrs[face[:, 1]] + v * attrs[face[:, 2]]
     nrm = mixed[:, :3] / np.maximum(np.linalg.norm(mixed[:, :3], axis=1, keepdims=True), 1e-6)
-    colour = mixed[:, 3:]
+    return nrm, mixed[:, 3:]
 
+
+def _shade(nrm: FloatArray, colour: FloatArray) -> FloatArray:
+    """Lambert key/fill light, hemispherical sky ambient, silhouette darkening and a small
+    Blinn highlight."""
     key = np.clip(nrm @ _KEY, 0, 1)
     fill = np.clip(nrm @ _FILL_LIGHT, 0, 1)
     sky = 0.3 + 0.1 * nrm[:, 1]  # hemispherical ambient: brighter from above
     facing = 0.8 + 0.2 * np.clip(nrm[:, 2], 0, 1)  # gentle darkening towards silhouettes
     light = (sky + 0.78 * key + 0.22 * fill) * facing
     spec = 0.22 * np.clip(nrm @ _HALF, 0, 1) ** 48
-    shaded = colour * light[:, None] + spec[:, None]
-    # Screen-space ambient occlusion: darken where the neighbourhood is nearer to the viewer
-    # than the pixel itself (creases where parts meet, under a head or a cap). The blurred
-    # depth is computed at the output size, which is plenty for such a soft term.
+    shaded: FloatArray = colour * light[:, None] + spec[:, None]
+    return shaded
+
+
+def _ambient_occlusion(
+    zbuf: NDArray[np.int64],
+    pix: NDArray[np.int64],
+    out_idx: NDArray[np.int64],
+    size: int,
+    supersample: int,
+) -> FloatArray:
+    """Screen-space ambient occlusion per covered sub-pixel ``pix``: darken where the
+    neighbourhood is nearer to the viewer than the pixel itself (creases where parts meet,
+    under a head or a cap). The blurred depth is computed at the output size, which is
+    plenty for such a soft term."""
+    n = size * supersample
     dmap = np.ones(n * n, dtype=np.float32)
     own = (zbuf[pix] >> _TRI_BITS).astype(np.float32) / np.float32(1 << 20)
     dmap[pix] = own
     coarse = dmap.reshape(size, supersample, size, supersample).min(axis=(1, 3))
     radius = max(1, round(_AO_RADIUS * size))
     near = _box_blur(_box_blur(coarse, radius), radius).reshape(-1)
-    out_idx = (row // supersample) * size + col // supersample
-    occlusion = np.clip((own - near[out_idx]) * _AO_STRENGTH, 0, _AO_MAX)
-    shaded = np.clip(shaded * (1 - occlusion)[:, None], 0, 1)
+    occlusion: FloatArray = np.clip((own - near[out_idx]) * _AO_STRENGTH, 0, _AO_MAX)
+    return occlusion
 
-    # Box filter: sum sub-pixels into their output pixel (bincount sums in a fixed order).
+
+def _box_filter(
+    bg: FloatArray, out_idx: NDArray[np.int64], shaded: FloatArray, size: int, supersample: int
+) -> FloatArray:
+    """Sum sub-pixels into their output pixel over the background ``bg`` (size * size, 3),
+    coverage-weighted (bincount sums in a fixed order)."""
     area = float(supersample * supersample)
     cover = np.bincount(out_idx, minlength=size * size) / area
     out = bg * (1 - cover)[:, None]

@@ -110,65 +110,119 @@ def _flag(words: list[str], name: str) -> bool:
     return any(w in _KEYWORDS[name] for w in words)
 
 
-def scene_spec(prompt: str, seed: int, style: int) -> SceneSpec:
-    """Derive a :class:`SceneSpec`. The prompt fixes palette and composition, the seed the
-    details and the style the overall look, so all three visibly matter."""
-    words = prompt_words(prompt) or [prompt.strip().lower()]
-    key = digest("scene", " ".join(words))
-    pr = rng_for(key)  # prompt-only randomness: composition and palette
-    sr = rng_for(key, "seed", seed)  # seed randomness: details
-    look = look_for(style)
+@dataclass(frozen=True)
+class _Themes:
+    """Which keyword groups a prompt mentions (the mood possibly picked by its hash)."""
 
-    def shift(c: RGB) -> RGB:
-        # Hue rotation of the style, applied once to each palette entry.
-        h, s, v = colorsys.rgb_to_hsv(*c)
-        return hsv(h + look.hue_shift, s, v)
+    night: bool
+    sunset: bool
+    overcast: bool
+    water: bool
+    desert: bool
+    snow: bool
+    mountain: bool
+    forest: bool
+    city: bool
 
+
+@dataclass(frozen=True)
+class _Ground:
+    """HSV of the land: hue, saturation and value (already dimmed for the mood)."""
+
+    hue: float
+    sat: float
+    val: float
+
+
+def _themes(words: list[str], key: bytes) -> _Themes:
+    """Keyword themes of the prompt; without an explicit mood the prompt hash picks one,
+    mostly daytime."""
     night, sunset = _flag(words, "night"), _flag(words, "sunset")
-    overcast, water = _flag(words, "overcast"), _flag(words, "water")
-    desert, snow = _flag(words, "desert"), _flag(words, "snow")
-    mountain, forest, city = _flag(words, "mountain"), _flag(words, "forest"), _flag(words, "city")
+    overcast = _flag(words, "overcast")
     if not (night or sunset or overcast):
-        # No explicit mood: let the prompt hash pick one, mostly daytime.
         mood = unit(key, "mood")
         night, sunset = mood > 0.88, 0.7 < mood <= 0.88
-    accents = [COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS]
-    # Word hashes nudge the hues so unrelated prompts still get their own palette.
-    hue_jitter = float(sum(unit(w, "hue") - 0.5 for w in words) / max(1, len(words)) * 0.12)
+    return _Themes(
+        night=night,
+        sunset=sunset,
+        overcast=overcast,
+        water=_flag(words, "water"),
+        desert=_flag(words, "desert"),
+        snow=_flag(words, "snow"),
+        mountain=_flag(words, "mountain"),
+        forest=_flag(words, "forest"),
+        city=_flag(words, "city"),
+    )
 
-    if night:
+
+def _hue_jitter(words: list[str]) -> float:
+    """Word hashes nudge the hues so unrelated prompts still get their own palette."""
+    return float(sum(unit(w, "hue") - 0.5 for w in words) / max(1, len(words)) * 0.12)
+
+
+def _shift_hue(c: RGB, look: Look) -> RGB:
+    """Hue rotation of the style, applied once to each palette entry."""
+    h, s, v = colorsys.rgb_to_hsv(*c)
+    return hsv(h + look.hue_shift, s, v)
+
+
+def _sky_palette(t: _Themes, hue_jitter: float) -> tuple[RGB, RGB, RGB]:
+    """(sky top, sky horizon, sun colour) for the mood."""
+    if t.night:
         sky_top, sky_horizon = hsv(0.66 + hue_jitter, 0.75, 0.14), hsv(0.62, 0.55, 0.36)
         sun_colour = (0.95, 0.95, 0.86)
-    elif sunset:
+    elif t.sunset:
         sky_top = hsv(0.72 + hue_jitter, 0.45, 0.45)
         sky_horizon = hsv(0.06 + hue_jitter * 0.5, 0.75, 1.0)
         sun_colour = (1.0, 0.82, 0.45)
-    elif overcast:
+    elif t.overcast:
         sky_top, sky_horizon = hsv(0.6, 0.12, 0.55), hsv(0.58, 0.08, 0.8)
         sun_colour = (0.95, 0.95, 0.92)
     else:
         sky_top = hsv(0.585 + hue_jitter, 0.62, 0.86)
         sky_horizon = hsv(0.55 + hue_jitter, 0.22, 0.98)
         sun_colour = (1.0, 0.96, 0.78)
+    return sky_top, sky_horizon, sun_colour
 
-    if desert:
+
+def _cloud_colour(t: _Themes) -> RGB:
+    """Grey-blue clouds at night, grey when overcast, white otherwise."""
+    return (0.45, 0.47, 0.55) if t.night else ((0.8, 0.8, 0.84) if t.overcast else (1, 1, 1))
+
+
+def _ground(t: _Themes, pr: np.random.Generator, hue_jitter: float) -> _Ground:
+    """Land colour by terrain (sand, snow or grass with a prompt-random hue), dimmed at night
+    and at sunset."""
+    if t.desert:
         ground_hue, ground_sat, ground_val = 0.09, 0.55, 0.85
-    elif snow:
+    elif t.snow:
         ground_hue, ground_sat, ground_val = 0.58, 0.08, 0.95
     else:
         ground_hue = 0.28 + float(pr.uniform(-0.06, 0.06)) + hue_jitter
         ground_sat, ground_val = 0.55, 0.62
-    if night:
+    if t.night:
         ground_val *= 0.4
-    elif sunset:
+    elif t.sunset:
         ground_val *= 0.75
-    accent = accents[0] if accents else hsv(float(pr.uniform()), 0.7, 0.9)
+    return _Ground(ground_hue, ground_sat, ground_val)
 
+
+def _hills(
+    t: _Themes,
+    ground: _Ground,
+    accents: list[RGB],
+    sky_horizon: RGB,
+    look: Look,
+    pr: np.random.Generator,
+    sr: np.random.Generator,
+) -> tuple[Hill, ...]:
+    """Three ridges from far to near: shapes from the prompt (``pr``), wave phases from the
+    seed (``sr``)."""
     n_hills = 3
     hills: list[Hill] = []
     for i in range(n_hills):
         depth = i / (n_hills - 1)  # 0 = far, 1 = near
-        tall = 0.16 if mountain and i == 0 else 0.0
+        tall = 0.16 if t.mountain and i == 0 else 0.0
         base = 0.5 + 0.14 * depth + float(pr.uniform(-0.03, 0.03)) - tall * 0.5
         waves = tuple(
             (
@@ -178,43 +232,68 @@ def scene_spec(prompt: str, seed: int, style: int) -> SceneSpec:
             )
             for k in range(3)
         )
-        body = hsv(
-            ground_hue + 0.02 * i,
-            ground_sat * (0.7 + 0.3 * depth),
-            ground_val * (0.75 + 0.25 * depth),
-        )
-        if accents and i == 1:
-            body = mix(body, accents[-1], 0.35)
-        # Atmospheric perspective: far ridges fade towards the horizon colour.
-        body = mix(body, sky_horizon, 0.55 * (1.0 - depth))
-        shade = mix(body, (0.05, 0.08, 0.12), 0.35)
+        body, shade = _hill_colours(i, depth, ground, accents, sky_horizon)
         hills.append(
             Hill(
                 base=base,
                 waves=waves,
-                colour=shift(body),
-                shade=shift(shade),
-                snow=(snow or mountain) and i == 0,
-                jagged=0.05 if mountain and i == 0 else (0.004 if desert else 0.015),
+                colour=_shift_hue(body, look),
+                shade=_shift_hue(shade, look),
+                snow=(t.snow or t.mountain) and i == 0,
+                jagged=0.05 if t.mountain and i == 0 else (0.004 if t.desert else 0.015),
             )
         )
+    return tuple(hills)
 
-    if city:
-        kinds = ["house", "house", "tree"]
-    elif desert:
-        kinds = ["cactus", "rock"]
-    elif snow or mountain:
-        kinds = ["pine", "pine", "rock"]
-    elif forest:
-        kinds = ["tree", "pine", "tree"]
-    else:
-        kinds = ["tree", "rock", "flower", "tree"]
-    n_props = int(pr.integers(3, 6)) + (4 if forest or city else 0)
+
+def _hill_colours(
+    i: int, depth: float, ground: _Ground, accents: list[RGB], sky_horizon: RGB
+) -> tuple[RGB, RGB]:
+    """(body, shade) colours of ridge ``i`` at ``depth`` (0 = far, 1 = near), before the
+    style's hue shift."""
+    body = hsv(
+        ground.hue + 0.02 * i,
+        ground.sat * (0.7 + 0.3 * depth),
+        ground.val * (0.75 + 0.25 * depth),
+    )
+    if accents and i == 1:
+        body = mix(body, accents[-1], 0.35)
+    # Atmospheric perspective: far ridges fade towards the horizon colour.
+    body = mix(body, sky_horizon, 0.55 * (1.0 - depth))
+    shade = mix(body, (0.05, 0.08, 0.12), 0.35)
+    return body, shade
+
+
+def _prop_kinds(t: _Themes) -> list[str]:
+    """The props the scene's theme draws from (repeats weight the choice)."""
+    if t.city:
+        return ["house", "house", "tree"]
+    if t.desert:
+        return ["cactus", "rock"]
+    if t.snow or t.mountain:
+        return ["pine", "pine", "rock"]
+    if t.forest:
+        return ["tree", "pine", "tree"]
+    return ["tree", "rock", "flower", "tree"]
+
+
+def _props(
+    t: _Themes,
+    ground: _Ground,
+    accent: RGB,
+    look: Look,
+    pr: np.random.Generator,
+    sr: np.random.Generator,
+) -> tuple[Prop, ...]:
+    """Props standing on the nearest land: kinds, sizes and colours from the prompt (``pr``),
+    positions from the seed (``sr``)."""
+    kinds = _prop_kinds(t)
+    n_props = int(pr.integers(3, 6)) + (4 if t.forest or t.city else 0)
     props = []
     for j in range(n_props):
         kind = kinds[int(pr.integers(0, len(kinds)))]
         size = float(pr.uniform(0.1, 0.2)) * (0.55 if kind in ("rock", "flower") else 1.0)
-        colour = hsv(ground_hue + float(pr.uniform(-0.05, 0.05)), 0.6, 0.42 * (ground_val + 0.3))
+        colour = hsv(ground.hue + float(pr.uniform(-0.05, 0.05)), 0.6, 0.42 * (ground.val + 0.3))
         if kind in ("house", "flower"):
             colour = accent if j % 2 == 0 else hsv(float(pr.uniform()), 0.35, 0.85)
         props.append(
@@ -222,28 +301,48 @@ def scene_spec(prompt: str, seed: int, style: int) -> SceneSpec:
                 kind=kind,
                 x=float(sr.uniform(-0.1, 1.35)),
                 size=size,
-                colour=shift(colour),
-                accent=shift(accent),
+                colour=_shift_hue(colour, look),
+                accent=_shift_hue(accent, look),
             )
         )
+    return tuple(props)
+
+
+def scene_spec(prompt: str, seed: int, style: int) -> SceneSpec:
+    """Derive a :class:`SceneSpec`. The prompt fixes palette and composition, the seed the
+    details and the style the overall look, so all three visibly matter."""
+    words = prompt_words(prompt) or [prompt.strip().lower()]
+    key = digest("scene", " ".join(words))
+    pr = rng_for(key)  # prompt-only randomness: composition and palette
+    sr = rng_for(key, "seed", seed)  # seed randomness: details
+    look = look_for(style)
+    # The helpers draw from pr/sr in a fixed order; keep it, or every scene changes.
+    t = _themes(words, key)
+    accents = [COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS]
+    hue_jitter = _hue_jitter(words)
+    sky_top, sky_horizon, sun_colour = _sky_palette(t, hue_jitter)
+    ground = _ground(t, pr, hue_jitter)
+    accent = accents[0] if accents else hsv(float(pr.uniform()), 0.7, 0.9)
+    hills = _hills(t, ground, accents, sky_horizon, look, pr, sr)
+    props = _props(t, ground, accent, look, pr, sr)
 
     water_colour = mix(sky_top, (0.02, 0.1, 0.2), 0.45)
     return SceneSpec(
-        sky_top=shift(sky_top),
-        sky_horizon=shift(sky_horizon),
+        sky_top=_shift_hue(sky_top, look),
+        sky_horizon=_shift_hue(sky_horizon, look),
         sun_x=float(sr.uniform(0.15, 0.85)),
-        sun_y=float(sr.uniform(0.14, 0.32)) + (0.12 if sunset else 0.0),
+        sun_y=float(sr.uniform(0.14, 0.32)) + (0.12 if t.sunset else 0.0),
         sun_r=float(pr.uniform(0.045, 0.075)),
         sun_colour=sun_colour,
-        night=night,
-        stars=int(sr.integers(60, 140)) if night else 0,
-        clouds=0.75 if overcast else float(pr.uniform(0.12, 0.45)) * (0.6 if night else 1.0),
-        cloud_colour=(0.45, 0.47, 0.55) if night else ((0.8, 0.8, 0.84) if overcast else (1, 1, 1)),
-        hills=tuple(hills),
-        water=water,
+        night=t.night,
+        stars=int(sr.integers(60, 140)) if t.night else 0,
+        clouds=0.75 if t.overcast else float(pr.uniform(0.12, 0.45)) * (0.6 if t.night else 1.0),
+        cloud_colour=_cloud_colour(t),
+        hills=hills,
+        water=t.water,
         water_level=0.63 + float(pr.uniform(-0.03, 0.03)),
-        water_colour=shift(water_colour),
-        props=tuple(props),
+        water_colour=_shift_hue(water_colour, look),
+        props=props,
         look=look,
         key=digest(key, seed, style),
     )

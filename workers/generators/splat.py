@@ -15,10 +15,13 @@ Y-down; set the viewer's camera up vector accordingly).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from numpy.typing import NDArray
 
 from ._common import FloatArray, f32, rng_for
-from .figure import figure_spec, tessellate
+from .figure import Surface, figure_spec, tessellate
 
 SH_C0 = 0.28209479177387814
 PLY_PROPERTIES = (
@@ -74,8 +77,31 @@ def generate_splat(
     rng = rng_for(fig.key, "splat", quality)
     count = _COUNT[quality]
     n_float = round(count * _FLOATERS[quality])
-    n_surf = count - n_float
+    # The helpers draw from rng in a fixed order; keep it, or every splat file changes.
+    splats = _surface_splats(surf, rng, quality, count - n_float)
+    if n_float:
+        splats = _add_floaters(splats, rng, n_float)
+    return ply_header(count) + _ply_body(splats, count).tobytes()
 
+
+@dataclass
+class _Splats:
+    """Splat attributes before encoding: centres, RGB colours, scales (linear), rotations
+    (w, x, y, z), opacities (linear) and the footprint of a surface splat."""
+
+    pos: FloatArray
+    col: FloatArray
+    scales: FloatArray
+    rots: FloatArray
+    opacity: FloatArray
+    foot: float
+
+
+def _sample_surface(
+    surf: Surface, rng: np.random.Generator, n_surf: int
+) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """``n_surf`` area-uniform surface samples: (positions, colours, unit face normals,
+    mean sample spacing)."""
     tri = surf.positions[surf.faces]
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     area2 = np.linalg.norm(cross, axis=1)
@@ -87,8 +113,14 @@ def generate_splat(
     pos = np.einsum("nk,nkd->nd", bary, tri[chosen])
     col = np.einsum("nk,nkd->nd", bary, surf.colours[surf.faces[chosen]])
     nrm = (cross[chosen] / np.maximum(area2[chosen], 1e-12)[:, None]).astype(np.float32)
-
     spacing = float(np.sqrt(area2.sum() / 2 / n_surf))
+    return pos, col, nrm, spacing
+
+
+def _surface_splats(surf: Surface, rng: np.random.Generator, quality: int, n_surf: int) -> _Splats:
+    """Splats on the surface, with the tier's positional/colour noise, footprint, flatness
+    and opacity; oriented so their thin axis follows the surface normal."""
+    pos, col, nrm, spacing = _sample_surface(surf, rng, n_surf)
     pos = pos + rng.normal(0, _POS_NOISE[quality] * spacing, size=pos.shape)
     # Splats carry baked lighting (they are not relit by viewers): soft key light from above
     # and in front.
@@ -103,23 +135,32 @@ def generate_splat(
     scales[:, 2] = scales[:, 0] * _FLATNESS[quality]
     rots = _quat_z_to(nrm)
     opacity = np.clip(_OPACITY[quality] + rng.normal(0, 0.05, n_surf), 0.05, 0.99)
+    return _Splats(pos, col, scales, rots, opacity, foot)
 
-    if n_float:
-        # Floaters: stray translucent blobs around the object, a classic bad-3DGS artefact.
-        fpos = rng.normal(0, 0.35, size=(n_float, 3))
-        pos = np.concatenate([pos, fpos])
-        col = np.concatenate([col, rng.uniform(0.2, 0.8, size=(n_float, 3))])
-        scales = np.concatenate([scales, np.full((n_float, 3), foot * 2.0, dtype=np.float32)])
-        rots = np.concatenate([rots, np.tile(f32([1, 0, 0, 0]), (n_float, 1))])
-        opacity = np.concatenate([opacity, rng.uniform(0.1, 0.35, n_float)])
 
+def _add_floaters(s: _Splats, rng: np.random.Generator, n_float: int) -> _Splats:
+    """Append floaters: stray translucent blobs around the object, a classic bad-3DGS
+    artefact."""
+    fpos = rng.normal(0, 0.35, size=(n_float, 3))
+    return _Splats(
+        pos=np.concatenate([s.pos, fpos]),
+        col=np.concatenate([s.col, rng.uniform(0.2, 0.8, size=(n_float, 3))]),
+        scales=np.concatenate([s.scales, np.full((n_float, 3), s.foot * 2.0, dtype=np.float32)]),
+        rots=np.concatenate([s.rots, np.tile(f32([1, 0, 0, 0]), (n_float, 1))]),
+        opacity=np.concatenate([s.opacity, rng.uniform(0.1, 0.35, n_float)]),
+        foot=s.foot,
+    )
+
+
+def _ply_body(s: _Splats, count: int) -> NDArray[np.void]:
+    """The 3DGS vertex records: SH DC colours, log scales and logit opacities."""
     out = np.zeros(count, dtype=PLY_DTYPE)
     for k, axis in enumerate("xyz"):
-        out[axis] = pos[:, k]
+        out[axis] = s.pos[:, k]
     for k in range(3):
-        out[f"f_dc_{k}"] = (np.clip(col[:, k], 0, 1) - 0.5) / SH_C0
-        out[f"scale_{k}"] = np.log(scales[:, k])
-    out["opacity"] = _logit(opacity.astype(np.float32))
+        out[f"f_dc_{k}"] = (np.clip(s.col[:, k], 0, 1) - 0.5) / SH_C0
+        out[f"scale_{k}"] = np.log(s.scales[:, k])
+    out["opacity"] = _logit(s.opacity.astype(np.float32))
     for k in range(4):
-        out[f"rot_{k}"] = rots[:, k]
-    return ply_header(count) + out.tobytes()
+        out[f"rot_{k}"] = s.rots[:, k]
+    return out

@@ -385,195 +385,265 @@ class Slot {
     const [THREE, GS] = await loadSplatLib();
     if (signal.aborted) return;
 
-    const renderer = new THREE.WebGLRenderer({ antialias: false, alpha: true, precision: 'highp' });
-    renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
-    renderer.setClearColor(0x000000, 0);
-    const w0 = Math.max(1, host.clientWidth);
-    const h0 = Math.max(1, host.clientHeight);
-    renderer.setSize(w0, h0);
-    renderer.domElement.setAttribute('aria-label', `3D Gaussian splat output ${this.name}`);
-    renderer.domElement.setAttribute('role', 'img');
-    host.appendChild(renderer.domElement);
+    const renderer = createSplatRenderer(THREE, host, this.name);
+    const viewer = createSplatViewer(GS, host, renderer);
+    this.battle.cleanups.push(observeSplatHost(host, renderer, viewer));
+    await this.addSplatScene(GS, viewer, signal);
+    if (signal.aborted) return;
 
-    const viewer = new GS.Viewer({
-      rootElement: host,
-      renderer, // external renderer: we own the canvas and its WebGL context
-      selfDrivenMode: true,
-      useBuiltInControls: true,
-      sharedMemoryForWorkers: false, // no SharedArrayBuffer => no COOP/COEP headers needed
-      gpuAcceleratedSort: false,
-      dynamicScene: false,
-      renderMode: GS.RenderMode.OnChange,
-      // Show the scene at once. The library keeps re-rendering every frame until
-      // its (invisible, in Instant mode) reveal animation ends: ~1500 frames at
-      // the default rate; the multiplier cuts that to ~30 so the viewer idles.
-      sceneRevealMode: GS.SceneRevealMode.Instant,
-      sceneFadeInRateMultiplier: 50,
-      logLevel: GS.LogLevel.None,
-      cameraUp: [0, 1, 0],
-      initialCameraPosition: [0, 0, 4],
-      initialCameraLookAt: [0, 0, 0],
-    });
-    // The library binds keys on window (P, C, I, O, arrows…) and click-to-refocus;
-    // both would break the battle (keys are for voting, the orbit target is fixed).
-    viewer.removeEventHandlers();
-    // OrbitControls sets touch-action: none; like model-viewer's touch-action="pan-y",
-    // let vertical swipes scroll the page on phones (horizontal swipes still orbit).
-    renderer.domElement.style.touchAction = 'pan-y';
-    for (const c of [viewer.perspectiveControls, viewer.orthographicControls]) {
-      if (c && c._domElementKeyEvents) c.stopListenToKeyEvents();
-    }
+    const { center, size } = splatBounds(THREE, viewer.splatMesh);
+    const rig = { viewer, camera: viewer.camera, controls: viewer.controls, size };
+    fitSplatCamera(rig, center);
+    this.linkSplatCamera(THREE, rig);
+    rig.controls.update();
+    viewer.start();
+    viewer.forceRenderNextFrame();
+    this.viewer = viewer;
+  }
 
-    const cleanupSplat = async () => {
-      ro.disconnect();
-      try {
-        await viewer.dispose();
-      } catch {
-        /* ignore */
-      }
-      renderer.dispose();
-      renderer.forceContextLoss();
-      renderer.domElement.remove();
-    };
-    const ro = new ResizeObserver(() => {
-      const w = host.clientWidth;
-      const h = host.clientHeight;
-      if (w > 0 && h > 0) {
-        renderer.setSize(w, h);
-        viewer.forceRenderNextFrame();
-      }
-    });
-    ro.observe(host);
-    this.battle.cleanups.push(cleanupSplat);
-
-    const rotation = (this.fig.dataset.splatRotation || '')
-      .split(',')
-      .map(Number)
-      .filter((n) => Number.isFinite(n));
+  /** Load this slot's .ply into `viewer`; failures become a readable Error (AbortError once destroyed). */
+  async addSplatScene(GS, viewer, signal) {
+    const rotation = splatRotation(this.fig);
     try {
-      // addSplatScene returns the library's AbortablePromise, whose then() drops
-      // rejections (so `await` on it would hang forever on a failed load); its
-      // .promise is the underlying native Promise, which does reject.
-      let lastProgress = performance.now();
-      const loading = viewer.addSplatScene(this.src, {
-        format: this.src.split('?')[0].toLowerCase().endsWith('.ply') ? GS.SceneFormat.Ply : undefined,
-        showLoadingUI: false,
-        progressiveLoad: false,
-        splatAlphaRemovalThreshold: 1,
-        onProgress: () => {
-          lastProgress = performance.now();
-        },
-        ...(rotation.length === 4 ? { rotation } : {}),
-      });
-      let watchdog = 0;
-      const stalled = new Promise((_, reject) => {
-        watchdog = setInterval(() => {
-          if (performance.now() - lastProgress > SPLAT_STALL_MS) {
-            reject(new Error(`no progress for ${SPLAT_STALL_MS / 1000} s`));
-            loading.abort?.('stalled');
-          }
-        }, 1000);
-      });
-      try {
-        await Promise.race([loading.promise ?? loading, stalled]);
-      } finally {
-        clearInterval(watchdog);
-      }
+      await loadSplatScene(GS, viewer, this.src, rotation);
     } catch (e) {
       if (signal.aborted) throw new DOMException('battle destroyed', 'AbortError');
       throw new Error(`splat failed to load: ${errorMessage(e)}`);
     }
-    if (signal.aborted) return;
+  }
 
-    // Robust bounds (1st–99th percentile per axis over a sample of centres).
-    const mesh = viewer.splatMesh;
-    const n = mesh.getSplatCount();
-    const step = Math.max(1, Math.floor(n / 20000));
-    const xs = [];
-    const ys = [];
-    const zs = [];
-    const p = new THREE.Vector3();
-    for (let i = 0; i < n; i += step) {
-      mesh.getSplatCenter(i, p);
-      xs.push(p.x);
-      ys.push(p.y);
-      zs.push(p.z);
-    }
-    const q = (arr, f) => arr[Math.min(arr.length - 1, Math.max(0, Math.round(f * (arr.length - 1))))];
-    const lohi = (arr) => {
-      arr.sort((a, b) => a - b);
-      return arr.length > 200 ? [q(arr, 0.01), q(arr, 0.99)] : [arr[0], arr[arr.length - 1]];
-    };
-    const [x0, x1] = lohi(xs);
-    const [y0, y1] = lohi(ys);
-    const [z0, z1] = lohi(zs);
-    const center = new THREE.Vector3((x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2);
-    const size = halfDiagonal(x1 - x0, y1 - y0, z1 - z0);
-
-    const camera = viewer.camera;
-    const controls = viewer.controls;
-    camera.near = size * 0.01;
-    camera.far = size * 1000;
-    camera.updateProjectionMatrix();
-    controls.target.copy(center);
-    controls.enablePan = false;
-    controls.minDistance = size * R_MIN;
-    controls.maxDistance = size * R_MAX;
-    controls.minPolarAngle = PHI_MIN;
-    controls.maxPolarAngle = PHI_MAX;
-    controls.rotateSpeed = 0.6;
-    controls.dampingFactor = 0.12; // settles in ~40 frames, close to model-viewer's feel
-
-    const sph = new THREE.Spherical();
-    const off = new THREE.Vector3();
-    const appliedPos = new THREE.Vector3();
-    let applying = false;
-    const member = {
-      slot: this,
-      read: () => {
-        off.copy(camera.position).sub(controls.target);
-        sph.setFromVector3(off);
-        return { theta: sph.theta, phi: sph.phi, r: sph.radius / size, fov: camera.fov };
-      },
-      apply: (s) => {
-        applying = true;
-        try {
-          // Flush (and so cancel) any damping left over from an earlier drag,
-          // then place the camera and let the controls clamp / look at the target.
-          controls.enableDamping = false;
-          controls.update();
-          const phi = Math.min(PHI_MAX, Math.max(PHI_MIN, s.phi));
-          const r = Math.min(R_MAX, Math.max(R_MIN, s.r));
-          off.setFromSphericalCoords(r * size, phi, s.theta);
-          camera.position.copy(controls.target).add(off);
-          camera.fov = Math.min(FOV_MAX, Math.max(FOV_MIN, s.fov));
-          camera.updateProjectionMatrix();
-          controls.update();
-          controls.enableDamping = true;
-          camera.updateMatrixWorld();
-          appliedPos.copy(camera.position);
-        } finally {
-          applying = false;
-        }
-        viewer.forceRenderNextFrame();
-      },
-    };
+  /**
+   * Make the splat camera a member of the battle's OrbitLink: the link places it,
+   * and the user's own moves of it are published to the other viewers.
+   */
+  linkSplatCamera(THREE, rig) {
+    const { camera, controls, size } = rig;
+    const sync = { applying: false, appliedPos: new THREE.Vector3() };
+    const member = splatOrbitMember(this, THREE, rig, sync);
     // OrbitControls fires 'change' for every camera move it makes in update().
     // A move is the user's (drag, wheel, or the damping tail after them) exactly
     // when the camera has left the position we last applied from the link.
     const eps2 = (size * 1e-6) ** 2;
     controls.addEventListener('change', () => {
-      if (applying || camera.position.distanceToSquared(appliedPos) <= eps2) return;
+      if (sync.applying || camera.position.distanceToSquared(sync.appliedPos) <= eps2) return;
       this.battle.link.publish(member, member.read());
     });
 
     this.orbitMember = member;
     this.battle.link.join(member);
-    controls.update();
-    viewer.start();
-    viewer.forceRenderNextFrame();
-    this.viewer = viewer;
   }
+}
+
+// ─── Splat viewer helpers ────────────────────────────────────────────────────
+
+/** A WebGL renderer whose canvas fills `host` (we own the canvas and its context). */
+function createSplatRenderer(THREE, host, name) {
+  const renderer = new THREE.WebGLRenderer({ antialias: false, alpha: true, precision: 'highp' });
+  renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+  renderer.setClearColor(0x000000, 0);
+  const w0 = Math.max(1, host.clientWidth);
+  const h0 = Math.max(1, host.clientHeight);
+  renderer.setSize(w0, h0);
+  renderer.domElement.setAttribute('aria-label', `3D Gaussian splat output ${name}`);
+  renderer.domElement.setAttribute('role', 'img');
+  host.appendChild(renderer.domElement);
+  return renderer;
+}
+
+/** The splat library's viewer on `renderer`, idle unless something changes, with no own UI. */
+function createSplatViewer(GS, host, renderer) {
+  const viewer = new GS.Viewer({
+    rootElement: host,
+    renderer, // external renderer: we own the canvas and its WebGL context
+    selfDrivenMode: true,
+    useBuiltInControls: true,
+    sharedMemoryForWorkers: false, // no SharedArrayBuffer => no COOP/COEP headers needed
+    gpuAcceleratedSort: false,
+    dynamicScene: false,
+    renderMode: GS.RenderMode.OnChange,
+    // Show the scene at once. The library keeps re-rendering every frame until
+    // its (invisible, in Instant mode) reveal animation ends: ~1500 frames at
+    // the default rate; the multiplier cuts that to ~30 so the viewer idles.
+    sceneRevealMode: GS.SceneRevealMode.Instant,
+    sceneFadeInRateMultiplier: 50,
+    logLevel: GS.LogLevel.None,
+    cameraUp: [0, 1, 0],
+    initialCameraPosition: [0, 0, 4],
+    initialCameraLookAt: [0, 0, 0],
+  });
+  removeSplatInputHandlers(viewer, renderer);
+  return viewer;
+}
+
+/** Drop the library's key bindings and click-to-refocus; let vertical swipes scroll. */
+function removeSplatInputHandlers(viewer, renderer) {
+  // The library binds keys on window (P, C, I, O, arrows…) and click-to-refocus;
+  // both would break the battle (keys are for voting, the orbit target is fixed).
+  viewer.removeEventHandlers();
+  // OrbitControls sets touch-action: none; like model-viewer's touch-action="pan-y",
+  // let vertical swipes scroll the page on phones (horizontal swipes still orbit).
+  renderer.domElement.style.touchAction = 'pan-y';
+  for (const c of [viewer.perspectiveControls, viewer.orthographicControls]) {
+    if (c && c._domElementKeyEvents) c.stopListenToKeyEvents();
+  }
+}
+
+/**
+ * Keep the canvas sized to `host`. Returns the battle cleanup: stop observing,
+ * dispose the viewer and the renderer, release the WebGL context, remove the canvas.
+ */
+function observeSplatHost(host, renderer, viewer) {
+  const ro = new ResizeObserver(() => {
+    const w = host.clientWidth;
+    const h = host.clientHeight;
+    if (w > 0 && h > 0) {
+      renderer.setSize(w, h);
+      viewer.forceRenderNextFrame();
+    }
+  });
+  ro.observe(host);
+  return async () => {
+    ro.disconnect();
+    try {
+      await viewer.dispose();
+    } catch {
+      /* ignore */
+    }
+    renderer.dispose();
+    renderer.forceContextLoss();
+    renderer.domElement.remove();
+  };
+}
+
+/** The slot's data-splat-rotation quaternion as numbers (used only when it has 4). */
+function splatRotation(fig) {
+  return (fig.dataset.splatRotation || '')
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isFinite(n));
+}
+
+/** Add the whole .ply at `src` to `viewer`; rejects on failure or after SPLAT_STALL_MS without progress. */
+async function loadSplatScene(GS, viewer, src, rotation) {
+  // addSplatScene returns the library's AbortablePromise, whose then() drops
+  // rejections (so `await` on it would hang forever on a failed load); its
+  // .promise is the underlying native Promise, which does reject.
+  let lastProgress = performance.now();
+  const loading = viewer.addSplatScene(src, {
+    format: src.split('?')[0].toLowerCase().endsWith('.ply') ? GS.SceneFormat.Ply : undefined,
+    showLoadingUI: false,
+    progressiveLoad: false,
+    splatAlphaRemovalThreshold: 1,
+    onProgress: () => {
+      lastProgress = performance.now();
+    },
+    ...(rotation.length === 4 ? { rotation } : {}),
+  });
+  const watchdog = stallWatchdog(loading, () => lastProgress);
+  try {
+    await Promise.race([loading.promise ?? loading, watchdog.stalled]);
+  } finally {
+    watchdog.stop();
+  }
+}
+
+/** `stalled` rejects (and aborts `loading`) once `lastProgress()` is SPLAT_STALL_MS old. */
+function stallWatchdog(loading, lastProgress) {
+  let timer = 0;
+  const stalled = new Promise((_, reject) => {
+    timer = setInterval(() => {
+      if (performance.now() - lastProgress() > SPLAT_STALL_MS) {
+        reject(new Error(`no progress for ${SPLAT_STALL_MS / 1000} s`));
+        loading.abort?.('stalled');
+      }
+    }, 1000);
+  });
+  return { stalled, stop: () => clearInterval(timer) };
+}
+
+const quantile = (sorted, f) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(f * (sorted.length - 1))))];
+
+/** Sorts `arr` in place; [1st, 99th] percentile, or [min, max] for 200 values or fewer. */
+function robustRange(arr) {
+  arr.sort((a, b) => a - b);
+  return arr.length > 200 ? [quantile(arr, 0.01), quantile(arr, 0.99)] : [arr[0], arr[arr.length - 1]];
+}
+
+/** Robust bounds (1st–99th percentile per axis over a sample of centres): box centre and half-diagonal. */
+function splatBounds(THREE, mesh) {
+  const n = mesh.getSplatCount();
+  const step = Math.max(1, Math.floor(n / 20000));
+  const xs = [];
+  const ys = [];
+  const zs = [];
+  const p = new THREE.Vector3();
+  for (let i = 0; i < n; i += step) {
+    mesh.getSplatCenter(i, p);
+    xs.push(p.x);
+    ys.push(p.y);
+    zs.push(p.z);
+  }
+  const [x0, x1] = robustRange(xs);
+  const [y0, y1] = robustRange(ys);
+  const [z0, z1] = robustRange(zs);
+  const center = new THREE.Vector3((x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2);
+  return { center, size: halfDiagonal(x1 - x0, y1 - y0, z1 - z0) };
+}
+
+/** Clip planes and OrbitControls limits for an object of half-diagonal `size` at `center`. */
+function fitSplatCamera({ camera, controls, size }, center) {
+  camera.near = size * 0.01;
+  camera.far = size * 1000;
+  camera.updateProjectionMatrix();
+  controls.target.copy(center);
+  controls.enablePan = false;
+  controls.minDistance = size * R_MIN;
+  controls.maxDistance = size * R_MAX;
+  controls.minPolarAngle = PHI_MIN;
+  controls.maxPolarAngle = PHI_MAX;
+  controls.rotateSpeed = 0.6;
+  controls.dampingFactor = 0.12; // settles in ~40 frames, close to model-viewer's feel
+}
+
+/**
+ * OrbitLink member for a splat viewer: read() the camera as a normalised orbit,
+ * apply() one. `sync.applying` is true while apply() moves the camera and
+ * `sync.appliedPos` is where it left it.
+ */
+function splatOrbitMember(slot, THREE, { viewer, camera, controls, size }, sync) {
+  const sph = new THREE.Spherical();
+  const off = new THREE.Vector3();
+  return {
+    slot,
+    read: () => {
+      off.copy(camera.position).sub(controls.target);
+      sph.setFromVector3(off);
+      return { theta: sph.theta, phi: sph.phi, r: sph.radius / size, fov: camera.fov };
+    },
+    apply: (s) => {
+      sync.applying = true;
+      try {
+        // Flush (and so cancel) any damping left over from an earlier drag,
+        // then place the camera and let the controls clamp / look at the target.
+        controls.enableDamping = false;
+        controls.update();
+        const phi = Math.min(PHI_MAX, Math.max(PHI_MIN, s.phi));
+        const r = Math.min(R_MAX, Math.max(R_MIN, s.r));
+        off.setFromSphericalCoords(r * size, phi, s.theta);
+        camera.position.copy(controls.target).add(off);
+        camera.fov = Math.min(FOV_MAX, Math.max(FOV_MIN, s.fov));
+        camera.updateProjectionMatrix();
+        controls.update();
+        controls.enableDamping = true;
+        camera.updateMatrixWorld();
+        sync.appliedPos.copy(camera.position);
+      } finally {
+        sync.applying = false;
+      }
+      viewer.forceRenderNextFrame();
+    },
+  };
 }
 
 // ─── Video sync ──────────────────────────────────────────────────────────────
