@@ -58,7 +58,12 @@ def test_simulating_votes_in_an_arena_without_outputs_says_so() -> None:
 
 
 def _runtests(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    """``manage.py runtests`` as a person runs it: manage.py picks the settings module itself."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST_") and k != "DJANGO_SETTINGS_MODULE"
+    }
     return subprocess.run(
         [sys.executable, "manage.py", "runtests", *args],
         cwd=settings.BASE_DIR,
@@ -83,3 +88,11 @@ def test_runtests_exits_with_pytests_status() -> None:
 
     assert done.returncode == 4  # pytest's "usage error": the file does not exist
     assert "pytest exited with status 4" in done.stderr
+
+
+@pytest.mark.django_db(False)
+def test_runtests_runs_pytest_with_the_test_settings() -> None:
+    done = _runtests("-q", "-p", "no:cacheprovider", "tests/test_settings_module.py")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout

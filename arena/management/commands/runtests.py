@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,13 @@ class Command(BaseCommand):
                 "Note: /usr/bin/chromium is missing, so the browser tests will be skipped "
                 "(install it with: apt-get install chromium)."
             )
+        # manage.py exported config.settings, which pytest-django would prefer to the ini's
+        # tests.settings (each xdist process on its own Redis database).
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
         code = subprocess.call(
-            [sys.executable, "-m", "pytest", *options["pytest_args"]], cwd=settings.BASE_DIR
+            [sys.executable, "-m", "pytest", *options["pytest_args"]],
+            cwd=settings.BASE_DIR,
+            env=env,
         )
         if code:
             raise CommandError(f"pytest exited with status {code}", returncode=code)
