@@ -16,7 +16,7 @@ from arena import selectors, services
 from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle, RateLimited
 from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_current
 from arena.middleware import client_ip, request_voter
-from arena.models import Arena, Battle, BattleState, VoteMode
+from arena.models import Arena, Battle, BattleState, GenerativeModel, VoteMode
 from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
 
@@ -196,41 +196,13 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     matrix = selectors.arena_pair_matrix(
         arena=arena, models=[models[row["model_id"]] for row in standings]
     )
-    history = selectors.leaderboard_history(arena=arena, method=method)
     context |= {
         "label": METHOD_LABELS[method],
         "snapshot": snapshot,
         "excluded": selectors.arena_excluded_votes(arena=arena),
         "intervals": method != "elo",
-        "rows": [
-            {
-                **row,
-                "link": models[row["model_id"]].link,
-                "shared": shared[row["rank"]] > 1,
-                "points": round(row["score"]),
-                "plus": round(row["high"] - row["score"]),
-                "minus": round(row["score"] - row["low"]),
-                "win_pct": None if row["win_rate"] is None else round(100 * row["win_rate"]),
-            }
-            for row in standings
-        ],
-        "heatmap": [
-            (
-                model,
-                [
-                    {
-                        "opponent": opponent,
-                        "games": games,
-                        "pct": None if rate is None else round(100 * rate),
-                        "bucket": None if rate is None else round(10 * rate),
-                    }
-                    for opponent, rate, games in zip(matrix.models, rates, games_row, strict=True)
-                ],
-            )
-            for model, rates, games_row in zip(
-                matrix.models, matrix.win_rate, matrix.games, strict=True
-            )
-        ],
+        "rows": [_leaderboard_row(row, models[row["model_id"]], shared) for row in standings],
+        "heatmap": _heatmap(matrix),
         "chart": {
             "method": method,
             "label": METHOD_LABELS[method],
@@ -242,11 +214,47 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
                     "at": s.created_at.isoformat(),
                     "scores": {str(row["model_id"]): row["score"] for row in s.standings},
                 }
-                for s in history
+                for s in selectors.leaderboard_history(arena=arena, method=method)
             ],
         },
     }
     return render(request, "frontend/leaderboard.html", context)
+
+
+def _leaderboard_row(
+    row: dict[str, Any], model: GenerativeModel, shared: Counter[int]
+) -> dict[str, Any]:
+    """A standings row as the table shows it: rounded points and interval, win rate in %."""
+    return {
+        **row,
+        "link": model.link,
+        "shared": shared[row["rank"]] > 1,
+        "points": round(row["score"]),
+        "plus": round(row["high"] - row["score"]),
+        "minus": round(row["score"] - row["low"]),
+        "win_pct": None if row["win_rate"] is None else round(100 * row["win_rate"]),
+    }
+
+
+def _heatmap(matrix: selectors.PairMatrix) -> list[tuple[GenerativeModel, list[dict[str, Any]]]]:
+    """The head-to-head win rates, one row per model, each cell with its colour bucket."""
+    return [
+        (
+            model,
+            [
+                {
+                    "opponent": opponent,
+                    "games": games,
+                    "pct": None if rate is None else round(100 * rate),
+                    "bucket": None if rate is None else round(10 * rate),
+                }
+                for opponent, rate, games in zip(matrix.models, rates, games_row, strict=True)
+            ],
+        )
+        for model, rates, games_row in zip(
+            matrix.models, matrix.win_rate, matrix.games, strict=True
+        )
+    ]
 
 
 @require_POST

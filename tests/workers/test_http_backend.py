@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -307,6 +308,24 @@ def test_it_raises_transient_quickly_when_polling_times_out(api: ScriptedApi) ->
     with pytest.raises(TransientBackendError, match=r"not done within 0\.5 s"):
         HttpBackend().generate(request(config(api, timeout_s=0.5)))
     assert time.monotonic() - started < 3
+
+
+def test_a_status_request_cut_off_by_the_deadline_reports_the_job_not_done(
+    api: ScriptedApi,
+) -> None:
+    script_job(api)
+
+    def slow_status(seen: Seen) -> Reply:
+        time.sleep(0.8)  # longer than the whole job may take: the request itself times out
+        return Reply(200, {"status": "running"})
+
+    api.routes[("GET", "/v1/jobs/j%201")] = slow_status
+    with pytest.raises(TransientBackendError) as raised:
+        HttpBackend().generate(request(config(api, timeout_s=0.5)))
+
+    assert re.search(
+        r"not done within 0\.5 s .*the last status request: .*timed out", str(raised.value)
+    )
 
 
 def test_it_raises_transient_when_the_api_is_unreachable(api: ScriptedApi) -> None:

@@ -271,16 +271,24 @@ class HttpBackend:
             if remaining > 0:
                 time.sleep(min(wait, remaining))
             if time.monotonic() >= call.deadline:
-                raise RemoteTransientError(
-                    f"http: job {job} not done within {call.timeout:g} s (last status {status!r})"
-                )
+                raise _not_done(job, status, call.timeout)
             try:
                 return call.json("GET", url, "status", None)
             except RemoteTransientError as exc:
                 errors += 1
-                if errors >= self.POLL_ERRORS_TOLERATED or time.monotonic() >= call.deadline:
+                if time.monotonic() >= call.deadline:
+                    # The deadline ran out during the request: the job is what overran.
+                    raise _not_done(job, status, call.timeout, cause=str(exc)) from exc
+                if errors >= self.POLL_ERRORS_TOLERATED:
                     raise
                 wait = max(interval, exc.retry_after_s or 0.0)
+
+
+def _not_done(job: str, status: Any, timeout: float, cause: str = "") -> RemoteTransientError:
+    after = f"; the last status request: {cause}" if cause else ""
+    return RemoteTransientError(
+        f"http: job {job} not done within {timeout:g} s (last status {status!r}{after})"
+    )
 
 
 def _status_location(config: HttpConfig, status_url: str, doc: Any) -> tuple[str, str]:
