@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from arena.models import Voter
-from arena.services import voter_get_or_create
+from arena.services import voter_discard_unused, voter_get_or_create
 
 _COOKIE_SALT = "arena.voter.v1"
 
@@ -23,6 +23,7 @@ def request_voter(request: HttpRequest) -> Voter:
     )
     voter, created = voter_get_or_create(public_id=public_id, user=getattr(request, "user", None))
     request._arena_voter = voter  # type: ignore[attr-defined]
+    request._arena_voter_created = created  # type: ignore[attr-defined]
     request._arena_voter_new = created or public_id != str(voter.public_id)  # type: ignore[attr-defined]
     return voter
 
@@ -44,6 +45,10 @@ class VoterMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if getattr(request, "_arena_voter_created", False) and response.status_code >= 400:
+            # A failed request stores nothing, not even the voter it introduced.
+            voter_discard_unused(voter=request._arena_voter)  # type: ignore[attr-defined]
+            return response
         if getattr(request, "_arena_voter_new", False):
             voter: Voter = request._arena_voter  # type: ignore[attr-defined]
             response.set_signed_cookie(

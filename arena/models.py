@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 
 SLOT_LABELS = "ABCDEF"
 MIN_K = 2
@@ -194,6 +194,15 @@ class Arena(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A new arena gets its tally row at once: a first vote and a concurrent leaderboard read
+        would otherwise both insert it, and on PostgreSQL one of them deadlocked."""
+        adding = self._state.adding
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if adding:
+                ArenaTally.objects.get_or_create(arena=self)
 
     def clean(self) -> None:
         modes = self.vote_modes

@@ -59,6 +59,19 @@ PAIRWISE_CHOICES = ("A", "B", "tie", "both_bad")
 _ALREADY_VOTED = "This battle already has a vote; each battle takes exactly one."
 
 
+def _k_checked(*, arena: Arena, mode: str, k: int | None) -> None:
+    """``InvalidBattle`` (400) for a battle size the arena does not serve in ``mode``."""
+    if k is None:
+        return
+    allowed = [2] if mode == VoteMode.PAIRWISE else sorted(arena.k_values)
+    if isinstance(k, bool) or k not in allowed:
+        raise InvalidBattle(
+            f"A {mode} battle in this arena shows {' or '.join(map(str, allowed))} outputs; "
+            f"'k' was {k!r}.",
+            detail={"k": k, "allowed": allowed},
+        )
+
+
 def _mode_checked(*, arena: Arena, mode: str | None) -> str:
     """``mode``, or the arena's default when none is asked; ``InvalidVote`` if it is not offered."""
     mode = mode or arena.default_mode
@@ -90,6 +103,23 @@ def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Vot
             return voter, False
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     return Voter.objects.create(user=user if authenticated else None), True
+
+
+def voter_discard_unused(*, voter: Voter) -> bool:
+    """Delete a voter that a failed request created, while nothing refers to it yet.
+
+    A request that fails stores nothing, and that includes the anonymous voter it would have
+    introduced. Returns whether the row was deleted.
+    """
+    unused = Voter.objects.filter(
+        pk=voter.pk,
+        battles__isnull=True,
+        votes__isnull=True,
+        flags__isnull=True,
+        audit_entries__isnull=True,
+    )
+    deleted, _ = unused.delete()
+    return deleted > 0
 
 
 # --- battles ----------------------------------------------------------------------------------
@@ -160,10 +190,12 @@ def battle_create(
 ) -> Battle:
     """Serve a new anonymous battle: K models that all have a ready output for one prompt.
 
-    Raises ``NotEnoughAssets`` (with a readable message) when no prompt has K ready outputs.
+    Raises ``InvalidVote``/``InvalidBattle`` (400) for a mode or ``k`` the arena does not offer,
+    ``NotEnoughAssets`` (with a readable message) when no prompt has K ready outputs.
     """
     rng = rng or random.Random()
     mode = _mode_checked(arena=arena, mode=mode)
+    _k_checked(arena=arena, mode=mode, k=k)
     pool = selectors.arena_ready_pool(arena=arena)
     # Without an explicit K, serve the largest allowed K that the ready outputs can fill.
     sizes = (
@@ -818,6 +850,7 @@ def battle_create_from_prompt(
         raise InvalidPrompt("This arena turns an image into 3D: attach a PNG, JPEG or WebP image.")
     rng = rng or random.Random()
     mode = _mode_checked(arena=arena, mode=mode)
+    _k_checked(arena=arena, mode=mode, k=k)
     size = arena.k_for_mode(mode, k)
     models = list(arena.generative_models.filter(is_active=True).order_by("pk"))
     if len(models) < size:

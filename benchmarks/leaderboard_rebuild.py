@@ -158,7 +158,7 @@ def _load(n: int, models: int, seed: int) -> Arena:
         )
         for p in players
     )
-    ArenaTally.objects.create(arena=arena, votes=n, digest=f"{digest:032x}")
+    ArenaTally.objects.filter(arena=arena).update(votes=n, digest=f"{digest:032x}")
     return arena
 
 

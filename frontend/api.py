@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
@@ -12,6 +12,7 @@ from django.utils.http import http_date
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from pydantic import ConfigDict, Field, StrictInt, StringConstraints
 
 from arena import selectors, services
 from arena.errors import ArenaError, NotFound, RateLimited
@@ -23,7 +24,7 @@ from arena.leaderboards import (
     leaderboards_current,
 )
 from arena.middleware import client_ip, request_voter
-from arena.models import ArenaTally, GenerativeModel, ModelRating
+from arena.models import MAX_K, MIN_K, ArenaTally, GenerativeModel, ModelRating
 from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
 
@@ -91,12 +92,21 @@ class ArenaOut(Schema):
     votes: int
 
 
+Mode = Literal["pairwise", "best_of_k", "rank_k"]
+Choice = Literal["A", "B", "C", "D", "tie", "both_bad"]
+
+
 class BattleIn(Schema):
-    mode: str | None = None
-    k: int | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode | None = None
+    # A whole number (1e20 or 4.0 are refused, not rounded); the arena says which sizes it serves.
+    k: StrictInt | None = Field(default=None, ge=MIN_K, le=MAX_K)
     # Model slugs the voter chose (2..the arena's largest K). A named battle's vote is kept but
     # never counts on the anonymous leaderboards.
-    models: list[str] | None = None
+    models: list[Annotated[str, StringConstraints(min_length=1, max_length=80)]] | None = Field(
+        default=None, max_length=16
+    )
 
 
 class SlotOut(Schema):
@@ -123,8 +133,10 @@ class BattleOut(Schema):
 
 
 class VoteIn(Schema):
-    token: str
-    choice: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    choice: Choice | None = None
     ranks: dict[str, Any] | None = None
     ranking: list[Any] | None = None
 

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from arena.leaderboards import _vote_hash, leaderboard_rebuild, vote_exclude
+from arena.leaderboards import (
+    _vote_hash,
+    leaderboard_current,
+    leaderboard_rebuild,
+    vote_exclude,
+)
 from arena.models import Arena, ArenaTally, GenerativeModel, ModelRating, PairTally, Vote, Voter
 from arena.services import battle_create, vote_record
 from arena.tokens import battle_token_make
@@ -183,6 +188,55 @@ def test_concurrent_votes_lose_no_update() -> None:
     assert sum(ModelRating.objects.filter(arena=arena).values_list("votes", flat=True)) == 16
     row = PairTally.objects.get(arena=arena)
     assert row.a_wins + row.b_wins + row.ties == 8
+
+
+@pytest.mark.django_db
+def test_a_new_arena_has_its_tally_row_from_the_start() -> None:
+    arena = ready_arena(models=2)
+
+    tally = ArenaTally.objects.get(arena=arena)
+    assert (tally.votes, tally.digest) == (0, "0" * 32)
+
+
+def _race_the_first_vote_with_a_read() -> tuple[Arena, list[Exception]]:
+    """A fresh arena's first vote and a leaderboard read, released together."""
+    arena = ready_arena(models=2)
+    voter = VoterFactory.create()
+    battle = battle_create(arena=arena, voter=voter, mode="pairwise")
+    token = battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce)
+    barrier, errors = threading.Barrier(2), []
+
+    def vote() -> None:
+        vote_record(battle_public_id=str(battle.public_id), token=token, voter=voter, choice="A")
+
+    def read() -> None:
+        leaderboard_current(arena=arena, method="bradley_terry")
+
+    def run(action: Any) -> None:
+        try:
+            barrier.wait()
+            action()
+        except Exception as exc:  # collected and asserted by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(action,)) for action in (vote, read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return arena, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_vote_and_a_concurrent_leaderboard_read_both_succeed() -> None:
+    """Both used to insert the arena's tally row; on PostgreSQL one of them deadlocked."""
+    for _ in range(3):  # a fresh arena each round: the race is on its first vote
+        arena, errors = _race_the_first_vote_with_a_read()
+
+        assert errors == []
+        assert ArenaTally.objects.get(arena=arena).votes == 1
 
 
 @pytest.mark.django_db
