@@ -125,6 +125,8 @@ CELERY_BROKER_URL = env_url(
     schemes=("filesystem", "redis", "rediss", "amqp", "pyamqp", "memory"),
 )
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's own filesystem transport can hand a consumer a half-written message (workers.broker).
+    CELERY_BROKER_TRANSPORT = "workers.broker:Transport"
     for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
