@@ -277,6 +277,9 @@ class Asset(models.Model):
     worker = models.CharField(
         max_length=200, blank=True, help_text="The worker that last claimed it."
     )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its running job last said it is alive."
+    )
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the stored file.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

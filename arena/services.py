@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -647,9 +647,18 @@ def asset_claim(*, asset_id: int, worker: str = "") -> bool:
         status=AssetStatus.RUNNING,
         attempts=F("attempts") + 1,
         started_at=now,
+        heartbeat_at=now,
         worker=worker[:200],
         updated_at=now,
     )
+    return updated == 1
+
+
+def asset_heartbeat(*, asset_id: int, worker: str) -> bool:
+    """A running job says it is alive; false once the row is no longer its own (reaped)."""
+    updated = Asset.objects.filter(
+        pk=asset_id, status=AssetStatus.RUNNING, worker=worker[:200]
+    ).update(heartbeat_at=timezone.now())
     return updated == 1
 
 
@@ -725,25 +734,45 @@ def asset_regenerate(*, asset: Asset) -> Asset:
     return asset
 
 
-def assets_reap_stale(*, older_than_s: int) -> list[int]:
+def assets_reap_stale(*, silent_for_s: int) -> list[int]:
     """Running rows whose worker vanished (killed, machine lost) go back to pending.
 
-    A row is stale when it was claimed longer ago than any job may run (``older_than_s`` must
-    exceed the hard time limit), so a live job is never taken away from its worker.
+    A running job beats every ``GENERATION_HEARTBEAT_S``; a row whose last beat (or claim, for
+    a row claimed before heartbeats) is older than ``silent_for_s`` lost its worker. A live job
+    keeps beating however long it runs, so it is never taken away.
     """
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    cutoff = timezone.now() - timedelta(seconds=silent_for_s)
+    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     ids = list(
-        Asset.objects.filter(status=AssetStatus.RUNNING, started_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )
+        Asset.objects.filter(silent, status=AssetStatus.RUNNING).values_list("pk", flat=True)
     )
-    Asset.objects.filter(pk__in=ids, status=AssetStatus.RUNNING, started_at__lt=cutoff).update(
+    Asset.objects.filter(silent, pk__in=ids, status=AssetStatus.RUNNING).update(
         status=AssetStatus.PENDING,
         enqueued_at=None,
         error="returned to the queue: its worker stopped responding",
         updated_at=timezone.now(),
     )
     return ids
+
+
+def assets_awaited_unclaimed(*, sent_before_s: int) -> list[int]:
+    """Pending outputs that a voter's live battle waits for, sent over ``sent_before_s`` ago.
+
+    Their job may have been lost with the broker (a wipe, a restart without persistence): the
+    caller sends them again. A duplicate of a job still queued is harmless, since only one
+    delivery can claim the row.
+    """
+    cutoff = timezone.now() - timedelta(seconds=sent_before_s)
+    return list(
+        Asset.objects.filter(
+            Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True),
+            status=AssetStatus.PENDING,
+            battle_slots__battle__state=BattleState.GENERATING,
+        )
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def asset_store(

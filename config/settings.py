@@ -158,16 +158,25 @@ FRAUD_SCAN_INTERVAL_S = env_int("FRAUD_SCAN_INTERVAL_S", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "scan-fraud": {"task": "workers.scan_fraud", "schedule": float(FRAUD_SCAN_INTERVAL_S)},
     "top-up-asset-cache": {"task": "workers.top_up_cache", "schedule": 60.0},
-    "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 120.0},
+    "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 30.0},
     "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
 }
-# First retry delay of a transient generation error (doubles each retry, jittered).
 # The domain (arena) sends generation jobs through this one function (asset_id, queue, backend),
 # named here so that arena never imports workers.
 GENERATION_JOB_SENDER = "workers.tasks.generate_asset_enqueue"
+# First retry delay of a transient generation error (doubles each retry, jittered).
 GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
-# A running generation older than this lost its worker (must exceed every backend's hard limit).
-GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 900, minimum=60)
+# A running job beats this often; one silent for GENERATION_STALE_AFTER_S lost its worker (the
+# reaper, every 30 s, sends it again): about 2 minutes from a killed worker to a resent job.
+GENERATION_HEARTBEAT_S = env_int("GENERATION_HEARTBEAT_S", 20, minimum=1)
+GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 90, minimum=10)
+if GENERATION_STALE_AFTER_S < 3 * GENERATION_HEARTBEAT_S:
+    raise ImproperlyConfigured(
+        "GENERATION_STALE_AFTER_S must be at least 3 x GENERATION_HEARTBEAT_S, so that one "
+        "late beat does not take a live job away from its worker"
+    )
+# A voter's own-prompt battle waits on its jobs: one still unclaimed after this is sent again.
+GENERATION_LIVE_RESEND_S = env_int("GENERATION_LIVE_RESEND_S", 120, minimum=10)
 # A pending job sent longer ago than this was lost in transit and is sent again by the top-up.
 GENERATION_RESEND_AFTER_S = env_int("GENERATION_RESEND_AFTER_S", 1800, minimum=60)
 

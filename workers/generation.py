@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
 
 from arena.models import Asset
-from arena.services import asset_claim, asset_fail, asset_release, asset_store
+from arena.services import asset_claim, asset_fail, asset_heartbeat, asset_release, asset_store
 from workers.backends import (
     BackendConfigError,
     BackendError,
@@ -50,6 +56,36 @@ def asset_store_generated(*, asset: Asset, output: GeneratedFile, generation_ms:
     )
 
 
+@contextmanager
+def _heartbeat(*, asset_id: int, worker: str) -> Iterator[None]:
+    """Beat for the running job every ``GENERATION_HEARTBEAT_S`` until it ends.
+
+    The reaper takes a running row back once its beats stop (a killed worker, a lost machine),
+    so recovery takes about a heartbeat timeout rather than the longest a job may run. The first
+    beat is the claim itself; a job shorter than one interval never touches the database here.
+    """
+    stop = threading.Event()
+    interval = settings.GENERATION_HEARTBEAT_S
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                if not asset_heartbeat(asset_id=asset_id, worker=worker):
+                    return  # reaped or finished: nothing left to keep alive
+        except Exception:  # a beat must never break the job; the reaper copes with silence
+            log.warning("heartbeat of asset %s failed", asset_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{asset_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def asset_generate(*, asset_id: int, worker: str = "", final_attempt: bool = True) -> str:
     """Run one generation job; idempotent: a second delivery of the same job does nothing.
 
@@ -63,7 +99,8 @@ def asset_generate(*, asset_id: int, worker: str = "", final_attempt: bool = Tru
     started = time.perf_counter()
     try:
         backend = backend_get(asset.model.backend)
-        output = backend.generate(generation_request_for(asset))
+        with _heartbeat(asset_id=asset_id, worker=worker):
+            output = backend.generate(generation_request_for(asset))
         asset_store_generated(
             asset=asset, output=output, generation_ms=int((time.perf_counter() - started) * 1000)
         )

@@ -15,7 +15,7 @@ from django.conf import settings
 from arena.fraud import fraud_scan, fraud_scan_all
 from arena.leaderboards import leaderboard_rebuild
 from arena.models import Arena, Asset
-from arena.services import assets_enqueue, assets_reap_stale
+from arena.services import assets_awaited_unclaimed, assets_enqueue, assets_reap_stale
 from workers.backends import TransientBackendError, backend_get
 from workers.cache import cache_top_up
 from workers.generation import asset_generate
@@ -61,11 +61,15 @@ def generate_asset_enqueue(*, asset_id: int, queue: str, backend: str = "builtin
 
 
 @shared_task(name="workers.reap_stale_generations", ignore_result=True)
-def reap_stale_generations(older_than_s: int | None = None) -> dict[str, Any]:
-    """Running rows whose worker died go back to pending and are sent again."""
-    ids = assets_reap_stale(older_than_s=older_than_s or settings.GENERATION_STALE_AFTER_S)
-    queued = assets_enqueue(assets=Asset.objects.filter(pk__in=ids).select_related("model"))
-    return {"reaped": len(ids), "queued": queued}
+def reap_stale_generations(silent_for_s: int | None = None) -> dict[str, Any]:
+    """Running rows whose worker stopped beating go back to pending and are sent again, and so
+    are the pending outputs a voter's live battle has waited on for too long (a lost message)."""
+    ids = assets_reap_stale(silent_for_s=silent_for_s or settings.GENERATION_STALE_AFTER_S)
+    awaited = assets_awaited_unclaimed(sent_before_s=settings.GENERATION_LIVE_RESEND_S)
+    queued = assets_enqueue(
+        assets=Asset.objects.filter(pk__in=[*ids, *awaited]).select_related("model")
+    )
+    return {"reaped": len(ids), "resent": len(awaited), "queued": queued}
 
 
 @shared_task(name="workers.top_up_cache", ignore_result=True)

@@ -181,7 +181,7 @@ def test_a_worker_killed_mid_generation_does_not_strand_its_asset(
     assert Asset.objects.get(pk=asset.pk).status == AssetStatus.RUNNING
 
     GenerativeModel.objects.filter(pk=model.pk).update(backend_config={"quality": 2, "style": 0})
-    assert reap_stale_generations(older_than_s=1) == {"reaped": 1, "queued": 1}
+    assert reap_stale_generations(silent_for_s=1) == {"reaped": 1, "resent": 0, "queued": 1}
     rescuer = _start_worker(queue, media, log)
     try:
         _wait_for_status(asset.pk, AssetStatus.READY, WORKER_WAIT_S, log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,22 @@ import pytest
 from django.utils import timezone
 
 from arena.models import Asset, AssetStatus, GenerativeModel
-from arena.services import asset_request, assets_reap_stale, assets_retry_failed
-from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
+from arena.services import (
+    asset_claim,
+    asset_heartbeat,
+    asset_request,
+    assets_reap_stale,
+    assets_retry_failed,
+    battle_create_from_prompt,
+)
+from tests.arena.test_generation_port import SENT
+from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory, VoterFactory
 from workers import backends
 from workers.backends import BackendError, GenerationRequest, TransientBackendError
 from workers.cache import cache_top_up
 from workers.generation import asset_generate
 from workers.generators import GeneratedFile
+from workers.tasks import reap_stale_generations
 
 pytestmark = pytest.mark.django_db
 
@@ -141,17 +151,81 @@ def test_failed_assets_can_be_retried() -> None:
     assert Asset.objects.get(pk=asset.pk).status == AssetStatus.PENDING
 
 
-def test_the_reaper_returns_only_stale_running_rows() -> None:
-    stale, fresh = _pending_asset(), _pending_asset()
-    Asset.objects.filter(pk=stale.pk).update(
-        status=AssetStatus.RUNNING, started_at=timezone.now() - timedelta(minutes=20)
+def test_the_reaper_returns_only_running_rows_whose_heartbeat_stopped() -> None:
+    silent, beating, legacy = _pending_asset(), _pending_asset(), _pending_asset()
+    long_ago = timezone.now() - timedelta(minutes=20)
+    Asset.objects.filter(pk=silent.pk).update(
+        status=AssetStatus.RUNNING, started_at=long_ago, heartbeat_at=long_ago
     )
-    Asset.objects.filter(pk=fresh.pk).update(status=AssetStatus.RUNNING, started_at=timezone.now())
+    # A long job that still beats is alive, however long ago it started.
+    Asset.objects.filter(pk=beating.pk).update(
+        status=AssetStatus.RUNNING, started_at=long_ago, heartbeat_at=timezone.now()
+    )
+    # Claimed before heartbeats existed: judged by its claim.
+    Asset.objects.filter(pk=legacy.pk).update(
+        status=AssetStatus.RUNNING, started_at=long_ago, heartbeat_at=None
+    )
 
-    assert assets_reap_stale(older_than_s=600) == [stale.pk]
+    assert sorted(assets_reap_stale(silent_for_s=90)) == sorted([silent.pk, legacy.pk])
 
-    assert Asset.objects.get(pk=stale.pk).status == AssetStatus.PENDING
-    assert Asset.objects.get(pk=fresh.pk).status == AssetStatus.RUNNING
+    assert Asset.objects.get(pk=silent.pk).status == AssetStatus.PENDING
+    assert Asset.objects.get(pk=beating.pk).status == AssetStatus.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_job_beats_while_its_backend_works(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.GENERATION_HEARTBEAT_S = 1
+    asset = _pending_asset()
+    original = backends.BuiltinBackend.generate
+    seen: list[Any] = []
+
+    def slow(self: Any, request: Any) -> Any:
+        time.sleep(2.5)  # two beats' worth
+        seen.append(Asset.objects.values("started_at", "heartbeat_at").get(pk=asset.pk))
+        return original(self, request)
+
+    monkeypatch.setattr(backends.BuiltinBackend, "generate", slow)
+
+    assert asset_generate(asset_id=asset.pk, worker="w1") == "ready"
+
+    [row] = seen
+    assert (row["heartbeat_at"] - row["started_at"]).total_seconds() >= 1.5
+
+
+def test_a_beat_for_a_row_that_is_no_longer_the_workers_own_says_so() -> None:
+    asset = _pending_asset()
+    assert asset_claim(asset_id=asset.pk, worker="w1")
+
+    assert asset_heartbeat(asset_id=asset.pk, worker="w1") is True
+    assert asset_heartbeat(asset_id=asset.pk, worker="w2") is False  # another worker's job
+    assets_reap_stale(silent_for_s=0)
+    assert asset_heartbeat(asset_id=asset.pk, worker="w1") is False  # reaped: back to pending
+
+
+def test_the_reaper_resends_what_a_live_own_prompt_battle_still_waits_for(
+    settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.GENERATION_JOB_SENDER = "tests.arena.test_generation_port.record_job"
+    SENT.clear()
+    arena = ArenaFactory.create(allow_user_prompts=True)
+    arena.generative_models.add(*GenerativeModelFactory.create_batch(2))
+    battle = battle_create_from_prompt(
+        arena=arena, voter=VoterFactory.create(), text="a glass whale", mode="pairwise"
+    )
+    lost, fresh = (slot.asset for slot in battle.slots.order_by("position"))
+    Asset.objects.filter(pk=lost.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
+    elsewhere = _pending_asset()  # pending, but no voter waits for it
+    Asset.objects.filter(pk=elsewhere.pk).update(enqueued_at=timezone.now() - timedelta(hours=1))
+    SENT.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = reap_stale_generations()
+
+    assert summary == {"reaped": 0, "resent": 1, "queued": 1}
+    assert [job["asset_id"] for job in SENT] == [lost.pk]
+    assert fresh.pk not in [job["asset_id"] for job in SENT]
 
 
 def _arena_with(
