@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Annotated, Any, Literal
 
 from django.core.cache import cache
@@ -13,6 +14,7 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import ConfigDict, Field, StrictInt, StringConstraints
+from redis.exceptions import RedisError
 
 from arena import selectors, services
 from arena.errors import ArenaError, NotFound, RateLimited
@@ -27,6 +29,8 @@ from arena.middleware import client_ip, request_voter
 from arena.models import MAX_K, MIN_K, ArenaTally, GenerativeModel, ModelRating
 from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidRequest(ArenaError):
@@ -282,6 +286,23 @@ LEADERBOARD_CACHE_S = 300
 MAX_PAGE_SIZE = 200
 
 
+def _cache_get(key: str) -> Any:
+    """The cached answer, or ``None`` when the cache (Redis) cannot be reached: the answer is
+    then built from the database, so a cache outage slows reads down but never fails them."""
+    try:
+        return cache.get(key)
+    except RedisError:
+        logger.warning("cache unavailable; answering %s from the database", key)
+        return None
+
+
+def _cache_set(key: str, value: Any, timeout_s: int) -> None:
+    try:
+        cache.set(key, value, timeout_s)
+    except RedisError:
+        logger.warning("cache unavailable; %s not cached", key)
+
+
 def _method_checked(method: str) -> str:
     if method not in METHODS:
         raise InvalidRequest(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.")
@@ -312,7 +333,7 @@ def arenas_leaderboard(
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     if request.headers.get("if-none-match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
-    cached = cache.get(key)
+    cached = _cache_get(key)
     if cached is None:
         snapshot = leaderboard_current(arena=arena, method=method)
         rows = snapshot.standings
@@ -332,7 +353,7 @@ def arenas_leaderboard(
             "results": rows[start : start + page_size],
         }
         cached = (json.dumps(body), http_date(snapshot.created_at.timestamp()))
-        cache.set(key, cached, LEADERBOARD_CACHE_S)
+        _cache_set(key, cached, LEADERBOARD_CACHE_S)
     payload, modified = cached
     return HttpResponse(
         payload,

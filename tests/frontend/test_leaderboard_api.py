@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from arena.models import Arena
 from tests.arena.test_leaderboards import _best_name_wins, _cast
@@ -95,3 +97,20 @@ def test_a_model_record_has_every_method_and_head_to_heads(client: Client) -> No
         arena.generative_models.exclude(pk=model.pk).values_list("slug", flat=True)
     )
     assert client.get(f"/api/v1/arenas/{arena.slug}/models/nope").status_code == 404
+
+
+def test_a_cache_outage_slows_reads_down_but_never_fails_them(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arena = _voted_arena()
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(cache, "get", down)
+    monkeypatch.setattr(cache, "set", down)
+
+    response = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard?method=bradley_terry")
+
+    assert response.status_code == 200
+    assert response.json()["votes"] == 6
