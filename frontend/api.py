@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import http_date
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import ConfigDict, Field, StrictInt, StringConstraints
@@ -21,7 +21,6 @@ from arena.errors import ArenaError, NotFound, RateLimited
 from arena.fraud import arena_integrity
 from arena.leaderboards import (
     LEADERBOARD_VERSION,
-    METHODS,
     leaderboard_current,
     leaderboards_current,
 )
@@ -97,6 +96,7 @@ class ArenaOut(Schema):
 
 
 Mode = Literal["pairwise", "best_of_k", "rank_k"]
+Method = Literal["bayesian", "bradley_terry", "elo"]
 Choice = Literal["A", "B", "C", "D", "tie", "both_bad"]
 
 
@@ -160,7 +160,7 @@ class VoteOut(Schema):
     reveal: list[RevealOut]
 
 
-@api.get("/arenas", response=list[ArenaOut], tags=["arenas"])
+@api.get("/arenas", response=list[ArenaOut], tags=["arenas"], operation_id="arenas_list")
 def arenas_list(request: HttpRequest) -> list[dict[str, Any]]:
     return [
         {
@@ -182,6 +182,7 @@ def arenas_list(request: HttpRequest) -> list[dict[str, Any]]:
     "/arenas/{slug}/battles",
     response={201: BattleOut, 400: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     tags=["battles"],
+    operation_id="battles_create",
 )
 def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = None) -> Status:
     """Serve a new battle to the caller (identified by the voter cookie).
@@ -242,6 +243,7 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
         429: ErrorOut,
     },
     tags=["battles"],
+    operation_id="battles_vote",
 )
 def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Status:
     """Vote once on a battle you were served; the response reveals the models.
@@ -280,6 +282,77 @@ def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Statu
     )
 
 
+class StandingOut(Schema):
+    model_id: int
+    model: str
+    slug: str
+    organisation: str
+    rank: int = Field(description="1 + the number of models significantly better")
+    score: float
+    low: float = Field(description="lower end of the 95% interval (the score itself for ELO)")
+    high: float
+    votes: int
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float | None
+    provisional: bool
+
+
+class LeaderboardOut(Schema):
+    arena: str
+    method: Method
+    snapshot_id: int
+    vote_set_hash: str = Field(description="identifies the exact set of counted votes")
+    votes: int
+    code_version: str
+    params: dict[str, Any]
+    built_at: str
+    count: int
+    page: int
+    page_size: int
+    results: list[StandingOut]
+
+
+class ScoreOut(Schema):
+    score: float
+    low: float
+    high: float
+
+
+class HistoryEntryOut(Schema):
+    snapshot_id: int
+    built_at: str
+    votes: int
+    vote_set_hash: str
+    scores: dict[str, ScoreOut] = Field(description="by model slug")
+
+
+class OnlineRatingOut(Schema):
+    elo: float
+    mu: float
+    sigma: float
+    votes: int
+
+
+class HeadToHeadOut(Schema):
+    opponent: str
+    win_rate: float | None
+    comparisons: int
+
+
+class ModelRecordOut(Schema):
+    model: str
+    slug: str
+    organisation: str
+    link: str
+    license: str
+    task: str
+    standings: dict[str, StandingOut | None] = Field(description="by method")
+    online: OnlineRatingOut | None
+    head_to_head: list[HeadToHeadOut]
+
+
 # --- leaderboards -----------------------------------------------------------------------------
 
 LEADERBOARD_CACHE_S = 300
@@ -303,28 +376,24 @@ def _cache_set(key: str, value: Any, timeout_s: int) -> None:
         logger.warning("cache unavailable; %s not cached", key)
 
 
-def _method_checked(method: str) -> str:
-    if method not in METHODS:
-        raise InvalidRequest(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.")
-    return method
-
-
 @api.get(
     "/arenas/{slug}/leaderboard",
-    response={200: dict[str, Any], 304: None, 400: ErrorOut, 404: ErrorOut},
+    response={200: LeaderboardOut, 304: None, 400: ErrorOut, 404: ErrorOut},
     tags=["leaderboards"],
     summary="An arena's leaderboard by method, with 95% intervals, paginated",
+    operation_id="arenas_leaderboard",
 )
 def arenas_leaderboard(
-    request: HttpRequest, slug: str, method: str = "bayesian", page: int = 1, page_size: int = 50
+    request: HttpRequest,
+    slug: str,
+    method: Method = "bayesian",
+    page: int = Query(1, ge=1),
+    page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
 ) -> HttpResponse:
     """Standings best first. Cached; answers 304 to a matching ``If-None-Match``.
 
     ``vote_set_hash`` identifies the exact set of counted votes the snapshot was built from.
     """
-    method = _method_checked(method)
-    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidRequest(f"'page' must be >= 1 and 'page_size' between 1 and {MAX_PAGE_SIZE}.")
     arena = selectors.arena_get(slug=slug)
     digest = (
         ArenaTally.objects.filter(arena=arena).values_list("digest", flat=True).first() or "empty"
@@ -378,6 +447,7 @@ class IntegrityOut(Schema):
     "/arenas/{slug}/integrity",
     response={200: IntegrityOut, 404: ErrorOut},
     tags=["leaderboards"],
+    operation_id="arenas_integrity",
 )
 def arenas_integrity(request: HttpRequest, slug: str) -> dict[str, Any]:
     """Vote integrity: the share of voters and votes that fraud checks keep, and the votes
@@ -402,16 +472,17 @@ def arenas_integrity(request: HttpRequest, slug: str) -> dict[str, Any]:
 
 @api.get(
     "/arenas/{slug}/leaderboard/history",
-    response={200: list[dict[str, Any]], 400: ErrorOut, 404: ErrorOut},
+    response={200: list[HistoryEntryOut], 400: ErrorOut, 404: ErrorOut},
     tags=["leaderboards"],
+    operation_id="arenas_leaderboard_history",
 )
 def arenas_leaderboard_history(
-    request: HttpRequest, slug: str, method: str = "bayesian", limit: int = 100
+    request: HttpRequest,
+    slug: str,
+    method: Method = "bayesian",
+    limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     """Rating history: one entry per snapshot, oldest first."""
-    method = _method_checked(method)
-    if not 1 <= limit <= 1000:
-        raise InvalidRequest("'limit' must be between 1 and 1000.")
     arena = selectors.arena_get(slug=slug)
     return [
         {
@@ -430,8 +501,9 @@ def arenas_leaderboard_history(
 
 @api.get(
     "/arenas/{slug}/models/{model_slug}",
-    response={200: dict[str, Any], 404: ErrorOut},
+    response={200: ModelRecordOut, 404: ErrorOut},
     tags=["leaderboards"],
+    operation_id="arenas_model_record",
 )
 def arenas_model_record(request: HttpRequest, slug: str, model_slug: str) -> dict[str, Any]:
     """One model's record in an arena: its row in every method, online ratings, head-to-heads."""

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from arena.models import Battle, Vote
+from arena.leaderboards import METHODS
+from arena.models import MAX_K, Battle, Vote, VoteMode
 from tests.factories import ArenaFactory, ready_arena
 
 pytestmark = pytest.mark.django_db
@@ -184,3 +185,63 @@ def test_the_api_docs_page_loads_nothing_from_another_host(client: Client) -> No
 
     assert "swagger-ui-bundle.js" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a ``$ref`` (and a one-branch ``allOf``) to the schema it names."""
+    while "$ref" in node or ("allOf" in node and len(node["allOf"]) == 1):
+        node = node["allOf"][0] if "allOf" in node else node
+        if "$ref" in node:
+            node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def _parameter(schema: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    [param] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+    return _resolve(schema, param["schema"])
+
+
+def test_the_openapi_schema_types_its_parameters_and_answers(client: Client) -> None:
+    schema = client.get("/api/v1/openapi.json").json()
+    board = "/api/v1/arenas/{slug}/leaderboard"
+
+    assert set(_parameter(schema, board, "method")["enum"]) == set(METHODS)
+    assert _parameter(schema, board, "page_size")["maximum"] == 200
+    assert _parameter(schema, board, "page")["minimum"] == 1
+    battle_in = schema["components"]["schemas"]["BattleIn"]["properties"]
+    assert set(_resolve(schema, battle_in["mode"]["anyOf"][0])["enum"]) == set(VoteMode.values)
+    assert {b.get("maximum") for b in battle_in["k"]["anyOf"]} >= {MAX_K}
+    vote_in = schema["components"]["schemas"]["VoteIn"]["properties"]
+    assert {"A", "B", "tie", "both_bad"} <= set(
+        _resolve(schema, vote_in["choice"]["anyOf"][0])["enum"]
+    )
+    operations = {
+        op["operationId"] for methods in schema["paths"].values() for op in methods.values()
+    }
+    assert {
+        "arenas_list",
+        "battles_create",
+        "battles_vote",
+        "arenas_leaderboard",
+        "arenas_leaderboard_history",
+        "arenas_model_record",
+        "arenas_integrity",
+    } <= operations
+    for path, answer in [
+        (board, "LeaderboardOut"),
+        ("/api/v1/arenas/{slug}/models/{model_slug}", "ModelRecordOut"),
+    ]:
+        content = schema["paths"][path]["get"]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"]["$ref"].endswith(f"/{answer}")
+
+
+def test_the_model_record_matches_its_schema(client: Client) -> None:
+    arena = ready_arena(models=3)
+    battle = _battle(client, arena.slug, mode="pairwise")
+    _post(client, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "A"})
+    slug = arena.generative_models.order_by("pk")[0].slug
+
+    record = client.get(f"/api/v1/arenas/{arena.slug}/models/{slug}").json()
+
+    assert set(record["standings"]) == set(METHODS)
+    assert set(record) >= {"model", "slug", "standings", "online", "head_to_head"}
