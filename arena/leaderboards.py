@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 from django.db.models import F, Max, QuerySet
+from django.utils import timezone
 
 import ranking
 from arena.models import (
@@ -428,6 +430,49 @@ def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> Re
         snapshots.append(snapshot)
         created += was_created
     return RebuildResult(snapshots=snapshots, created=created)
+
+
+# Snapshot history stays bounded: everything from the last hour, then the newest snapshot of each
+# hour for a week, then the newest of each day.
+KEEP_ALL_S = 3600
+KEEP_HOURLY_S = 7 * 86400
+
+
+def _thinning_bucket(age_s: float, created: datetime) -> tuple[str, str] | None:
+    """The bucket a snapshot competes in (its newest one is kept); ``None``: always kept."""
+    if age_s < KEEP_ALL_S:
+        return None
+    if age_s < KEEP_HOURLY_S:
+        return "hour", created.strftime("%Y-%m-%d %H")
+    return "day", created.strftime("%Y-%m-%d")
+
+
+def leaderboard_snapshots_thin(*, arena: Arena, now: datetime | None = None) -> int:
+    """Delete the snapshots history no longer needs; returns how many were deleted.
+
+    Per method and code version: every snapshot of the last hour, the newest of each hour for a
+    week, the newest of each day before that; the newest snapshot of each method is always kept.
+    """
+    now = now or timezone.now()
+    rows = LeaderboardSnapshot.objects.filter(arena=arena).order_by("-created_at", "-pk")
+    seen: set[tuple[Any, ...]] = set()
+    doomed: list[int] = []
+    for pk, method, version, created in rows.values_list(
+        "pk", "method", "code_version", "created_at"
+    ):
+        series = (method, version)
+        bucket = _thinning_bucket((now - created).total_seconds(), created)
+        key = (*series, *bucket) if bucket is not None else None
+        if series not in seen:
+            seen.add(series)  # the newest of its method: the current leaderboard
+        elif key is not None and key in seen:
+            doomed.append(pk)
+            continue
+        if key is not None:
+            seen.add(key)
+    for chunk in _chunks(doomed):
+        LeaderboardSnapshot.objects.filter(pk__in=chunk).delete()
+    return len(doomed)
 
 
 def leaderboard_current(*, arena: Arena, method: str) -> LeaderboardSnapshot:

@@ -13,7 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from arena.fraud import fraud_scan, fraud_scan_all
-from arena.leaderboards import leaderboard_rebuild
+from arena.leaderboards import leaderboard_rebuild, leaderboard_snapshots_thin
 from arena.models import Arena, Asset
 from arena.services import assets_awaited_unclaimed, assets_enqueue, assets_reap_stale
 from workers.backends import TransientBackendError, backend_get
@@ -79,12 +79,14 @@ def top_up_cache() -> dict[str, int]:
 
 @shared_task(name="workers.rebuild_leaderboards", ignore_result=True)
 def rebuild_leaderboards() -> dict[str, int]:
-    """Rebuild every active arena's leaderboards from its counted votes (cheap when unchanged)."""
-    created = 0
+    """Rebuild every active arena's leaderboards from its counted votes (cheap when unchanged),
+    and thin each arena's snapshot history (``leaderboard_snapshots_thin``)."""
+    created = thinned = 0
     arenas = list(Arena.objects.filter(is_active=True))
     for arena in arenas:
         created += leaderboard_rebuild(arena=arena).created
-    return {"arenas": len(arenas), "snapshots_created": created}
+        thinned += leaderboard_snapshots_thin(arena=arena)
+    return {"arenas": len(arenas), "snapshots_created": created, "snapshots_thinned": thinned}
 
 
 @shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=1800, time_limit=1860)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +15,19 @@ from arena.leaderboards import (
     _vote_hash,
     leaderboard_current,
     leaderboard_rebuild,
+    leaderboard_snapshots_thin,
     vote_exclude,
 )
-from arena.models import Arena, ArenaTally, GenerativeModel, ModelRating, PairTally, Vote, Voter
+from arena.models import (
+    Arena,
+    ArenaTally,
+    GenerativeModel,
+    LeaderboardSnapshot,
+    ModelRating,
+    PairTally,
+    Vote,
+    Voter,
+)
 from arena.services import battle_create, vote_record
 from arena.tokens import battle_token_make
 from tests.factories import VoterFactory, ready_arena
@@ -277,3 +288,47 @@ def test_the_online_elo_equals_a_replay_of_the_vote_log() -> None:
 
     for player, expected in zip(players, replay.ratings, strict=True):
         assert online[int(player)] == pytest.approx(expected)
+
+
+def _snapshot_at(arena: Arena, method: str, at: datetime, n: int) -> int:
+    snapshot = LeaderboardSnapshot.objects.create(
+        arena=arena,
+        method=method,
+        code_version="v1",
+        vote_set_hash=f"{n:032x}",
+        votes=n,
+        standings=[],
+    )
+    LeaderboardSnapshot.objects.filter(pk=snapshot.pk).update(created_at=at)
+    return snapshot.pk
+
+
+@pytest.mark.django_db
+def test_thinning_keeps_the_last_hour_then_hourly_for_a_week_then_daily() -> None:
+    arena = ready_arena(models=2)
+    now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    recent = [_snapshot_at(arena, "elo", now - timedelta(minutes=m), m) for m in (1, 20, 50)]
+    # Three in one hour two days ago: only the newest of them stays.
+    hour = [
+        _snapshot_at(arena, "elo", now - timedelta(days=2, minutes=m), 100 + m) for m in (5, 25, 45)
+    ]
+    # Two on one day a month ago, and one on the day before: one per day stays.
+    day = [_snapshot_at(arena, "elo", now - timedelta(days=30, hours=h), 200 + h) for h in (1, 3)]
+    older_day = _snapshot_at(arena, "elo", now - timedelta(days=31, hours=13), 300)
+    other_method = _snapshot_at(arena, "bayesian", now - timedelta(days=30, hours=5), 400)
+
+    deleted = leaderboard_snapshots_thin(arena=arena, now=now)
+
+    kept = set(LeaderboardSnapshot.objects.filter(arena=arena).values_list("pk", flat=True))
+    assert deleted == 3
+    assert kept == {*recent, hour[0], day[0], older_day, other_method}
+
+
+@pytest.mark.django_db
+def test_thinning_never_deletes_the_newest_snapshot_of_a_method() -> None:
+    arena = ready_arena(models=2)
+    now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    only = _snapshot_at(arena, "bradley_terry", now - timedelta(days=90), 1)
+
+    assert leaderboard_snapshots_thin(arena=arena, now=now) == 0
+    assert LeaderboardSnapshot.objects.filter(pk=only).exists()
