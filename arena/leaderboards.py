@@ -19,9 +19,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 import ranking
 from arena.models import (
@@ -475,19 +479,86 @@ def leaderboard_snapshots_thin(*, arena: Arena, now: datetime | None = None) -> 
     return len(doomed)
 
 
-def leaderboard_current(*, arena: Arena, method: str) -> LeaderboardSnapshot:
-    """The read side's one way to an arena's standings by ``method``: its current snapshot.
+def _newest_snapshot(*, arena: Arena, method: str) -> LeaderboardSnapshot | None:
+    return (
+        LeaderboardSnapshot.objects.filter(
+            arena=arena, method=method, code_version=LEADERBOARD_VERSION
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
-    Every page and API read goes through here. Today it rebuilds when the counted votes changed
-    since the last snapshot (cheap when they did not); serving stored snapshots only, with
-    rebuilds moved to a task, is a change to this one function.
+
+def arena_digest(*, arena: Arena) -> str:
+    """The vote-set digest of the arena's counted votes now (one indexed read)."""
+    digest = ArenaTally.objects.filter(arena=arena).values_list("digest", flat=True).first()
+    return digest or "0" * 32
+
+
+def leaderboard_rebuild_request(*, arena: Arena) -> bool:
+    """Ask for a rebuild of the arena's leaderboards, at most once per debounce window.
+
+    The request goes through the function named by ``LEADERBOARD_REBUILD_SENDER`` (``config``
+    wires in a Celery task on the light queue), so no reader ever pays for a fit. Returns whether
+    a request was sent; with the cache unreachable none is (the beat task rebuilds anyway).
     """
-    return leaderboard_rebuild(arena=arena, methods=[method]).snapshots[0]
+    key = f"arena:lb-rebuild:{arena.pk}"
+    try:
+        first = cache.add(key, 1, timeout=settings.LEADERBOARD_REBUILD_DEBOUNCE_S)
+    except RedisError:
+        return False
+    if first:
+        import_string(settings.LEADERBOARD_REBUILD_SENDER)(arena_id=arena.pk)
+    return bool(first)
 
 
-def leaderboards_current(*, arena: Arena) -> list[LeaderboardSnapshot]:
+def leaderboard_rebuild_by_id(*, arena_id: int) -> int:
+    """Rebuild one arena's leaderboards now (the task behind ``leaderboard_rebuild_request``);
+    returns how many snapshots were created."""
+    arena = Arena.objects.filter(pk=arena_id).first()
+    return leaderboard_rebuild(arena=arena).created if arena is not None else 0
+
+
+@dataclass(frozen=True)
+class CurrentLeaderboard:
+    """What a reader is served: the newest snapshot, and whether newer votes are not in it yet."""
+
+    snapshot: LeaderboardSnapshot
+    stale: bool
+
+
+def leaderboard_current(*, arena: Arena, method: str) -> CurrentLeaderboard:
+    """The read side's one way to an arena's standings by ``method``: its newest snapshot.
+
+    Never fits on the reader's path. When votes arrived since the snapshot (its vote-set hash
+    differs from the tally's), a debounced rebuild is requested and the reader gets the newest
+    snapshot there is, marked ``stale``. Before any snapshot exists, an unsaved empty one.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; use {', '.join(METHODS)}")
+    snapshot = _newest_snapshot(arena=arena, method=method)
+    digest = arena_digest(arena=arena)
+    stale = snapshot is None or snapshot.vote_set_hash != digest
+    # (A sender that rebuilds at once, as the tests' does, leaves a fresh snapshot behind.)
+    if stale and leaderboard_rebuild_request(arena=arena):
+        snapshot = _newest_snapshot(arena=arena, method=method) or snapshot
+    if snapshot is None:
+        snapshot = LeaderboardSnapshot(
+            arena=arena,
+            method=method,
+            params=PARAMS[method],
+            code_version=LEADERBOARD_VERSION,
+            vote_set_hash="",
+            votes=0,
+            standings=[],
+            created_at=timezone.now(),
+        )
+    return CurrentLeaderboard(snapshot=snapshot, stale=snapshot.vote_set_hash != digest)
+
+
+def leaderboards_current(*, arena: Arena) -> list[CurrentLeaderboard]:
     """``leaderboard_current`` for every method, in ``METHODS`` order."""
-    return leaderboard_rebuild(arena=arena).snapshots
+    return [leaderboard_current(arena=arena, method=method) for method in METHODS]
 
 
 def matchmaker_for(

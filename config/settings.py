@@ -150,6 +150,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "workers.top_up_cache": {"queue": "light"},
     "workers.reap_stale_generations": {"queue": "light"},
+    "workers.rebuild_arena_leaderboards": {"queue": "light"},
     "workers.rebuild_leaderboards": {"queue": "light"},
     "workers.scan_fraud": {"queue": "light"},
 }
@@ -164,6 +165,10 @@ CELERY_BEAT_SCHEDULE = {
 # The domain (arena) sends generation jobs through this one function (asset_id, queue, backend),
 # named here so that arena never imports workers.
 GENERATION_JOB_SENDER = "workers.tasks.generate_asset_enqueue"
+# Readers never fit a leaderboard: one that finds it stale asks for a rebuild through this
+# function (arena_id), at most once per arena per LEADERBOARD_REBUILD_DEBOUNCE_S.
+LEADERBOARD_REBUILD_SENDER = "workers.tasks.leaderboard_rebuild_enqueue"
+LEADERBOARD_REBUILD_DEBOUNCE_S = env_int("LEADERBOARD_REBUILD_DEBOUNCE_S", 10, minimum=0)
 # First retry delay of a transient generation error (doubles each retry, jittered).
 GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
 # A running job beats this often; one silent for GENERATION_STALE_AFTER_S lost its worker (the

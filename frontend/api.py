@@ -25,7 +25,7 @@ from arena.leaderboards import (
     leaderboards_current,
 )
 from arena.middleware import client_ip, request_voter
-from arena.models import MAX_K, MIN_K, ArenaTally, GenerativeModel, ModelRating
+from arena.models import MAX_K, MIN_K, GenerativeModel, ModelRating
 from arena.ratelimit import rate_limit_request
 from arena.tokens import battle_token_make
 
@@ -302,12 +302,13 @@ class StandingOut(Schema):
 class LeaderboardOut(Schema):
     arena: str
     method: Method
-    snapshot_id: int
+    snapshot_id: int | None = Field(description="null before the first snapshot is built")
     vote_set_hash: str = Field(description="identifies the exact set of counted votes")
     votes: int
     code_version: str
     params: dict[str, Any]
     built_at: str
+    stale: bool = Field(description="votes arrived since built_at; a rebuild is on its way")
     count: int
     page: int
     page_size: int
@@ -390,21 +391,24 @@ def arenas_leaderboard(
     page: int = Query(1, ge=1),
     page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
 ) -> HttpResponse:
-    """Standings best first. Cached; answers 304 to a matching ``If-None-Match``.
+    """Standings best first, from the newest snapshot (never fitted on this request). Cached;
+    answers 304 to a matching ``If-None-Match``.
 
-    ``vote_set_hash`` identifies the exact set of counted votes the snapshot was built from.
+    ``vote_set_hash`` identifies the exact set of counted votes the snapshot was built from;
+    ``stale`` says votes arrived since ``built_at`` (a rebuild has been asked for).
     """
     arena = selectors.arena_get(slug=slug)
-    digest = (
-        ArenaTally.objects.filter(arena=arena).values_list("digest", flat=True).first() or "empty"
+    current = leaderboard_current(arena=arena, method=method)
+    snapshot = current.snapshot
+    key = (
+        f"lb:{LEADERBOARD_VERSION}:{arena.pk}:{method}:{snapshot.pk}:{int(current.stale)}:"
+        f"{page}:{page_size}"
     )
-    key = f"lb:{LEADERBOARD_VERSION}:{arena.pk}:{method}:{digest}:{page}:{page_size}"
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     if request.headers.get("if-none-match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
     cached = _cache_get(key)
     if cached is None:
-        snapshot = leaderboard_current(arena=arena, method=method)
         rows = snapshot.standings
         start = (page - 1) * page_size
         body = {
@@ -416,6 +420,7 @@ def arenas_leaderboard(
             "code_version": snapshot.code_version,
             "params": snapshot.params,
             "built_at": snapshot.created_at.isoformat(),
+            "stale": current.stale,
             "count": len(rows),
             "page": page,
             "page_size": page_size,
@@ -513,7 +518,7 @@ def arenas_model_record(request: HttpRequest, slug: str, model_slug: str) -> dic
         raise NotFound(f"No model {model_slug!r} in arena {slug!r}.")
     standings = {
         snapshot.method: next((r for r in snapshot.standings if r["model_id"] == model.pk), None)
-        for snapshot in leaderboards_current(arena=arena)
+        for snapshot in (current.snapshot for current in leaderboards_current(arena=arena))
     }
     rating = ModelRating.objects.filter(arena=arena, model=model).first()
     matrix = selectors.arena_pair_matrix(arena=arena)

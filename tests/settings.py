@@ -26,3 +26,8 @@ if _WORKER and os.environ.get("REDIS_URL", "").startswith("redis"):
         os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"]
 
 from config.settings import *  # noqa: E402, F403
+
+# A reader that finds a leaderboard stale gets it rebuilt at once (production sends a debounced
+# task): tests read what they just voted. tests/arena/test_leaderboards.py checks the real path.
+LEADERBOARD_REBUILD_SENDER = "arena.leaderboards.leaderboard_rebuild_by_id"
+LEADERBOARD_REBUILD_DEBOUNCE_S = 0

@@ -13,7 +13,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from arena.fraud import fraud_scan, fraud_scan_all
-from arena.leaderboards import leaderboard_rebuild, leaderboard_snapshots_thin
+from arena.leaderboards import (
+    leaderboard_rebuild,
+    leaderboard_rebuild_by_id,
+    leaderboard_snapshots_thin,
+)
 from arena.models import Arena, Asset
 from arena.services import assets_awaited_unclaimed, assets_enqueue, assets_reap_stale
 from workers.backends import TransientBackendError, backend_get
@@ -87,6 +91,17 @@ def rebuild_leaderboards() -> dict[str, int]:
         created += leaderboard_rebuild(arena=arena).created
         thinned += leaderboard_snapshots_thin(arena=arena)
     return {"arenas": len(arenas), "snapshots_created": created, "snapshots_thinned": thinned}
+
+
+@shared_task(name="workers.rebuild_arena_leaderboards", ignore_result=True)
+def rebuild_arena_leaderboards(arena_id: int) -> int:
+    """One arena's leaderboards, asked for by a reader that found them stale (debounced)."""
+    return leaderboard_rebuild_by_id(arena_id=arena_id)
+
+
+def leaderboard_rebuild_enqueue(*, arena_id: int) -> None:
+    """The domain's rebuild port (``LEADERBOARD_REBUILD_SENDER``): a task on the light queue."""
+    rebuild_arena_leaderboards.apply_async(args=[arena_id], queue=LIGHT_QUEUE)
 
 
 @shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=1800, time_limit=1860)

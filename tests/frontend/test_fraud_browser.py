@@ -57,7 +57,11 @@ def test_a_reviewer_sees_the_plot_and_clears_the_voter(
     _screenshot(page, "fraud-arena")
 
     page.click(f"#review-queue a[href*='{bot.public_id}']")
-    page.wait_for_function("Chart.getChart(document.getElementById('choice-chart'))")
+    # Until the voter page has loaded, the arena page (no Chart.js) is still the document.
+    page.wait_for_url(f"**/voter/{bot.public_id}/")
+    page.wait_for_function(
+        "window.Chart && Chart.getChart(document.getElementById('choice-chart'))"
+    )
     chart = page.eval_on_selector(
         "#choice-chart",
         """canvas => { const c = Chart.getChart(canvas);

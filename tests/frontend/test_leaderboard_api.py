@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.test import Client
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from arena.models import Arena
+from arena.leaderboards import leaderboard_rebuild, leaderboard_rebuild_by_id
+from arena.models import Arena, LeaderboardSnapshot
 from tests.arena.test_leaderboards import _best_name_wins, _cast
 from tests.factories import VoterFactory, ready_arena
 
@@ -114,3 +116,68 @@ def test_a_cache_outage_slows_reads_down_but_never_fails_them(
 
     assert response.status_code == 200
     assert response.json()["votes"] == 6
+
+
+REBUILDS: list[int] = []
+
+
+def record_rebuild(*, arena_id: int) -> None:
+    """Stands in for the Celery task that production sends (``LEADERBOARD_REBUILD_SENDER``)."""
+    REBUILDS.append(arena_id)
+
+
+@pytest.fixture
+def queued_rebuilds(settings: Any) -> list[int]:
+    settings.LEADERBOARD_REBUILD_SENDER = f"{__name__}.record_rebuild"
+    settings.LEADERBOARD_REBUILD_DEBOUNCE_S = 60
+    REBUILDS.clear()
+    return REBUILDS
+
+
+def test_a_read_after_new_votes_serves_the_last_snapshot_and_asks_for_one_rebuild(
+    client: Client, queued_rebuilds: list[int], django_assert_max_num_queries: Any
+) -> None:
+    arena = _voted_arena(6)
+    leaderboard_rebuild(arena=arena)
+    _cast(arena, VoterFactory.create(), "rank_k", random.Random(1), _best_name_wins)
+    url = f"/api/v1/arenas/{arena.slug}/leaderboard?method=bradley_terry"
+    snapshots = LeaderboardSnapshot.objects.count()
+
+    with django_assert_max_num_queries(4):  # the arena, the newest snapshot, the digest: no fit
+        first = client.get(url).json()
+    second = client.get(url).json()
+
+    assert (first["votes"], first["stale"]) == (6, True)
+    assert second["stale"] is True
+    assert queued_rebuilds == [arena.pk]  # debounced: one request for both reads
+    assert LeaderboardSnapshot.objects.count() == snapshots
+
+    leaderboard_rebuild_by_id(arena_id=arena.pk)  # the worker's turn
+    fresh = client.get(url).json()
+
+    assert (fresh["votes"], fresh["stale"]) == (7, False)
+
+
+def test_before_any_snapshot_a_read_serves_an_empty_one_marked_stale(
+    client: Client, queued_rebuilds: list[int]
+) -> None:
+    arena = _voted_arena(2)
+    LeaderboardSnapshot.objects.filter(arena=arena).delete()
+
+    body = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard").json()
+
+    assert (body["snapshot_id"], body["stale"], body["results"]) == (None, True, [])
+    assert queued_rebuilds == [arena.pk]
+
+
+def test_the_page_says_when_newer_votes_are_on_their_way(
+    client: Client, queued_rebuilds: list[int]
+) -> None:
+    arena = _voted_arena(6)
+    leaderboard_rebuild(arena=arena)
+    url = f"/arena/{arena.slug}/leaderboard/"
+    assert 'id="lb-stale"' not in client.get(url).content.decode()
+
+    _cast(arena, VoterFactory.create(), "rank_k", random.Random(1), _best_name_wins)
+
+    assert 'id="lb-stale"' in client.get(url).content.decode()
