@@ -1,0 +1,511 @@
+"""Load test: voters and leaderboard readers against gunicorn + PostgreSQL + Redis on loopback.
+
+    python benchmarks/load.py [--duration 60] [--voters 32] [--rate 40] [--faults]
+
+Creates its own database (``arena_load``, dropped and re-created) and uses Redis database 15,
+seeds two arenas (pairwise; best-of-4 and rank-4) with ready outputs, starts gunicorn (4 sync
+workers) and a Celery worker for the light queue, then runs:
+
+1. a raw psycopg INSERT+COMMIT loop with as many threads as voters (the ceiling of the database);
+2. closed loop: each voter (its own cookie) serves a battle and votes, as fast as answers come,
+   with 2 leaderboard readers, for ``--duration`` seconds: votes/s and its ratio to (1);
+3. open loop: ``--rate`` battle+vote pairs a second with 2 readers: p50/p95/p99 of battle, vote
+   and leaderboard GET, errors by status. With ``--faults`` it kills -9 a web worker (15 s in) and
+   the Celery worker (25 s, restarted) and restarts Redis (35 s) during this phase;
+4. afterwards: every 2xx vote is stored exactly once, no other vote is stored, and the pair
+   tallies equal the vote log decomposed.
+
+Rate limits are off for the run (every request comes from 127.0.0.1, one network prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
+
+import httpx
+import psycopg
+from tqdm import tqdm
+
+from ranking import Ranking
+
+SERVER = "postgres://postgres@127.0.0.1:5432"
+DATABASE = "arena_load"
+REDIS = "redis://127.0.0.1:6379/15"
+ROOT = Path(__file__).resolve().parent.parent
+COOKIE = "arena_voter"
+
+
+# --- the stack ---------------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"{SERVER}/{DATABASE}",
+        "REDIS_URL": REDIS,
+        "DEBUG": "0",
+        "SECRET_KEY": "load-benchmark-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "RATE_LIMITS_ENABLED": "0",
+        "ARENA_NO_BOOTSTRAP": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+
+
+def _fresh_database() -> None:
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+    subprocess.run(["redis-cli", "-n", "15", "flushdb"], check=True, capture_output=True)
+
+
+def _seed() -> list[dict[str, Any]]:
+    """Migrate and seed in a child process (Django configured for the load database)."""
+    code = "from benchmarks.load import seed_arenas; import json; print(json.dumps(seed_arenas()))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    arenas: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return arenas
+
+
+def seed_arenas() -> list[dict[str, Any]]:
+    """Two arenas of 8 models and 20 prompts, every output ready (rows only: the API serves
+    their URLs, and nothing here downloads them)."""
+    from django.core.management import call_command
+
+    from arena.models import Arena, Asset, GenerativeModel, Prompt, PromptSet, Task, VoteMode
+
+    call_command("migrate", verbosity=0)
+    specs = [
+        ("load-pairwise", [VoteMode.PAIRWISE], VoteMode.PAIRWISE),
+        ("load-k4", [VoteMode.BEST_OF_K, VoteMode.RANK_K], VoteMode.BEST_OF_K),
+    ]
+    out = []
+    for slug, modes, default in specs:
+        prompt_set = PromptSet.objects.create(name=slug, slug=slug)
+        prompts = [
+            Prompt.objects.create(prompt_set=prompt_set, text=f"{slug} {i}") for i in range(20)
+        ]
+        models = [
+            GenerativeModel.objects.create(
+                name=f"{slug} m{i}", slug=f"{slug}-m{i}", task=Task.TEXT_TO_IMAGE
+            )
+            for i in range(8)
+        ]
+        arena = Arena.objects.create(
+            name=slug, slug=slug, task=Task.TEXT_TO_IMAGE, prompt_set=prompt_set,
+            vote_modes=modes, default_mode=default, k_values=[4],
+        )  # fmt: skip
+        arena.generative_models.add(*models)
+        Asset.objects.bulk_create(
+            Asset(model=m, prompt=p, seed=0, fmt="png", media_type="image", status="ready",
+                  file=f"{slug}-{m.pk}-{p.pk}.png")
+            for m in models for p in prompts
+        )  # fmt: skip
+        out.append({"slug": slug, "modes": modes})
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    web: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def start_worker(self) -> None:
+        self.worker = _celery(self.log)
+
+    def stop(self) -> None:
+        for process in (self.web, self.worker):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (self.web, self.worker):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _celery(log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "light", "-c", "1",
+             "--without-gossip", "--without-mingle", "-n", f"load-{os.getpid()}@%h"],
+            env=_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _start_stack(log: Path) -> Stack:
+    port = _free_port()
+    with log.open("ab") as out:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", "4",
+             "--bind", f"127.0.0.1:{port}", "--timeout", "60"],
+            env=_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    stack = Stack(web=web, worker=_celery(log), url=f"http://127.0.0.1:{port}", log=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{stack.url}/api/v1/arenas", timeout=2).status_code == 200:
+                return stack
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stack.stop()
+    raise SystemExit(f"gunicorn did not answer within 60 s; see {log}")
+
+
+# --- one voter ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    """Latencies (ms) and statuses by request kind, and the battles whose vote got a 2xx."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    voted: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, status: int, ms: float) -> None:
+        with self.lock:
+            self.latency[kind].append(ms)
+            self.statuses[(kind, status)] += 1
+
+
+def _timed(record: Record, kind: str, send: Callable[[], httpx.Response]) -> httpx.Response | None:
+    started = time.perf_counter()
+    try:
+        response = send()
+    except httpx.HTTPError:
+        record.add(kind, 599, (time.perf_counter() - started) * 1000)  # no answer at all
+        return None
+    record.add(kind, response.status_code, (time.perf_counter() - started) * 1000)
+    return response
+
+
+def _ballot(battle: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    labels = [slot["label"] for slot in battle["slots"]]
+    if battle["mode"] == "pairwise":
+        return {"choice": rng.choice(["A", "B", "A", "B", "tie"])}
+    if battle["mode"] == "best_of_k":
+        return {"choice": rng.choice(labels)}
+    order = rng.sample(labels, len(labels))
+    return {"ranks": {label: i + 1 for i, label in enumerate(order)}}
+
+
+class Voter:
+    def __init__(self, url: str, arenas: list[dict[str, Any]], seed: int) -> None:
+        self.client = httpx.Client(base_url=url, timeout=30)
+        self.arenas = arenas
+        self.rng = random.Random(seed)
+        self.cookie = ""
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        headers = {"Cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
+        response = self.client.post(path, json=body, headers=headers)
+        # (The cookie is Secure with DEBUG=0; over plain loopback HTTP it is sent by hand.)
+        self.cookie = response.cookies.get(COOKIE) or self.cookie
+        return response
+
+    def battle_and_vote(self, record: Record) -> None:
+        arena = self.rng.choice(self.arenas)
+        mode = self.rng.choice(arena["modes"])
+        served = _timed(
+            record,
+            "battle",
+            lambda: self._post(f"/api/v1/arenas/{arena['slug']}/battles", {"mode": mode}),
+        )
+        if served is None or served.status_code != 201:
+            return
+        battle = served.json()
+        body = {"token": battle["token"], **_ballot(battle, self.rng)}
+        voted = _timed(
+            record, "vote", lambda: self._post(f"/api/v1/battles/{battle['id']}/vote", body)
+        )
+        if voted is not None and 200 <= voted.status_code < 300:
+            with record.lock:
+                record.voted.append(battle["id"])
+
+
+def _getter(client: httpx.Client, path: str) -> Callable[[], httpx.Response]:
+    return lambda: client.get(path)
+
+
+def _reader(url: str, arenas: list[dict[str, Any]], record: Record, stop: threading.Event) -> None:
+    rng, client = random.Random(), httpx.Client(base_url=url, timeout=30)
+    while not stop.is_set():
+        slug = rng.choice(arenas)["slug"]
+        method = rng.choice(["bayesian", "bradley_terry", "elo"])
+        _timed(
+            record,
+            "leaderboard",
+            _getter(client, f"/api/v1/arenas/{slug}/leaderboard?method={method}"),
+        )
+
+
+# --- the phases --------------------------------------------------------------------------------
+
+
+def raw_insert_rate(threads: int, seconds: float) -> float:
+    """Rows a second that ``threads`` psycopg connections commit one INSERT at a time."""
+    with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS load_probe (id bigserial PRIMARY KEY, body text)")
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def loop(i: int) -> None:
+        with psycopg.connect(f"{SERVER}/{DATABASE}") as conn:
+            while time.monotonic() < stop:
+                conn.execute("INSERT INTO load_probe (body) VALUES (%s)", ("vote",))
+                conn.commit()
+                counts[i] += 1
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(loop, range(threads)))
+    return sum(counts) / seconds
+
+
+def _readers(
+    url: str, arenas: list[dict[str, Any]], record: Record
+) -> tuple[threading.Event, list[threading.Thread]]:
+    stop = threading.Event()
+    threads = [threading.Thread(target=_reader, args=(url, arenas, record, stop)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    return stop, threads
+
+
+def closed_loop(url: str, arenas: list[dict[str, Any]], voters: int, seconds: float) -> Record:
+    record = Record()
+    stop_readers, readers = _readers(url, arenas, record)
+    deadline = time.monotonic() + seconds
+
+    def run(i: int) -> None:
+        voter = Voter(url, arenas, seed=i)
+        while time.monotonic() < deadline:
+            voter.battle_and_vote(record)
+
+    with ThreadPoolExecutor(voters) as pool:
+        futures = [pool.submit(run, i) for i in range(voters)]
+        for _ in tqdm(range(int(seconds)), desc="closed loop", unit="s"):
+            time.sleep(1)
+        for future in futures:
+            future.result()
+    stop_readers.set()
+    for thread in readers:
+        thread.join()
+    return record
+
+
+def open_loop(
+    url: str,
+    arenas: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    faults: Callable[[float], None],
+) -> Record:
+    record = Record()
+    stop_readers, readers = _readers(url, arenas, record)
+    pool_size = 128
+    pool = [Voter(url, arenas, seed=1000 + i) for i in range(pool_size)]
+    free: list[Voter] = list(pool)
+    lock = threading.Lock()
+
+    def job() -> None:
+        with lock:
+            voter = free.pop() if free else Voter(url, arenas, seed=random.randrange(10**6))
+        try:
+            voter.battle_and_vote(record)
+        finally:
+            with lock:
+                free.append(voter)
+
+    started = time.monotonic()
+    with (
+        ThreadPoolExecutor(pool_size) as executor,
+        tqdm(total=int(rate * seconds), desc="open loop") as bar,
+    ):
+        for n in range(int(rate * seconds)):
+            due = started + n / rate
+            time.sleep(max(0.0, due - time.monotonic()))
+            faults(time.monotonic() - started)
+            executor.submit(job)
+            bar.update()
+    stop_readers.set()
+    for thread in readers:
+        thread.join()
+    return record
+
+
+def _fault_plan(stack: Stack) -> Callable[[float], None]:
+    done: set[str] = set()
+
+    def inject(elapsed: float) -> None:
+        if elapsed >= 15 and "web" not in done:
+            done.add("web")
+            children = subprocess.run(
+                ["pgrep", "-P", str(stack.web.pid)], capture_output=True, text=True
+            )
+            victim = int(children.stdout.split()[0])
+            os.kill(victim, signal.SIGKILL)
+            tqdm.write(f"fault: killed gunicorn worker {victim}")
+        if elapsed >= 25 and "worker" not in done:
+            done.add("worker")
+            stack.worker.kill()
+            stack.start_worker()
+            tqdm.write("fault: killed and restarted the Celery worker")
+        if elapsed >= 35 and "redis" not in done:
+            done.add("redis")
+            threading.Thread(target=_restart_redis, daemon=True).start()
+
+    return inject
+
+
+def _restart_redis() -> None:
+    subprocess.run(["redis-cli", "shutdown", "nosave"], capture_output=True)
+    tqdm.write("fault: Redis stopped")
+    time.sleep(3)
+    subprocess.run(
+        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+         "--save", "", "--appendonly", "no"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tqdm.write("fault: Redis started again")
+
+
+# --- checks and report -------------------------------------------------------------------------
+
+
+def _expected_pairs(conn: psycopg.Connection[Any]) -> Counter[tuple[int, int, str]]:
+    """The counted votes decomposed into pair outcomes, as the tallies should hold them."""
+    expected: Counter[tuple[int, int, str]] = Counter()
+    rows = conn.execute(
+        "SELECT v.ranking, v.is_partial FROM arena_vote v WHERE NOT v.is_named AND NOT EXISTS "
+        "(SELECT 1 FROM arena_voteexclusion e WHERE e.vote_id = v.id)"
+    ).fetchall()
+    for groups, is_partial in rows:
+        groups = tuple(tuple(str(m) for m in group) for group in groups)
+        vote = Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
+        for a_str, b_str, score in vote.pairs():
+            a, b = int(a_str), int(b_str)
+            low, high = min(a, b), max(a, b)
+            kind = "ties" if score == 0.5 else ("a_wins" if a == low else "b_wins")
+            expected[(low, high, kind)] += 1
+    return expected
+
+
+def check_exactness(voted: list[str]) -> dict[str, Any]:
+    """Every 2xx vote stored once, nothing else stored, tallies equal to the vote log."""
+    with psycopg.connect(f"{SERVER}/{DATABASE}") as conn:
+        per_battle: dict[str, int] = dict(
+            conn.execute(
+                "SELECT b.public_id::text, count(v.id) FROM arena_battle b "
+                "LEFT JOIN arena_vote v ON v.battle_id = b.id GROUP BY b.public_id"
+            ).fetchall()
+        )
+        stored = conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0]  # type: ignore[index]
+        tallied = conn.execute("SELECT coalesce(sum(votes), 0) FROM arena_arenatally").fetchone()[0]  # type: ignore[index]
+        tallies: Counter[tuple[int, int, str]] = Counter()
+        for low, high, a_wins, b_wins, ties in conn.execute(
+            "SELECT model_a_id, model_b_id, a_wins, b_wins, ties FROM arena_pairtally"
+        ):
+            for kind, n in (("a_wins", a_wins), ("b_wins", b_wins), ("ties", ties)):
+                if n:
+                    tallies[(low, high, kind)] += int(n)
+        expected = _expected_pairs(conn)
+    return {
+        "2xx votes": len(voted),
+        "lost": sum(per_battle.get(b, 0) == 0 for b in voted),
+        "doubled": sum(per_battle.get(b, 0) > 1 for b in voted),
+        "stored in all": stored,
+        "tallied": tallied,
+        "pair tallies equal the vote log": tallies == expected,
+    }
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def report(title: str, record: Record, seconds: float) -> None:
+    print(f"\n{title}")
+    for kind in ("battle", "vote", "leaderboard"):
+        values = record.latency.get(kind, [])
+        print(f"  {kind:<12} n={len(values):>6}  p50 {_pct(values, .5):7.1f} ms  "
+              f"p95 {_pct(values, .95):7.1f} ms  p99 {_pct(values, .99):7.1f} ms")  # fmt: skip
+    errors = {f"{k} {s}": n for (k, s), n in sorted(record.statuses.items()) if s >= 400}
+    print(f"  votes/s {len(record.voted) / seconds:.1f}; errors by status: {errors or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--voters", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=40)
+    parser.add_argument(
+        "--faults", action="store_true", help="kill and restart during the open loop"
+    )
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.voters < 1 or args.rate <= 0:
+        parser.error("--duration, --voters and --rate must be positive")
+    _fresh_database()
+    arenas = _seed()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"arena-load-{os.getpid()}.log"
+    raw = raw_insert_rate(args.voters, min(10.0, args.duration))
+    stack = _start_stack(log)
+    try:
+        closed = closed_loop(stack.url, arenas, args.voters, args.duration)
+        opened = open_loop(stack.url, arenas, args.rate, args.duration,
+                           _fault_plan(stack) if args.faults else lambda elapsed: None)  # fmt: skip
+        time.sleep(3)  # let the last answers land
+    finally:
+        stack.stop()
+    votes_s = len(closed.voted) / args.duration
+    print(f"\nraw psycopg INSERT+COMMIT, {args.voters} threads: {raw:.0f} rows/s")
+    report(
+        f"closed loop: {args.voters} voters + 2 readers, {args.duration:.0f} s",
+        closed,
+        args.duration,
+    )
+    print(f"  ratio to the raw insert rate: {votes_s / raw:.4f}")
+    report(f"open loop: {args.rate:g} votes/s + 2 readers{' with faults' if args.faults else ''}",
+           opened, args.duration)  # fmt: skip
+    print("\nafterwards:", check_exactness(closed.voted + opened.voted))
+    print(f"(server logs: {log})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
