@@ -553,8 +553,10 @@ def _vote_record(
 def _battle_locked_for_vote(*, battle_public_id: str, nonce: str, voter: Voter) -> Battle:
     """The battle row, locked, once it is known to take this voter's vote now."""
     try:
+        # of=("self",): the battle row only. Without it PostgreSQL also locks the joined arena
+        # row, and every vote of the arena queued behind it.
         battle = (
-            Battle.objects.select_for_update()
+            Battle.objects.select_for_update(of=("self",))
             .select_related("arena")
             .get(public_id=uuid.UUID(str(battle_public_id)))
         )

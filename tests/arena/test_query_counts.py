@@ -1,0 +1,72 @@
+"""The hot paths make a small, fixed number of queries: serving a battle and recording a vote
+cost the same in an arena of 4 or 12 models, and after 0 or 40 votes."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from arena.models import Arena, Battle
+from arena.services import battle_create, vote_record
+from arena.tokens import battle_token_make
+from tests.factories import VoterFactory, ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+def _serve(arena: Arena, voter: Any, mode: str) -> tuple[Battle, int]:
+    with CaptureQueriesContext(connection) as queries:
+        battle = battle_create(arena=arena, voter=voter, mode=mode, rng=random.Random(3))
+    return battle, len(queries)
+
+
+def _vote(battle: Battle, voter: Any) -> int:
+    token = battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce)
+    ballot = (
+        {"choice": "A"}
+        if battle.mode == "pairwise"
+        else {"ranks": {label: i + 1 for i, label in enumerate("ABCD"[: battle.k])}}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        vote_record(battle_public_id=str(battle.public_id), token=token, voter=voter, **ballot)
+    return len(queries)
+
+
+def _costs(models: int, votes_before: int, mode: str) -> tuple[int, int]:
+    arena = ready_arena(models=models, k_values=[4])
+    voter = VoterFactory.create()
+    for _ in range(votes_before):
+        battle, _ = _serve(arena, voter, mode)
+        _vote(battle, voter)
+    battle, serve_queries = _serve(arena, voter, mode)
+    return serve_queries, _vote(battle, voter)
+
+
+@pytest.mark.parametrize("mode", ["pairwise", "rank_k"])
+def test_serving_and_voting_cost_the_same_whatever_the_arena_size(mode: str) -> None:
+    small = _costs(models=4, votes_before=2, mode=mode)
+    large = _costs(models=12, votes_before=2, mode=mode)
+
+    assert small == large
+
+
+@pytest.mark.parametrize("mode", ["pairwise", "rank_k"])
+def test_serving_and_voting_cost_the_same_after_many_votes(mode: str) -> None:
+    early = _costs(models=4, votes_before=1, mode=mode)
+    later = _costs(models=4, votes_before=40, mode=mode)
+
+    assert early == later
+
+
+@pytest.mark.parametrize(("mode", "vote_budget"), [("pairwise", 18), ("rank_k", 23)])
+def test_serving_and_voting_stay_within_their_budgets(mode: str, vote_budget: int) -> None:
+    serve_queries, vote_queries = _costs(models=8, votes_before=3, mode=mode)
+
+    # Measured on PostgreSQL and SQLite alike. A vote updates one pair tally per pair of its
+    # models (1 for pairwise, 6 for K=4): counting moves off the request in the hot-path work.
+    assert serve_queries <= 10
+    assert vote_queries <= vote_budget
