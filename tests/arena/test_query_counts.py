@@ -26,7 +26,7 @@ def _serve(arena: Arena, voter: Any, mode: str) -> tuple[Battle, int]:
 
 def _vote(battle: Battle, voter: Any) -> int:
     token = battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce)
-    ballot = (
+    ballot: dict[str, Any] = (
         {"choice": "A"}
         if battle.mode == "pairwise"
         else {"ranks": {label: i + 1 for i, label in enumerate("ABCD"[: battle.k])}}
