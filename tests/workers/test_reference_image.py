@@ -8,7 +8,6 @@ import json
 import struct
 import subprocess
 import sys
-import time
 from functools import cache
 from pathlib import Path
 
@@ -155,18 +154,6 @@ def test_it_rejects_bad_arguments_naming_them(kwargs: dict, argument: str) -> No
     args: dict = {"prompt": "a cat", "seed": 1, "size": 128, **kwargs}
     with pytest.raises(ValueError, match=argument):
         render_reference(**args)
-
-
-def test_it_is_fast() -> None:
-    # Target: well under 0.3 s per 384 px image (about 0.1 s on an idle core). The bound here
-    # leaves room for a busy CI machine; it only catches gross regressions.
-    ref("a toy robot", 3)  # warm caches (icospheres, imports)
-    timings = []
-    for seed in range(4, 7):
-        start = time.perf_counter()
-        render_reference(prompt="a toy robot", seed=seed)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.5
 
 
 def test_it_is_found_and_cut_out_by_the_image_to_3d_projection() -> None:
