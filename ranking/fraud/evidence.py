@@ -37,6 +37,29 @@ def _level_max(*levels: Level) -> Level:
     return max(levels, key=lambda lv: _RANK[lv])
 
 
+def _graded(
+    *,
+    n: int,
+    effect: float,
+    p: float,
+    strong: tuple[int, float, float],
+    suspicious: tuple[int, float, float],
+) -> Level:
+    """A detector's level from its sample size, effect size and (corrected) p-value.
+
+    ``strong`` and ``suspicious`` are each ``(least n, least effect, largest p)``: a level needs
+    enough evidence, a large enough effect *and* significance.
+    """
+    grades: tuple[tuple[Level, tuple[int, float, float]], ...] = (
+        ("strong", strong),
+        ("suspicious", suspicious),
+    )
+    for level, (min_n, min_effect, max_p) in grades:
+        if n >= min_n and effect >= min_effect and p <= max_p:
+            return level
+    return "ok"
+
+
 def _level_min(*levels: Level) -> Level:
     return min(levels, key=lambda lv: _RANK[lv])
 

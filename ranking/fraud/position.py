@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import FraudConfig
 from .consensus import _Prep
-from .evidence import DetectorResult, Level
+from .evidence import DetectorResult, _graded
 from .stats import _fmt_p, _neg_log10, _r, _slot, poisson_binomial_sf
 
 
@@ -39,19 +39,13 @@ def _position_bias(decided: Sequence[_Prep], config: FraudConfig) -> DetectorRes
     p_adj = min(1.0, p_raw * width)
     share = obs / len(ps)
     excess = (obs - exp) / len(ps)
-    level: Level = "ok"
-    if (
-        n >= config.position_min_votes
-        and excess >= config.position_strong_excess
-        and p_adj <= config.strong_p
-    ):
-        level = "strong"
-    elif (
-        n >= config.min_votes
-        and excess >= config.position_suspicious_excess
-        and p_adj <= config.suspicious_p
-    ):
-        level = "suspicious"
+    level = _graded(
+        n=n,
+        effect=excess,
+        p=p_adj,
+        strong=(config.position_min_votes, config.position_strong_excess, config.strong_p),
+        suspicious=(config.min_votes, config.position_suspicious_excess, config.suspicious_p),
+    )
     summary = (
         f"chose slot {_slot(k)} in {obs} of {len(ps)} decided votes "
         f"(expected {exp:.1f}; p = {_fmt_p(p_adj)})"

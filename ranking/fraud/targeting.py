@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import FraudConfig
 from .consensus import _Prep
-from .evidence import _RANK, DetectorResult, Level
+from .evidence import _RANK, DetectorResult, Level, _graded
 from .stats import _fmt_p, _neg_log10, _r, poisson_binomial_sf
 
 
@@ -90,19 +90,17 @@ def _target_test(
         p_raw = poisson_binomial_sf([1.0 - x for x in ps], n - wins)
         shift = -shift
     p_adj = min(1.0, p_raw * tests)
-    level: Level = "ok"
-    if (
-        n >= config.targeting_min_appearances
-        and shift >= config.targeting_strong_shift
-        and p_adj <= config.targeting_strong_p
-    ):
-        level = "strong"
-    elif (
-        n >= config.min_votes
-        and shift >= config.targeting_suspicious_shift
-        and p_adj <= config.suspicious_p
-    ):
-        level = "suspicious"
+    level = _graded(
+        n=n,
+        effect=shift,
+        p=p_adj,
+        strong=(
+            config.targeting_min_appearances,
+            config.targeting_strong_shift,
+            config.targeting_strong_p,
+        ),
+        suspicious=(config.min_votes, config.targeting_suspicious_shift, config.suspicious_p),
+    )
     return _Target(model, direction, n, wins, exp, p_raw, p_adj, shift, level)
 
 

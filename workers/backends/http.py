@@ -228,12 +228,7 @@ class HttpBackend:
     @staticmethod
     def _result(call: _HttpCall, config: HttpConfig, doc: Any) -> bytes:
         """Download (or decode) the result that the final status ``doc`` points at."""
-        try:
-            location = pick(doc, config.result)
-        except LookupError as exc:
-            raise BackendError(
-                f"http: no result ('result' {config.result!r}) in {short(doc)}: {exc}"
-            ) from None
+        location = _required(doc, config.result, "result", key="result")
         if not isinstance(location, str) or not location:
             raise BackendError(f"http: the result is not a URL: {short(location)}")
         if location.startswith("data:"):
@@ -291,14 +286,19 @@ def _not_done(job: str, status: Any, timeout: float, cause: str = "") -> RemoteT
     )
 
 
-def _status_location(config: HttpConfig, status_url: str, doc: Any) -> tuple[str, str]:
-    """(job id, status URL) from the submit answer ``doc``."""
+def _required(doc: Any, path: Any, what: str, *, key: str, where: str = "") -> Any:
+    """``pick(doc, path)``, or a ``BackendError`` naming the config ``key`` that pointed there."""
     try:
-        job_id = pick(doc, config.job_id)
+        return pick(doc, path)
     except LookupError as exc:
         raise BackendError(
-            f"http: no job id ('job_id' {config.job_id!r}) in the submit answer {short(doc)}: {exc}"
+            f"http: no {what} ({key!r} {path!r}) in {where}{short(doc)}: {exc}"
         ) from None
+
+
+def _status_location(config: HttpConfig, status_url: str, doc: Any) -> tuple[str, str]:
+    """(job id, status URL) from the submit answer ``doc``."""
+    job_id = _required(doc, config.job_id, "job id", key="job_id", where="the submit answer ")
     if not isinstance(job_id, str | int) or isinstance(job_id, bool) or job_id == "":
         raise BackendError(f"http: the job id is not a string or int: {short(job_id)}")
     job = str(job_id)
@@ -314,13 +314,11 @@ def _status_location(config: HttpConfig, status_url: str, doc: Any) -> tuple[str
 
 def _status(config: HttpConfig, doc: Any, *, required: bool) -> Any:
     """The job's status in ``doc``; None when it has none and need not (the submit answer)."""
+    if required:
+        return _required(doc, config.status_key, "status", key="status_key")
     try:
         return pick(doc, config.status_key)
-    except LookupError as exc:
-        if required:
-            raise BackendError(
-                f"http: no status ('status_key' {config.status_key!r}) in {short(doc)}: {exc}"
-            ) from None
+    except LookupError:
         return None
 
 
