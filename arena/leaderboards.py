@@ -13,6 +13,7 @@ the number of models, not of votes.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,8 @@ from arena.models import (
     VoteExclusion,
     VoterFlag,
 )
+
+logger = logging.getLogger(__name__)
 
 # Bump when the maths or its parameters change: snapshots are stamped with it.
 LEADERBOARD_VERSION = "1"
@@ -507,9 +510,16 @@ def leaderboard_rebuild_request(*, arena: Arena) -> bool:
         first = cache.add(key, 1, timeout=settings.LEADERBOARD_REBUILD_DEBOUNCE_S)
     except RedisError:
         return False
-    if first:
+    if not first:
+        return False
+    try:
         import_string(settings.LEADERBOARD_REBUILD_SENDER)(arena_id=arena.pk)
-    return bool(first)
+    except Exception:  # e.g. the broker is down: a read must still answer; beat rebuilds later
+        logger.warning(
+            "could not ask for a leaderboard rebuild of arena %s", arena.pk, exc_info=True
+        )
+        return False
+    return True
 
 
 def leaderboard_rebuild_by_id(*, arena_id: int) -> int:
@@ -534,31 +544,41 @@ def leaderboard_current(*, arena: Arena, method: str) -> CurrentLeaderboard:
     differs from the tally's), a debounced rebuild is requested and the reader gets the newest
     snapshot there is, marked ``stale``. Before any snapshot exists, an unsaved empty one.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: unknown method {method!r}; use {', '.join(METHODS)}")
-    snapshot = _newest_snapshot(arena=arena, method=method)
+    return leaderboards_current(arena=arena, methods=[method])[0]
+
+
+def leaderboards_current(
+    *, arena: Arena, methods: Sequence[str] = METHODS
+) -> list[CurrentLeaderboard]:
+    """``leaderboard_current`` for several methods: one digest read and one rebuild request."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods: unknown method {unknown[0]!r}; use {', '.join(METHODS)}")
     digest = arena_digest(arena=arena)
-    stale = snapshot is None or snapshot.vote_set_hash != digest
-    # (A sender that rebuilds at once, as the tests' does, leaves a fresh snapshot behind.)
+    newest = {m: _newest_snapshot(arena=arena, method=m) for m in methods}
+    stale = any(s is None or s.vote_set_hash != digest for s in newest.values())
+    # (A sender that rebuilds at once, as the tests' does, leaves fresh snapshots behind.)
     if stale and leaderboard_rebuild_request(arena=arena):
-        snapshot = _newest_snapshot(arena=arena, method=method) or snapshot
-    if snapshot is None:
-        snapshot = LeaderboardSnapshot(
-            arena=arena,
-            method=method,
-            params=PARAMS[method],
-            code_version=LEADERBOARD_VERSION,
-            vote_set_hash="",
-            votes=0,
-            standings=[],
-            created_at=timezone.now(),
-        )
-    return CurrentLeaderboard(snapshot=snapshot, stale=snapshot.vote_set_hash != digest)
+        newest = {m: _newest_snapshot(arena=arena, method=m) or newest[m] for m in methods}
+    out = []
+    for method in methods:
+        snapshot = newest[method] or _unbuilt_snapshot(arena=arena, method=method)
+        out.append(CurrentLeaderboard(snapshot=snapshot, stale=snapshot.vote_set_hash != digest))
+    return out
 
 
-def leaderboards_current(*, arena: Arena) -> list[CurrentLeaderboard]:
-    """``leaderboard_current`` for every method, in ``METHODS`` order."""
-    return [leaderboard_current(arena=arena, method=method) for method in METHODS]
+def _unbuilt_snapshot(*, arena: Arena, method: str) -> LeaderboardSnapshot:
+    """What a reader sees before the first rebuild: an unsaved, empty snapshot."""
+    return LeaderboardSnapshot(
+        arena=arena,
+        method=method,
+        params=PARAMS[method],
+        code_version=LEADERBOARD_VERSION,
+        vote_set_hash="",
+        votes=0,
+        standings=[],
+        created_at=timezone.now(),
+    )
 
 
 def matchmaker_for(

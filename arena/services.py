@@ -64,7 +64,7 @@ def _k_checked(*, arena: Arena, mode: str, k: int | None) -> None:
     if k is None:
         return
     allowed = [2] if mode == VoteMode.PAIRWISE else sorted(arena.k_values)
-    if isinstance(k, bool) or k not in allowed:
+    if k not in allowed:
         raise InvalidBattle(
             f"A {mode} battle in this arena shows {' or '.join(map(str, allowed))} outputs; "
             f"'k' was {k!r}.",
@@ -757,19 +757,27 @@ def assets_reap_stale(*, silent_for_s: int) -> list[int]:
     return ids
 
 
+# A voter does not wait longer than this for an own-prompt battle: older ones get no resends,
+# so a queue nobody consumes (a GPU machine offline) does not pile up duplicates for ever.
+LIVE_BATTLE_WAIT_S = 3600
+
+
 def assets_awaited_unclaimed(*, sent_before_s: int) -> list[int]:
-    """Pending outputs that a voter's live battle waits for, sent over ``sent_before_s`` ago.
+    """Pending outputs that a voter's live battle (started within ``LIVE_BATTLE_WAIT_S``) waits
+    for, sent over ``sent_before_s`` ago.
 
     Their job may have been lost with the broker (a wipe, a restart without persistence): the
     caller sends them again. A duplicate of a job still queued is harmless, since only one
     delivery can claim the row.
     """
-    cutoff = timezone.now() - timedelta(seconds=sent_before_s)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=sent_before_s)
     return list(
         Asset.objects.filter(
             Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True),
             status=AssetStatus.PENDING,
             battle_slots__battle__state=BattleState.GENERATING,
+            battle_slots__battle__served_at__gte=now - timedelta(seconds=LIVE_BATTLE_WAIT_S),
         )
         .distinct()
         .order_by("pk")

@@ -252,7 +252,7 @@ VOTER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 # --- rate limits ------------------------------------------------------------------------------
 # Counted in the cache (Redis when REDIS_URL is set), per voter cookie, per hashed network prefix
-# and globally; see arena.ratelimit for the format ("<scope>=<limit>/<window>", comma-separated).
+# and globally; see config.env.rate_limits_parse for the format ("<scope>=<limit>/<window>", comma-separated).
 # The defaults sit far above a careful human (one vote takes seconds of looking) and well below a
 # script: 60 battles and 30 votes a minute per browser, ten browsers' worth per network.
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)

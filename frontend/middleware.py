@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _JSON_TYPES = ("application/json",)
+# A raw control character is invalid inside a JSON string, so one can only arrive escaped (\b, \f
+# or \u0000-\u001f, \u007f): bodies without such an escape are not parsed a second time.
+_ESCAPED_CONTROL = re.compile(rb"\\(?:[bf]|u00(?:[01][0-9a-fA-F]|7[fF]))")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 _CODES = {
     400: "invalid_request",
@@ -127,6 +130,8 @@ def _api_body_refused(request: HttpRequest) -> HttpResponse | None:
             "Send the request body as JSON with 'Content-Type: application/json'.",
             {"content_type": request.content_type or None},
         )
+    if not _ESCAPED_CONTROL.search(body):
+        return None  # JSON can only hold a control character escaped: no escape, nothing to find
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -46,10 +46,8 @@ def _battle_context(
         k = int(request.GET["k"]) if request.GET.get("k") else None
     except ValueError:
         k = None
-    if (
-        k not in arena.k_values
-    ):  # a hand-edited link falls back to the arena's sizes (the API says 400)
-        k = None
+    if k not in ([2] if mode == VoteMode.PAIRWISE else arena.k_values):
+        k = None  # a hand-edited link falls back to the arena's sizes (the API answers 400)
     try:
         rate_limit_request(request, action="battle")
         battle = services.battle_create(arena=arena, voter=request_voter(request), mode=mode, k=k)

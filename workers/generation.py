@@ -99,11 +99,14 @@ def asset_generate(*, asset_id: int, worker: str = "", final_attempt: bool = Tru
     started = time.perf_counter()
     try:
         backend = backend_get(asset.model.backend)
+        # The beats cover storing too: validating and writing a long video takes a while.
         with _heartbeat(asset_id=asset_id, worker=worker):
             output = backend.generate(generation_request_for(asset))
-        asset_store_generated(
-            asset=asset, output=output, generation_ms=int((time.perf_counter() - started) * 1000)
-        )
+            asset_store_generated(
+                asset=asset,
+                output=output,
+                generation_ms=int((time.perf_counter() - started) * 1000),
+            )
     except TransientBackendError as exc:
         message = f"{type(exc).__name__}: {exc}"
         if final_attempt:

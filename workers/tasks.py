@@ -69,7 +69,12 @@ def reap_stale_generations(silent_for_s: int | None = None) -> dict[str, Any]:
     """Running rows whose worker stopped beating go back to pending and are sent again, and so
     are the pending outputs a voter's live battle has waited on for too long (a lost message)."""
     ids = assets_reap_stale(silent_for_s=silent_for_s or settings.GENERATION_STALE_AFTER_S)
-    awaited = assets_awaited_unclaimed(sent_before_s=settings.GENERATION_LIVE_RESEND_S)
+    reaped = set(ids)  # (sent below anyway: not counted twice)
+    awaited = [
+        pk
+        for pk in assets_awaited_unclaimed(sent_before_s=settings.GENERATION_LIVE_RESEND_S)
+        if pk not in reaped
+    ]
     queued = assets_enqueue(
         assets=Asset.objects.filter(pk__in=[*ids, *awaited]).select_related("model")
     )

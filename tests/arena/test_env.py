@@ -58,6 +58,12 @@ def test_urls_must_use_an_allowed_scheme() -> None:
         ({"DEBUG": "0", "SECRET_KEY": ""}, "SECRET_KEY must be set when DEBUG is off"),
         ({"DATABASE_URL": "mysql://root@localhost/arena"}, "DATABASE_URL="),
         ({"BATTLE_TOKEN_MAX_AGE_S": "5"}, "below the minimum 10"),
+        (
+            {"GENERATION_HEARTBEAT_S": "60", "GENERATION_STALE_AFTER_S": "90"},
+            "at least 3 x GENERATION_HEARTBEAT_S",
+        ),
+        ({"LEADERBOARD_REBUILD_DEBOUNCE_S": "-1"}, "LEADERBOARD_REBUILD_DEBOUNCE_S"),
+        ({"RATE_LIMIT_VOTES": "voter=lots"}, "RATE_LIMIT_VOTES"),
     ],
 )
 def test_the_settings_module_refuses_bad_configuration(

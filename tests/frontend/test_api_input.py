@@ -84,6 +84,18 @@ def test_a_control_character_in_a_json_body_is_refused_and_nothing_is_stored(
     assert _stored() == before
 
 
+@pytest.mark.parametrize("escaped", ["\\u0000", "\\b", "\\u001F", "\\u007f"])
+def test_every_json_escape_of_a_control_character_is_refused(
+    client: Client, escaped: str
+) -> None:
+    arena = ready_arena(models=2)
+    raw = '{"mode": "pairwise", "models": ["a' + escaped + 'b", "c"]}'
+
+    response = client.post(f"/api/v1/arenas/{arena.slug}/battles", raw, "application/json")
+
+    assert _assert_json_error(response, 400)["detail"] == {"field": "models[0]"}
+
+
 def test_a_control_character_in_a_form_field_is_refused(client: Client) -> None:
     arena = ArenaFactory.create(allow_user_prompts=True)
 

@@ -181,3 +181,19 @@ def test_the_page_says_when_newer_votes_are_on_their_way(
     _cast(arena, VoterFactory.create(), "rank_k", random.Random(1), _best_name_wins)
 
     assert 'id="lb-stale"' in client.get(url).content.decode()
+
+
+def broken_sender(*, arena_id: int) -> None:
+    raise ConnectionError("the broker is down")
+
+
+def test_a_read_still_answers_when_the_rebuild_cannot_be_asked_for(
+    client: Client, settings: Any
+) -> None:
+    settings.LEADERBOARD_REBUILD_SENDER = f"{__name__}.broken_sender"
+    arena = _voted_arena(2)
+
+    response = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard")
+
+    assert response.status_code == 200
+    assert response.json()["stale"] is True

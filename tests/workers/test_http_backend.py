@@ -220,6 +220,33 @@ def test_it_sends_secrets_from_env_only_to_the_api_origin(
     assert "x-vendor-key" not in download.headers
 
 
+def test_a_redirect_to_another_host_does_not_carry_the_secrets(
+    api: ScriptedApi, storage: ScriptedApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARENA_TEST_API_KEY", "s3cret")
+    monkeypatch.setenv("ARENA_TEST_VENDOR", "v3ndor")
+    api.routes[("POST", "/v1/jobs")] = [Reply(200, {"job": {"id": "8"}})]
+    # The API's own status URL redirects to another host (a CDN, an attacker's server).
+    api.routes[("GET", "/v1/jobs/8")] = [
+        Reply(302, b"", headers={"Location": f"{storage.url}/status/8"})
+    ]
+    storage.routes[("GET", "/status/8")] = [
+        Reply(200, {"status": "done", "output": {"url": f"{storage.url}/bucket/y.png"}})
+    ]
+    storage.routes[("GET", "/bucket/y.png")] = [Reply(200, sample("png"))]
+    cfg = config(
+        api, auth_env="ARENA_TEST_API_KEY", headers_env={"X-Vendor-Key": "ARENA_TEST_VENDOR"}
+    )
+
+    HttpBackend().generate(request(cfg))
+
+    redirected = storage.requests_to("/status/8")
+    assert redirected, "the redirect was followed"
+    for seen in storage.seen:
+        assert "authorization" not in seen.headers
+        assert "x-vendor-key" not in seen.headers
+
+
 def test_it_uses_a_job_url_and_a_synchronous_data_url(api: ScriptedApi) -> None:
     api.routes[("POST", "/v1/jobs")] = [Reply(200, {"job": {"id": f"{api.url}/q/abc"}})]
     data_url = "data:image/webp;base64," + base64.b64encode(sample("webp")).decode()

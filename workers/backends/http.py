@@ -207,8 +207,12 @@ class HttpBackend:
         )
         body = render(config.body, request, image)
 
-        with httpx.Client(follow_redirects=True) as http:
-            call = _HttpCall(http, deadline, config.timeout_s, headers, _trusted_origins(config))
+        trusted = _trusted_origins(config)
+        # A redirect to another host must not carry the secret headers along: httpx itself
+        # drops only Authorization, so every request (redirects included) is checked here.
+        hooks = {"request": [_untrusted_stripper(set(headers), trusted)]}
+        with httpx.Client(follow_redirects=True, event_hooks=hooks) as http:
+            call = _HttpCall(http, deadline, config.timeout_s, headers, trusted)
             doc = call.json("POST", config.submit_url, "submit", body)
             if config.status_url is not None:
                 doc = self._poll(call, config, config.status_url, doc)
@@ -329,6 +333,17 @@ def _trusted_origins(config: HttpConfig) -> set[tuple[str, str, int]]:
     if status_base and is_http_url(status_base):
         trusted.add(_origin(status_base))
     return trusted
+
+
+def _untrusted_stripper(names: set[str], trusted: set[tuple[str, str, int]]) -> Any:
+    """An httpx request hook that removes the ``names`` headers from requests to other origins."""
+
+    def strip(request: Any) -> None:
+        if _origin(str(request.url)) not in trusted:
+            for name in names:
+                request.headers.pop(name, None)
+
+    return strip
 
 
 class _HttpCall:
