@@ -118,6 +118,9 @@ def run_stress(
             process.join()
         for process in readers:
             process.join(timeout=idle_s + 120)
+            if process.is_alive():  # stuck: reported as crashed below
+                process.terminate()
+                process.join()
         crashed = [
             f"{role} {i}: exit {p.exitcode}"
             for role, group in (("producer", writers), ("consumer", readers))
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(r.crashed):>8} {r.sent / r.seconds:>7.0f}")  # fmt: skip
     for name, failed in failures.items():
         print(f"{name}: {failed} of {args.rounds} rounds lost, doubled or crashed")
-    return 0
+    return 1 if failures["ours (workers.broker)"] else 0
 
 
 if __name__ == "__main__":

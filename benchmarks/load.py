@@ -377,9 +377,10 @@ def _fault_plan(stack: Stack) -> Callable[[float], None]:
             children = subprocess.run(
                 ["pgrep", "-P", str(stack.web.pid)], capture_output=True, text=True
             )
-            victim = int(children.stdout.split()[0])
-            os.kill(victim, signal.SIGKILL)
-            tqdm.write(f"fault: killed gunicorn worker {victim}")
+            pids = children.stdout.split()
+            if pids:
+                os.kill(int(pids[0]), signal.SIGKILL)
+            tqdm.write(f"fault: killed gunicorn worker {pids[0]}" if pids else "fault: no worker")
         if elapsed >= 25 and "worker" not in done:
             done.add("worker")
             stack.worker.kill()
@@ -502,9 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio to the raw insert rate: {votes_s / raw:.4f}")
     report(f"open loop: {args.rate:g} votes/s + 2 readers{' with faults' if args.faults else ''}",
            opened, args.duration)  # fmt: skip
-    print("\nafterwards:", check_exactness(closed.voted + opened.voted))
+    exact = check_exactness(closed.voted + opened.voted)
+    print("\nafterwards:", exact)
     print(f"(server logs: {log})")
-    return 0
+    broken = exact["lost"] or exact["doubled"] or not exact["pair tallies equal the vote log"]
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

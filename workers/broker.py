@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +73,7 @@ class Channel(filesystem.Channel):
             try:
                 payload = claimed.read_bytes()
             except OSError as exc:
+                os.replace(claimed, folder / name)  # back in the queue, visible to everyone
                 raise ChannelError(f"Cannot read {claimed} from queue {queue!r}") from exc
             self._dispose(claimed, name)
             return loads(bytes_to_str(payload))
@@ -79,7 +81,8 @@ class Channel(filesystem.Channel):
 
     def _dispose(self, claimed: Path, name: str) -> None:
         if self.store_processed:
-            os.replace(claimed, Path(self.processed_folder) / name)
+            # (shutil.move: the processed folder may be on another file system.)
+            shutil.move(claimed, Path(self.processed_folder) / name)
         else:
             claimed.unlink(missing_ok=True)
 

@@ -15,14 +15,6 @@ def _check_finite(name: str, value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def _check_positive(name: str, value: object, *, allow_zero: bool = False) -> float:
-    v = _check_finite(name, value)
-    if v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: must be a finite number {bound}, got {value!r}")
-    return v
-
-
 def _check_int(name: str, value: object, low: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")

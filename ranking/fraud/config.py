@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .checks import _check_finite, _check_int, _check_open_unit, _check_positive
+from ..base import check_positive
+from .checks import _check_finite, _check_int, _check_open_unit
 from .evidence import DETECTORS
 
 
@@ -179,9 +180,9 @@ class FraudConfig:
         ):
             _check_open_unit(name, getattr(self, name), allow_one=True)
         for name in ("targeting_suspicious_shift", "targeting_strong_shift"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         for name in ("rate_window_s", "rate_day_s", "prefix_window_s", "group_gap_s"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if _check_finite("rate_multiplier", self.rate_multiplier) < 1:
             raise ValueError(f"rate_multiplier: must be >= 1, got {self.rate_multiplier!r}")
 

@@ -11,9 +11,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..base import check_positive
 from ..bradley_terry import fit_bradley_terry
 from ..counts import PairCounts
-from .checks import _check_finite, _check_positive, _check_str
+from .checks import _check_finite, _check_str
 from .evidence import VoteEvidence, _check_votes
 from .stats import _P_FLOOR
 
@@ -71,7 +72,7 @@ class Consensus:
         best-of-K vote into winner-vs-each, ties as half a win each way).
         ``l2`` is the fit's Gaussian prior precision (0.1, as the leaderboard).
         """
-        _check_positive("l2", l2)
+        check_positive("l2", l2)
         players = sorted({p for v in _check_votes(votes) for p in v.slots})
         counts = PairCounts(players)
         for v in votes:

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .checks import _check_int, _check_positive
+from ..base import check_positive
+from .checks import _check_int
 from .config import DEFAULT_CONFIG, FraudConfig, _check_config
 from .evidence import DetectorResult, Level, VoteEvidence, _check_votes, _level_max, _time_key
 from .stats import _r
@@ -49,7 +50,7 @@ class TrafficBaseline:
             "prefix_window_new",
         ):
             object.__setattr__(
-                self, name, _check_positive(name, getattr(self, name), allow_zero=True)
+                self, name, check_positive(name, getattr(self, name), allow_zero=True)
             )
         _check_int("n_voters", self.n_voters, 0)
         _check_int("n_prefixes", self.n_prefixes, 0)

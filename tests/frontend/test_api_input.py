@@ -85,9 +85,7 @@ def test_a_control_character_in_a_json_body_is_refused_and_nothing_is_stored(
 
 
 @pytest.mark.parametrize("escaped", ["\\u0000", "\\b", "\\u001F", "\\u007f"])
-def test_every_json_escape_of_a_control_character_is_refused(
-    client: Client, escaped: str
-) -> None:
+def test_every_json_escape_of_a_control_character_is_refused(client: Client, escaped: str) -> None:
     arena = ready_arena(models=2)
     raw = '{"mode": "pairwise", "models": ["a' + escaped + 'b", "c"]}'
 

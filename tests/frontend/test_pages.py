@@ -41,6 +41,18 @@ def test_an_arena_page_serves_k_anonymous_slots(client: Client) -> None:
     assert not any(name in html for name in names)
 
 
+@pytest.mark.parametrize(("query", "slots"), [("?mode=pairwise&k=3", 2), ("?mode=rank_k&k=9", 4)])
+def test_a_hand_edited_k_falls_back_to_a_size_the_mode_serves(
+    client: Client, query: str, slots: int
+) -> None:
+    arena = ready_arena(models=4, k_values=[3, 4])
+
+    response = client.get(f"/arena/{arena.slug}/{query}")
+
+    assert response.status_code == 200
+    assert response.content.decode().count('class="slot"') == slots
+
+
 def test_posting_the_form_records_the_vote_and_reveals_names(client: Client) -> None:
     arena = ready_arena(models=2)
     html = client.get(f"/arena/{arena.slug}/").content.decode()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from arena.models import Asset, AssetStatus, GenerativeModel
+from arena.models import Asset, AssetStatus, Battle, GenerativeModel
 from arena.services import (
     asset_claim,
     asset_heartbeat,
@@ -226,6 +226,11 @@ def test_the_reaper_resends_what_a_live_own_prompt_battle_still_waits_for(
     assert summary == {"reaped": 0, "resent": 1, "queued": 1}
     assert [job["asset_id"] for job in SENT] == [lost.pk]
     assert fresh.pk not in [job["asset_id"] for job in SENT]
+
+    # A battle nobody has waited on for over an hour gets no more resends.
+    Battle.objects.filter(pk=battle.pk).update(served_at=timezone.now() - timedelta(hours=2))
+    Asset.objects.filter(pk=lost.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
+    assert reap_stale_generations()["resent"] == 0
 
 
 def _arena_with(

@@ -14,7 +14,8 @@ Both follow the :class:`~workers.backends.base.Backend` contract, and more preci
   an error, a 4xx answer, a failed job, missing output, wrong output type). A config that
   became unusable (e.g. the token's environment variable is not set on this worker) raises
   :class:`~workers.backends.base.BackendConfigError`. Nothing else escapes.
-  Validation and metadata stripping of the returned bytes is the caller's job.
+  The bytes' type is checked here (``generated_file``); full validation and metadata stripping
+  are the caller's job.
 
 Secrets never live in ``backend_config``: configs name an environment variable
 (``hf_token_env``, ``auth_env``, ``headers_env``) whose value is read at generation time.

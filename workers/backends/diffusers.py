@@ -121,7 +121,7 @@ class DiffusersBackend:
     """Run a diffusers pipeline from local weights; see the module docstring for the config."""
 
     name = "diffusers"
-    # Celery limits per job (s): a large local pipeline on one GPU; the config's timeout_s applies inside.
+    # Celery limits per job (s): a large local pipeline on one GPU.
     soft_time_limit_s = 600
     time_limit_s = 660
 
@@ -231,8 +231,9 @@ class DiffusersBackend:
         key = (os.getpid(), config.weights_path, config.pipeline, device, config.dtype)
         if self._cached is None or self._cached[0] != key:
             if self._cached is not None:
+                old_device = self._cached[0][3]  # free the memory of the pipeline going away
                 self._cached = None
-                if device != "cpu":
+                if old_device != "cpu":
                     torch.cuda.empty_cache()
             self._cached = (key, {"text": self._load(torch, diffusers, config)})
         pipes = self._cached[1]

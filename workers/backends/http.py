@@ -429,6 +429,8 @@ class _HttpCall:
             ) from exc
         except httpx.TransportError as exc:
             raise RemoteTransientError(f"http: download failed: {exc!r}") from exc
+        except httpx.HTTPError as exc:  # e.g. a body that does not decode: retrying won't help
+            raise BackendError(f"http: download failed: {exc!r}") from exc
         finally:
             response.close()
         return b"".join(chunks)
