@@ -1,17 +1,22 @@
-"""Leaderboards from the vote log: incremental tallies, online ratings and rebuilt snapshots.
+"""Leaderboards from the vote log: an aggregator for the tallies, and snapshots for readers.
 
-As votes arrive (inside ``vote_record``'s transaction) ``tally_vote`` updates, per arena:
-the vote-set digest, the aggregated pair counts (``PairTally``) and the online ELO and Bayesian
-ratings (``ModelRating``). All of it happens under a row lock on the arena's ``ArenaTally``, so
-concurrent votes in one arena are applied one after another and no update is lost.
+A vote's transaction only appends it to the log and to ``PendingVote`` (``tally_defer``); nothing
+arena-wide is locked. The aggregator (``tallies_drain``, a task on the light queue asked for on
+commit and run by beat as a safety net) applies pending votes in id order and in batches under
+a row lock on the arena's ``ArenaTally``, so it is the one writer of, per arena: the vote-set
+digest, the aggregated pair counts (``PairTally``) and the online ELO and Bayesian ratings
+(``ModelRating``). After draining, these equal a replay of the counted votes: counts and digest
+are order-free, and a vote that commits after a later one was applied marks the ratings stale,
+which the drain fixes with ``ratings_replay``. It then refreshes the matchmaker's cached beliefs.
 
 ``leaderboard_rebuild`` turns the pair counts into snapshots (Bradley-Terry with bootstrap
 intervals, the Bayesian MAP refit, and ELO) without reading per-vote rows: its cost depends on
-the number of models, not of votes.
+the number of models, not of votes. Readers only ever get snapshots.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +41,7 @@ from arena.models import (
     LeaderboardSnapshot,
     ModelRating,
     PairTally,
+    PendingVote,
     Vote,
     VoteExclusion,
     VoterFlag,
@@ -117,33 +123,163 @@ def _excluded_ids(ids: Sequence[int]) -> set[int]:
     return found
 
 
-def _update_online(arena_id: int, vote_ranking: ranking.Ranking) -> None:
-    """Online ELO (pairwise decomposition) and Weng-Lin Bayesian update for one vote."""
-    players = [int(p) for p in vote_ranking.players]
-    ModelRating.objects.bulk_create(
-        [ModelRating(arena_id=arena_id, model_id=p) for p in players], ignore_conflicts=True
+def tally_defer(*, vote: Vote) -> None:
+    """Queue a new vote for the aggregator; call inside the vote's transaction.
+
+    Votes on named battles never count and are not queued. Once the transaction commits the
+    aggregator is asked to drain the arena (see ``TALLY_DRAIN_SENDER``).
+    """
+    if vote.is_named:
+        return
+    PendingVote.objects.create(vote=vote, arena_id=vote.arena_id)
+    arena_id = vote.arena_id
+    if settings.TALLY_DRAIN_ON_COMMIT:
+        transaction.on_commit(lambda: tally_drain_request(arena_id=arena_id))
+    else:
+        tally_drain_request(arena_id=arena_id)
+
+
+def _drain_key(arena_id: int) -> str:
+    return f"arena:tally-drain:{arena_id}"
+
+
+def tally_drain_request(*, arena_id: int) -> bool:
+    """Ask the aggregator to drain the arena, unless a request of the last
+    ``TALLY_DRAIN_DEBOUNCE_S`` seconds is still waiting; returns whether one was sent.
+
+    The sender runs the drain no sooner than that window after sending (the Celery sender
+    sends it with that countdown), so it takes every vote that found the request waiting; the
+    first vote after the window sends the next. With the cache down every commit sends one;
+    with the broker down too, beat's ``tallies_drain_all`` catches up.
+    """
+    try:
+        first = cache.add(_drain_key(arena_id), 1, timeout=settings.TALLY_DRAIN_DEBOUNCE_S)
+    except RedisError:
+        first = True
+    if not first:
+        return False
+    try:
+        import_string(settings.TALLY_DRAIN_SENDER)(arena_id=arena_id)
+    except Exception:  # the broker is down: the vote is stored; beat drains it later
+        logger.warning("could not ask for a tally drain of arena %s", arena_id, exc_info=True)
+        return False
+    return True
+
+
+# How many pending votes one drain transaction applies (the tally lock is held that long).
+DRAIN_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    counted: int  # applied to the tallies
+    excluded: int  # kept out at once: their voter's votes are excluded in this arena
+    replayed: int  # votes replayed to put the online ratings back in vote order (0: not needed)
+
+    @property
+    def drained(self) -> int:
+        return self.counted + self.excluded
+
+
+def tallies_drain_requested(*, arena_id: int) -> DrainResult:
+    """The task behind ``tally_drain_request``: drain, then refit the matchmaker's beliefs for
+    the battles to come if anything changed."""
+    result = tallies_drain(arena_id=arena_id)
+    if result.counted or result.replayed:
+        matchmaker_beliefs_refresh(arena_id=arena_id)
+    return result
+
+
+def tallies_drain_now(*, arena_id: int) -> DrainResult:
+    """Drain inside the caller's transaction and drop the cached beliefs (the next battle refits
+    them): the synchronous sender of the tests, where no worker runs."""
+    result = tallies_drain(arena_id=arena_id)
+    if result.counted or result.replayed:
+        with contextlib.suppress(RedisError):
+            cache.delete(_beliefs_key(arena_id))
+    return result
+
+
+def tallies_drain(*, arena_id: int, batch: int = DRAIN_BATCH) -> DrainResult:
+    """Apply the arena's pending votes to its tallies, in id order; the aggregator's one step.
+
+    Each batch is one transaction under the tally lock (one drainer per arena at a time; votes
+    do not wait for it). Afterwards the online ratings are replayed if they are stale.
+    """
+    counted = excluded = 0
+    while True:
+        with transaction.atomic():
+            tally = _locked_tally(arena_id)
+            step = _drain_batch(tally, batch)
+        counted, excluded = counted + step[0], excluded + step[1]
+        if sum(step) < batch:
+            break
+    replayed = 0
+    if ArenaTally.objects.filter(arena_id=arena_id, ratings_stale=True).exists():
+        replayed = ratings_replay(arena_id=arena_id)
+    return DrainResult(counted=counted, excluded=excluded, replayed=replayed)
+
+
+def tallies_drain_all() -> dict[int, DrainResult]:
+    """Drain every arena with pending votes or stale ratings (beat's safety net)."""
+    arena_ids = set(PendingVote.objects.values_list("arena_id", flat=True).distinct())
+    arena_ids |= set(
+        ArenaTally.objects.filter(ratings_stale=True).values_list("arena_id", flat=True)
     )
-    rows = {
-        r.model_id: r
-        for r in ModelRating.objects.select_for_update()
-        .filter(arena_id=arena_id, model_id__in=players)
-        .order_by("pk")  # a fixed lock order
+    return {arena_id: tallies_drain_requested(arena_id=arena_id) for arena_id in sorted(arena_ids)}
+
+
+def _drain_batch(tally: ArenaTally, batch: int) -> tuple[int, int]:
+    """One locked batch: (counted, excluded). Flags are read under the tally lock, the lock
+    order of scans and reviews, so a review deciding on a voter now is wholly before or after."""
+    arena_id = tally.arena_id
+    ids = list(
+        PendingVote.objects.filter(arena_id=arena_id)
+        .order_by("vote_id")
+        .values_list("vote_id", flat=True)[:batch]
+    )
+    if not ids:
+        return 0, 0
+    votes = list(
+        Vote.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .only("pk", "arena_id", "voter_id", "ranking", "is_partial")
+    )
+    flags = {
+        f.voter_id: f
+        for f in VoterFlag.objects.filter(
+            arena_id=arena_id, voter_id__in={v.voter_id for v in votes}
+        )
     }
-    # The ranking library's own Elo step, over just the models of this vote.
-    elo = ranking.EloRater([str(p) for p in players], **PARAMS["elo"])
-    elo.ratings = np.array([rows[p].elo for p in players])
-    elo.record(vote_ranking)
-    skills = _skills_step(
-        vote_ranking,
-        mu={str(p): rows[p].mu for p in players},
-        sigma={str(p): rows[p].sigma for p in players},
+    kept_out = [v for v in votes if v.voter_id in flags and flags[v.voter_id].is_excluding]
+    counted = [v for v in votes if v not in kept_out]
+    VoteExclusion.objects.bulk_create(_voter_exclusion(v, flags[v.voter_id]) for v in kept_out)
+    if counted:
+        replay = _Replay.resume(arena_id, sorted({int(p) for v in counted for p in _players(v)}))
+        for vote in counted:
+            replay.add(vote.pk, vote.ranking, vote.is_partial)
+        replay.store()
+        _add_pairs_many(arena_id, (_ranking_of(v) for v in counted), +1)
+        tally.digest = f"{(int(tally.digest, 16) + replay.hash_sum) % _DIGEST_MOD:032x}"
+        tally.votes += len(counted)
+        if counted[0].pk < tally.applied_through:
+            tally.ratings_stale = True  # committed after a later vote was applied
+        tally.applied_through = max(tally.applied_through, counted[-1].pk)
+    for chunk in _chunks(ids):
+        PendingVote.objects.filter(vote_id__in=chunk).delete()
+    tally.save(update_fields=["votes", "digest", "applied_through", "ratings_stale", "updated_at"])
+    return len(counted), len(kept_out)
+
+
+def _players(vote: Vote) -> list[int]:
+    return [int(m) for group in vote.ranking for m in group]
+
+
+def _voter_exclusion(vote: Vote, flag: VoterFlag) -> VoteExclusion:
+    reasons = list(flag.reasons) or ["admin"]
+    return VoteExclusion(
+        vote=vote, reason=f"voter excluded: {', '.join(reasons)}"[:200], reasons=reasons
     )
-    for i, p in enumerate(players):
-        row = rows[p]
-        row.elo = float(elo.ratings[i])
-        row.mu, row.sigma = skills[str(p)]
-        row.votes += 1
-    ModelRating.objects.bulk_update(list(rows.values()), ["elo", "mu", "sigma", "votes"])
 
 
 def _skills_step(
@@ -162,32 +298,6 @@ def _skills_step(
     return {p: (float(new_mu[i]), float(new_sigma[i])) for i, p in enumerate(shown)}
 
 
-def tally_vote(*, vote: Vote) -> None:
-    """Count a new vote everywhere a leaderboard needs it, unless it must not count.
-
-    Call inside the vote's transaction. Votes on named battles never count. A voter whose votes
-    fraud review keeps out of this arena has the new vote excluded at once, with the same
-    reasons; the flag is read under the tally lock (the lock order of scans and reviews), so a
-    review deciding on this voter right now is wholly before this vote or wholly after it.
-    """
-    if vote.is_named:
-        return
-    tally = _locked_tally(vote.arena_id)
-    flag = VoterFlag.objects.filter(arena_id=vote.arena_id, voter_id=vote.voter_id).first()
-    if flag is not None and flag.is_excluding:
-        reasons = list(flag.reasons) or ["admin"]
-        VoteExclusion.objects.create(
-            vote=vote, reason=f"voter excluded: {', '.join(reasons)}"[:200], reasons=reasons
-        )
-        return
-    vote_ranking = _ranking_of(vote)
-    tally.votes += 1
-    tally.digest = _digest_step(tally.digest, vote.pk, +1)
-    tally.save(update_fields=["votes", "digest", "updated_at"])
-    _add_pairs(vote.arena_id, vote_ranking, +1)
-    _update_online(vote.arena_id, vote_ranking)
-
-
 def _digest_step(digest: str, vote_id: int, sign: int) -> str:
     return f"{(int(digest, 16) + sign * _vote_hash(vote_id)) % _DIGEST_MOD:032x}"
 
@@ -198,8 +308,10 @@ def votes_exclude(
     """Take counted votes of one arena out of the leaderboards; returns how many were taken.
 
     Votes already excluded are skipped. The pair counts and the vote-set digest drop them at
-    once; the online ratings keep their effect until ``ratings_replay`` (an online update cannot
-    be undone exactly), which the fraud scan and the review actions call after changing votes.
+    once (a vote still pending is just dropped from the aggregator's queue); the online ratings
+    keep their effect until ``ratings_replay`` (an online update cannot be undone exactly),
+    which the fraud scan and the review actions call after changing votes, and the next drain
+    runs if they did not (the tally is marked ``ratings_stale``).
     """
     if not votes:
         return 0
@@ -213,12 +325,25 @@ def votes_exclude(
             (VoteExclusion(vote=v, reason=reason[:200], reasons=list(reasons)) for v in fresh),
             batch_size=1000,
         )
-        for vote in fresh:
+        # A vote the aggregator has not applied yet is only taken out of its queue.
+        pending = _pending_ids([v.pk for v in fresh])
+        for chunk in _chunks(sorted(pending)):
+            PendingVote.objects.filter(vote_id__in=chunk).delete()
+        tallied = [v for v in fresh if v.pk not in pending]
+        for vote in tallied:
             tally.digest = _digest_step(tally.digest, vote.pk, -1)
-        _add_pairs_many(arena_id, (_ranking_of(v) for v in fresh), -1)
-        tally.votes -= len(fresh)
-        tally.save(update_fields=["votes", "digest", "updated_at"])
+        _add_pairs_many(arena_id, (_ranking_of(v) for v in tallied), -1)
+        tally.votes -= len(tallied)
+        tally.ratings_stale = tally.ratings_stale or bool(tallied)
+        tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
     return len(fresh)
+
+
+def _pending_ids(ids: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        found |= set(PendingVote.objects.filter(vote__in=chunk).values_list("vote_id", flat=True))
+    return found
 
 
 def vote_exclude(*, vote: Vote, reason: str, reasons: Sequence[str] = ()) -> bool:
@@ -242,7 +367,8 @@ def votes_restore(*, arena_id: int, votes: Sequence[Vote]) -> int:
             tally.digest = _digest_step(tally.digest, vote.pk, +1)
         _add_pairs_many(arena_id, (_ranking_of(v) for v in back), +1)
         tally.votes += len(back)
-        tally.save(update_fields=["votes", "digest", "updated_at"])
+        tally.ratings_stale = True
+        tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
     return len(back)
 
 
@@ -254,7 +380,11 @@ def counted_votes(*, arena_id: int) -> QuerySet[Vote]:
 
 
 class _Replay:
-    """Online ELO and Weng-Lin ratings rebuilt vote by vote (the same steps as ``tally_vote``)."""
+    """Online ELO and Weng-Lin ratings applied vote by vote, in the order given.
+
+    ``_Replay(players)`` starts from the priors (a full replay); ``_Replay.resume`` from the
+    stored ratings of some models (the aggregator's step). Both apply the same steps.
+    """
 
     def __init__(self, players: list[str]) -> None:
         self.players = players
@@ -264,6 +394,27 @@ class _Replay:
         self.votes = dict.fromkeys(players, 0)
         self.replayed = 0
         self.hash_sum = 0  # of every vote seen: checked against the tally's digest
+        self.rows: list[ModelRating] = []
+
+    @classmethod
+    def resume(cls, arena_id: int, model_ids: Sequence[int]) -> _Replay:
+        """Continue from the stored ratings of ``model_ids`` (rows created and locked here)."""
+        ModelRating.objects.bulk_create(
+            [ModelRating(arena_id=arena_id, model_id=m) for m in model_ids], ignore_conflicts=True
+        )
+        rows = list(
+            ModelRating.objects.select_for_update()
+            .filter(arena_id=arena_id, model_id__in=model_ids)
+            .order_by("pk")  # a fixed lock order
+        )
+        replay = cls([str(r.model_id) for r in rows])
+        if replay.elo is not None:
+            replay.elo.ratings = np.array([r.elo for r in rows])
+        for row in rows:
+            p = str(row.model_id)
+            replay.mu[p], replay.sigma[p], replay.votes[p] = row.mu, row.sigma, row.votes
+        replay.rows = rows
+        return replay
 
     def add(self, vote_id: int, vote_groups: Any, is_partial: bool) -> None:
         self.hash_sum = (self.hash_sum + _vote_hash(vote_id)) % _DIGEST_MOD
@@ -284,18 +435,30 @@ class _Replay:
         ).iterator(chunk_size=batch):
             self.add(pk, vote_groups, is_partial)
 
+    def store(self, rows: list[ModelRating] | None = None) -> None:
+        """Write the ratings into ``rows`` (default: the rows ``resume`` locked)."""
+        rows = self.rows if rows is None else rows
+        index = {p: i for i, p in enumerate(self.players)}
+        for row in rows:
+            p = str(row.model_id)
+            elo = self.elo
+            row.elo = float(elo.ratings[index[p]]) if elo else PARAMS["elo"]["init"]
+            row.mu, row.sigma, row.votes = self.mu[p], self.sigma[p], self.votes[p]
+        ModelRating.objects.bulk_update(rows, ["elo", "mu", "sigma", "votes"])
+
 
 def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
-    """Recompute the online ELO and Bayesian ratings from the counted votes, in vote order.
+    """Recompute the online ELO and Bayesian ratings from the tallied votes, in vote order.
 
-    Needed after votes were excluded or restored, since online updates cannot be undone one by
-    one. Returns the number of votes replayed.
+    Needed after votes were excluded or restored (online updates cannot be undone one by one)
+    and after the aggregator applied a vote that committed late (``ratings_stale``). Returns
+    the number of votes replayed. Votes still pending are left to the aggregator.
 
-    The long part runs without the arena's tally lock, so voting goes on meanwhile (about 70 us
-    per vote: seconds at 100k votes). Then, under the lock, it replays the votes that arrived
-    since and checks that the votes it replayed are exactly the counted set (the sum of their
-    hashes equals the tally's digest); if exclusions changed meanwhile it replays again under
-    the lock. An ELO snapshot built from the ratings before the replay is dropped.
+    The long part runs without the arena's tally lock, so voting and draining go on meanwhile
+    (about 70 us per vote: seconds at 100k votes). Then, under the lock, it replays the votes
+    tallied since and checks that the votes it replayed are exactly the counted set (the sum of
+    their hashes equals the tally's digest); if the set changed otherwise meanwhile it replays
+    again under the lock. An ELO snapshot built from the ratings before the replay is dropped.
     """
     ModelRating.objects.bulk_create(  # a restored vote may be a model's first
         [
@@ -309,22 +472,19 @@ def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
         model_ids = ModelRating.objects.filter(arena_id=arena_id).values_list("model_id", flat=True)
         return _Replay([str(pk) for pk in sorted(set(model_ids))])
 
+    tallied = counted_votes(arena_id=arena_id).filter(pending__isnull=True)
     high = Vote.objects.filter(arena_id=arena_id).aggregate(high=Max("pk"))["high"] or 0
     replay = start()
-    replay.feed(counted_votes(arena_id=arena_id).filter(pk__lte=high), batch)
+    replay.feed(tallied.filter(pk__lte=high), batch)
     with transaction.atomic():
         tally = _locked_tally(arena_id)
-        replay.feed(counted_votes(arena_id=arena_id).filter(pk__gt=high), batch)
+        replay.feed(tallied.filter(pk__gt=high), batch)
         if replay.hash_sum != int(tally.digest, 16):
             replay = start()  # the counted set changed meanwhile: replay it all, locked
-            replay.feed(counted_votes(arena_id=arena_id), batch)
-        ratings = list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk"))
-        for row in ratings:
-            p = str(row.model_id)
-            elo = replay.elo
-            row.elo = float(elo.ratings[replay.players.index(p)]) if elo else PARAMS["elo"]["init"]
-            row.mu, row.sigma, row.votes = replay.mu[p], replay.sigma[p], replay.votes[p]
-        ModelRating.objects.bulk_update(ratings, ["elo", "mu", "sigma", "votes"])
+            replay.feed(tallied, batch)
+        replay.store(list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk")))
+        tally.ratings_stale = False
+        tally.save(update_fields=["ratings_stale", "updated_at"])
         # An ELO snapshot is keyed by the digest but made from the online ratings: one built
         # for this digest before the replay holds the old ratings.
         LeaderboardSnapshot.objects.filter(
@@ -401,7 +561,11 @@ class RebuildResult:
 
 
 def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> RebuildResult:
-    """Snapshots of every method for the arena's counted votes (reused if already built)."""
+    """Snapshots of every method for the arena's counted votes (reused if already built).
+
+    Votes still pending are drained into the tallies first, so the snapshot holds them too.
+    """
+    tallies_drain(arena_id=arena.pk)
     models = {m.pk: m for m in GenerativeModel.objects.filter(arenas=arena).order_by("pk")}
     model_ids = sorted(models)
     with transaction.atomic():
@@ -581,28 +745,63 @@ def _unbuilt_snapshot(*, arena: Arena, method: str) -> LeaderboardSnapshot:
     )
 
 
+def _beliefs_key(arena_id: int) -> str:
+    return f"arena:beliefs:{arena_id}"
+
+
+def _beliefs_fit(*, arena_id: int, model_ids: Sequence[int]) -> ranking.Beliefs:
+    """The Bayesian MAP refit over the aggregated pair counts of ``model_ids`` (one fit)."""
+    arena = Arena(pk=arena_id)
+    rater = ranking.BayesianRater([str(pk) for pk in model_ids], **PARAMS["bayesian"])
+    rater.counts = arena_pair_counts(arena=arena, model_ids=model_ids)
+    rater.n_votes = int(rater.counts.votes.sum())
+    return ranking.Beliefs.of(rater)
+
+
+def matchmaker_beliefs_refresh(*, arena_id: int) -> ranking.Beliefs:
+    """Fit the matchmaker's beliefs over all the arena's models and cache them for battles.
+
+    The aggregator calls this after applying votes; a battle request only reads the cache
+    (``matchmaker_for``), and fits only when the cache is empty, unreachable, or lacks a model.
+    """
+    model_ids = sorted(GenerativeModel.objects.filter(arenas=arena_id).values_list("pk", flat=True))
+    beliefs = _beliefs_fit(arena_id=arena_id, model_ids=model_ids)
+    try:
+        cache.set(_beliefs_key(arena_id), beliefs.to_dict(), timeout=None)
+    except RedisError:
+        logger.warning("could not cache the matchmaker beliefs of arena %s", arena_id)
+    return beliefs
+
+
+def _beliefs_cached(*, arena_id: int) -> ranking.Beliefs | None:
+    try:
+        data = cache.get(_beliefs_key(arena_id))
+    except RedisError:
+        return None
+    if data is None:
+        return None
+    try:
+        return ranking.Beliefs.from_dict(data)
+    except ValueError:
+        return None
+
+
 def matchmaker_for(
     *, arena: Arena, model_ids: Sequence[int], weights: dict[int, float], seed: int
 ) -> ranking.Matchmaker:
     """The arena's matchmaker over ``model_ids``: ranking's default (overlap sampling).
 
-    Beliefs come from the aggregated pair counts (MAP refit) and the online mu/sigma; admin
-    weights boost (>1) or damp (<1) a model. Stateless per request, so concurrent battle
-    requests need no lock and still differ (each draws with its own seed).
+    Beliefs are the aggregator's cached MAP refit of the pair counts (a fit happens here only
+    when the cache cannot answer); admin weights boost (>1) or damp (<1) a model. Stateless per
+    request, so concurrent battle requests need no lock and still differ (each its own seed).
     """
     players = [str(pk) for pk in model_ids]
-    rater = ranking.BayesianRater(players, **PARAMS["bayesian"])
-    rater.counts = arena_pair_counts(arena=arena, model_ids=model_ids)
-    rater.n_votes = int(rater.counts.votes.sum())
-    online = {
-        m: (mu, sigma)
-        for m, mu, sigma in ModelRating.objects.filter(
-            arena=arena, model_id__in=model_ids
-        ).values_list("model_id", "mu", "sigma")
-    }
-    rater.mu = np.array([online.get(pk, (rater.mu0, rater.sigma0))[0] for pk in model_ids])
-    rater.sigma = np.array([online.get(pk, (rater.mu0, rater.sigma0))[1] for pk in model_ids])
-    matchmaker = ranking.make_matchmaker("default", rater, seed=seed)
+    beliefs = _beliefs_cached(arena_id=arena.pk)
+    if beliefs is None or not beliefs.knows(players):
+        beliefs = matchmaker_beliefs_refresh(arena_id=arena.pk)
+        if not beliefs.knows(players):  # e.g. a model shown here that has left the arena
+            beliefs = _beliefs_fit(arena_id=arena.pk, model_ids=model_ids)
+    matchmaker = ranking.make_matchmaker("default", beliefs.subset(players), seed=seed)
     for pk in model_ids:
         weight = weights.get(pk, 1.0)
         if weight != 1.0:

@@ -478,7 +478,7 @@ class VoteExclusion(models.Model):
 
 
 class ArenaTally(models.Model):
-    """Running totals of an arena's counted votes (kept up to date by ``vote_record``).
+    """Running totals of an arena's counted votes (kept up to date by the aggregator).
 
     ``digest`` identifies the set of counted votes: the sum, modulo 2**128, of a hash of each
     counted vote id. Adding or excluding a vote updates it in O(1), so a leaderboard rebuild can
@@ -488,10 +488,35 @@ class ArenaTally(models.Model):
     arena = models.OneToOneField(Arena, on_delete=models.CASCADE, related_name="tally")
     votes = models.PositiveIntegerField(default=0)
     digest = models.CharField(max_length=32, default="0" * 32)
+    applied_through = models.BigIntegerField(
+        default=0, help_text="The highest vote id the aggregator has applied."
+    )
+    ratings_stale = models.BooleanField(
+        default=False,
+        help_text="The online ratings differ from a replay in vote order (a vote applied out of "
+        "order, or votes excluded or restored) until the next ratings replay.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"tally of {self.arena_id}: {self.votes} votes"
+
+
+class PendingVote(models.Model):
+    """A recorded vote the aggregator has not applied to its arena's tallies yet.
+
+    The vote's transaction inserts this row (nothing arena-wide is locked); the aggregator
+    (``leaderboards.tallies_drain``) applies pending votes in id order under the arena's tally
+    lock and deletes their rows in the same transaction.
+    """
+
+    vote = models.OneToOneField(
+        Vote, on_delete=models.CASCADE, primary_key=True, related_name="pending"
+    )
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"pending vote {self.vote_id} in {self.arena_id}"
 
 
 class PairTally(models.Model):

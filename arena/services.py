@@ -545,7 +545,7 @@ def _vote_record(
             client_ip=client_ip,
             user_agent=user_agent,
         )
-        leaderboards.tally_vote(vote=vote)
+        leaderboards.tally_defer(vote=vote)
         _voter_count_vote(voter=voter, vote=vote)
     return vote
 
@@ -588,24 +588,24 @@ def _vote_insert(
     elapsed_ms = max(0, int((at - battle.served_at).total_seconds() * 1000))
     min_view_ms = battle_min_view_ms(media_types=[media for _, _, media in slots_media])
     try:
-        with transaction.atomic():
-            return Vote.objects.create(
-                battle=battle,
-                arena=battle.arena,
-                voter=voter,
-                mode=battle.mode,
-                outcome=parsed.outcome,
-                ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
-                slot_ranking=parsed.groups,
-                is_partial=parsed.is_partial,
-                time_to_vote_ms=elapsed_ms,
-                min_view_ms=min_view_ms,
-                too_fast=elapsed_ms < min_view_ms,
-                is_named=battle.is_named,
-                client_hash=keyed_hash(client_ip),
-                prefix_hash=prefix_hash(client_ip),
-                user_agent_hash=keyed_hash(user_agent),
-            )
+        # No savepoint: an IntegrityError here ends the caller's transaction, which rolls back.
+        return Vote.objects.create(
+            battle=battle,
+            arena=battle.arena,
+            voter=voter,
+            mode=battle.mode,
+            outcome=parsed.outcome,
+            ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
+            slot_ranking=parsed.groups,
+            is_partial=parsed.is_partial,
+            time_to_vote_ms=elapsed_ms,
+            min_view_ms=min_view_ms,
+            too_fast=elapsed_ms < min_view_ms,
+            is_named=battle.is_named,
+            client_hash=keyed_hash(client_ip),
+            prefix_hash=prefix_hash(client_ip),
+            user_agent_hash=keyed_hash(user_agent),
+        )
     except IntegrityError:
         raise AlreadyVoted(_ALREADY_VOTED) from None
 

@@ -4,7 +4,7 @@
 
 Creates its own database (``arena_load``, dropped and re-created) and uses Redis database 15,
 seeds two arenas (pairwise; best-of-4 and rank-4) with ready outputs, starts gunicorn (4 sync
-workers) and a Celery worker for the light queue, then runs:
+workers) and a Celery worker (with beat) for the tallies and light queues, then runs:
 
 1. a raw psycopg INSERT+COMMIT loop with as many threads as voters (the ceiling of the database);
 2. closed loop: each voter (its own cookie) serves a battle and votes, as fast as answers come,
@@ -12,8 +12,11 @@ workers) and a Celery worker for the light queue, then runs:
 3. open loop: ``--rate`` battle+vote pairs a second with 2 readers: p50/p95/p99 of battle, vote
    and leaderboard GET, errors by status. With ``--faults`` it kills -9 a web worker (15 s in) and
    the Celery worker (25 s, restarted) and restarts Redis (35 s) during this phase;
-4. afterwards: every 2xx vote is stored exactly once, no other vote is stored, and the pair
-   tallies equal the vote log decomposed.
+4. afterwards: every 2xx vote is stored exactly once, no other vote is stored, the aggregator
+   has counted every vote, and the pair tallies equal the vote log decomposed.
+
+During both loops it samples the tally lag: the age of the oldest vote the aggregator has not
+counted yet (target: within 2 s).
 
 Rate limits are off for the run (every request comes from 127.0.0.1, one network prefix).
 """
@@ -159,8 +162,10 @@ class Stack:
 def _celery(log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "light", "-c", "1",
-             "--without-gossip", "--without-mingle", "-n", f"load-{os.getpid()}@%h"],
+            # -B: beat too, whose drain_all_tallies is the aggregator's safety net.
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "tallies,light",
+             "-c", "1", "--without-gossip", "--without-mingle", "-n", f"load-{os.getpid()}@%h",
+             "--schedule", str(log.with_suffix(".beat"))],
             env=_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -368,6 +373,43 @@ def open_loop(
     return record
 
 
+class LagSampler:
+    """How long the oldest vote not yet in the tallies has waited, sampled every 0.25 s."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        query = (
+            "SELECT coalesce(extract(epoch FROM now() - min(v.created_at)), 0) "
+            "FROM arena_pendingvote p JOIN arena_vote v ON v.id = p.vote_id"
+        )
+        with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as conn:
+            while not self.stop.wait(0.25):
+                self.samples.append(float(conn.execute(query).fetchone()[0]))  # type: ignore[index]
+
+    def __enter__(self) -> LagSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def wait_for_the_aggregator(timeout_s: float = 30) -> float:
+    """Seconds until no vote is pending (beat drains what a lost request left)."""
+    started = time.monotonic()
+    with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as conn:
+        while time.monotonic() - started < timeout_s:
+            if not conn.execute("SELECT count(*) FROM arena_pendingvote").fetchone()[0]:  # type: ignore[index]
+                break
+            time.sleep(0.1)
+    return time.monotonic() - started
+
+
 def _fault_plan(stack: Stack) -> Callable[[float], None]:
     done: set[str] = set()
 
@@ -437,6 +479,7 @@ def check_exactness(voted: list[str]) -> dict[str, Any]:
         )
         stored = conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0]  # type: ignore[index]
         tallied = conn.execute("SELECT coalesce(sum(votes), 0) FROM arena_arenatally").fetchone()[0]  # type: ignore[index]
+        pending = conn.execute("SELECT count(*) FROM arena_pendingvote").fetchone()[0]  # type: ignore[index]
         tallies: Counter[tuple[int, int, str]] = Counter()
         for low, high, a_wins, b_wins, ties in conn.execute(
             "SELECT model_a_id, model_b_id, a_wins, b_wins, ties FROM arena_pairtally"
@@ -451,6 +494,7 @@ def check_exactness(voted: list[str]) -> dict[str, Any]:
         "doubled": sum(per_battle.get(b, 0) > 1 for b in voted),
         "stored in all": stored,
         "tallied": tallied,
+        "still pending": pending,
         "pair tallies equal the vote log": tallies == expected,
     }
 
@@ -487,10 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     raw = raw_insert_rate(args.voters, min(10.0, args.duration))
     stack = _start_stack(log)
     try:
-        closed = closed_loop(stack.url, arenas, args.voters, args.duration)
-        opened = open_loop(stack.url, arenas, args.rate, args.duration,
-                           _fault_plan(stack) if args.faults else lambda elapsed: None)  # fmt: skip
+        with LagSampler() as closed_lag:
+            closed = closed_loop(stack.url, arenas, args.voters, args.duration)
+        with LagSampler() as open_lag:
+            opened = open_loop(stack.url, arenas, args.rate, args.duration,
+                               _fault_plan(stack) if args.faults else lambda elapsed: None)  # fmt: skip
         time.sleep(3)  # let the last answers land
+        settle_s = wait_for_the_aggregator()
     finally:
         stack.stop()
     votes_s = len(closed.voted) / args.duration
@@ -503,10 +550,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio to the raw insert rate: {votes_s / raw:.4f}")
     report(f"open loop: {args.rate:g} votes/s + 2 readers{' with faults' if args.faults else ''}",
            opened, args.duration)  # fmt: skip
+    for name, lag in (("closed loop", closed_lag), ("open loop", open_lag)):
+        print(f"  tally lag ({name}; the oldest uncounted vote's age): "
+              f"p50 {_pct(lag.samples, .5):.2f} s, p99 {_pct(lag.samples, .99):.2f} s, "
+              f"max {max(lag.samples, default=0):.2f} s")  # fmt: skip
     exact = check_exactness(closed.voted + opened.voted)
-    print("\nafterwards:", exact)
+    print(f"\nafterwards (all votes counted {settle_s:.1f} s after the last answer):", exact)
     print(f"(server logs: {log})")
-    broken = exact["lost"] or exact["doubled"] or not exact["pair tallies equal the vote log"]
+    broken = (
+        exact["lost"]
+        or exact["doubled"]
+        or exact["still pending"]
+        or not exact["pair tallies equal the vote log"]
+    )
     return 1 if broken else 0
 
 

@@ -153,6 +153,9 @@ CELERY_TASK_ROUTES = {
     "workers.rebuild_arena_leaderboards": {"queue": "light"},
     "workers.rebuild_leaderboards": {"queue": "light"},
     "workers.scan_fraud": {"queue": "light"},
+    # The aggregator has a queue of its own, so a long fraud scan never delays counting votes.
+    "workers.drain_tallies": {"queue": "tallies"},
+    "workers.drain_all_tallies": {"queue": "tallies"},
 }
 # How often the periodic fraud scan runs (seconds); each scan judges only the voters of new votes.
 FRAUD_SCAN_INTERVAL_S = env_int("FRAUD_SCAN_INTERVAL_S", 300, minimum=10)
@@ -161,6 +164,8 @@ CELERY_BEAT_SCHEDULE = {
     "top-up-asset-cache": {"task": "workers.top_up_cache", "schedule": 60.0},
     "reap-stale-generations": {"task": "workers.reap_stale_generations", "schedule": 30.0},
     "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
+    # The safety net of the aggregator: votes whose drain request was lost (broker or cache down).
+    "drain-tallies": {"task": "workers.drain_all_tallies", "schedule": 5.0},
 }
 # The domain (arena) sends generation jobs through this one function (asset_id, queue, backend),
 # named here so that arena never imports workers.
@@ -169,6 +174,15 @@ GENERATION_JOB_SENDER = "workers.tasks.generate_asset_enqueue"
 # function (arena_id), at most once per arena per LEADERBOARD_REBUILD_DEBOUNCE_S.
 LEADERBOARD_REBUILD_SENDER = "workers.tasks.leaderboard_rebuild_enqueue"
 LEADERBOARD_REBUILD_DEBOUNCE_S = env_int("LEADERBOARD_REBUILD_DEBOUNCE_S", 10, minimum=0)
+# Votes are counted off the request: a vote's commit asks the aggregator to drain its arena's
+# pending votes through this function (arena_id), at most once per arena per
+# TALLY_DRAIN_DEBOUNCE_S; the drain runs when that window closes and takes every vote of it, so
+# a vote is counted within the window plus the light queue's latency plus one drain. With
+# TALLY_DRAIN_ON_COMMIT False it asks inside the vote's transaction (the tests, whose
+# transactions never commit, drain that way).
+TALLY_DRAIN_SENDER = "workers.tasks.tallies_drain_enqueue"
+TALLY_DRAIN_DEBOUNCE_S = env_int("TALLY_DRAIN_DEBOUNCE_S", 1, minimum=0)
+TALLY_DRAIN_ON_COMMIT = True
 # First retry delay of a transient generation error (doubles each retry, jittered).
 GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
 # A running job beats this often; one silent for GENERATION_STALE_AFTER_S lost its worker (the
@@ -217,6 +231,16 @@ STORAGES = {
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)  # off when a front proxy serves MEDIA_ROOT itself
+# Behind nginx: media requests still reach Django, which answers with an X-Accel-Redirect to this
+# internal location (it must end with "/"); nginx sends the file. Empty: Django sends it.
+MEDIA_ACCEL_REDIRECT = env_str("MEDIA_ACCEL_REDIRECT", "")
+if MEDIA_ACCEL_REDIRECT and not (
+    MEDIA_ACCEL_REDIRECT.startswith("/") and MEDIA_ACCEL_REDIRECT.endswith("/")
+):
+    raise ImproperlyConfigured(
+        f"MEDIA_ACCEL_REDIRECT must be a path that starts and ends with '/', got "
+        f"{MEDIA_ACCEL_REDIRECT!r}"
+    )
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG

@@ -1,6 +1,9 @@
 """Serve MEDIA_ROOT with HTTP Range support (video seeking needs byte ranges).
 
-In production a front proxy (nginx, a CDN) usually serves MEDIA_ROOT; set SERVE_MEDIA=0 then.
+Behind nginx set ``MEDIA_ACCEL_REDIRECT`` (e.g. ``/protected-media/``): the view still decides
+what may be served, and answers with an ``X-Accel-Redirect`` header that hands the bytes (and the
+Range handling) to nginx's ``internal`` location; no web process streams a file then. A proxy or
+CDN serving MEDIA_ROOT by itself is ``SERVE_MEDIA=0``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import mimetypes
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -55,6 +59,11 @@ def serve_media(
         or mimetypes.guess_type(full.name)[0]
         or "application/octet-stream"
     )
+    if settings.MEDIA_ACCEL_REDIRECT:
+        handed = HttpResponse(content_type=content_type)
+        handed["X-Accel-Redirect"] = settings.MEDIA_ACCEL_REDIRECT + quote(path)
+        handed["Cache-Control"] = "public, max-age=86400"
+        return handed
     match = _RANGE.match(request.headers.get("range", ""))
     if match and (match.group(1) or match.group(2)):
         first, last = match.group(1), match.group(2)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .bayesian import BayesianRater, weng_lin_update
+from .beliefs import Beliefs
 from .bradley_terry import (
     BradleyTerryRater,
     bootstrap_bradley_terry,
@@ -52,6 +53,7 @@ __all__ = [
     "METHODS",
     "STRATEGIES",
     "BayesianRater",
+    "Beliefs",
     "BradleyTerryRater",
     "EloRater",
     "Matchmaker",

@@ -8,7 +8,7 @@ from celery import current_app as app
 from django.db.models import Avg, Count, Q, QuerySet
 
 from arena.models import Asset, AssetStatus, GenerativeModel
-from workers.tasks import LIGHT_QUEUE
+from workers.tasks import LIGHT_QUEUE, TALLIES_QUEUE
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,10 @@ class QueueDepth:
 
 
 def queue_names() -> list[str]:
-    names = set(GenerativeModel.objects.values_list("queue", flat=True)) | {LIGHT_QUEUE}
+    names = set(GenerativeModel.objects.values_list("queue", flat=True)) | {
+        LIGHT_QUEUE,
+        TALLIES_QUEUE,
+    }
     return sorted(names)
 
 

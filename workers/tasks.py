@@ -1,7 +1,7 @@
 """Celery tasks: thin and idempotent. Each takes ids, calls one service, returns.
 
 Generation jobs go to the queue named on their model (``gen.*``); light tasks (cache top-up,
-reaper, leaderboards, fraud scans) go to ``light`` so a slow GPU queue never starves them.
+reaper, the tally aggregator, leaderboards, fraud scans) go to ``light`` so a slow GPU queue never starves them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from arena.leaderboards import (
     leaderboard_rebuild,
     leaderboard_rebuild_by_id,
     leaderboard_snapshots_thin,
+    tallies_drain_all,
+    tallies_drain_requested,
 )
 from arena.models import Arena, Asset
 from arena.services import assets_awaited_unclaimed, assets_enqueue, assets_reap_stale
@@ -25,6 +27,7 @@ from workers.cache import cache_top_up
 from workers.generation import asset_generate
 
 LIGHT_QUEUE = "light"
+TALLIES_QUEUE = "tallies"  # the aggregator's: never behind a fraud scan or a rebuild
 # Retries only for transient errors (timeouts, rate limits, 5xx): 10 s, 20 s, 40 s, 80 s (jittered).
 GENERATE_MAX_RETRIES = 4
 GENERATE_RETRY_BACKOFF_S = settings.GENERATION_RETRY_BACKOFF_S
@@ -107,6 +110,28 @@ def rebuild_arena_leaderboards(arena_id: int) -> int:
 def leaderboard_rebuild_enqueue(*, arena_id: int) -> None:
     """The domain's rebuild port (``LEADERBOARD_REBUILD_SENDER``): a task on the light queue."""
     rebuild_arena_leaderboards.apply_async(args=[arena_id], queue=LIGHT_QUEUE)
+
+
+@shared_task(name="workers.drain_tallies", ignore_result=True)
+def drain_tallies(arena_id: int) -> dict[str, int]:
+    """The aggregator: apply an arena's pending votes to its tallies (asked for on commit)."""
+    result = tallies_drain_requested(arena_id=arena_id)
+    return {"counted": result.counted, "excluded": result.excluded, "replayed": result.replayed}
+
+
+def tallies_drain_enqueue(*, arena_id: int, queue: str = TALLIES_QUEUE) -> None:
+    """The domain's tally port (``TALLY_DRAIN_SENDER``): a task on the tallies queue, run once
+    the debounce window that this request opened has closed (see ``tally_drain_request``)."""
+    drain_tallies.apply_async(
+        args=[arena_id], queue=queue, countdown=settings.TALLY_DRAIN_DEBOUNCE_S
+    )
+
+
+@shared_task(name="workers.drain_all_tallies", ignore_result=True)
+def drain_all_tallies() -> dict[str, int]:
+    """Beat's safety net: drain every arena with pending votes (a lost request, a broker outage)."""
+    results = tallies_drain_all()
+    return {"arenas": len(results), "votes": sum(r.drained for r in results.values())}
 
 
 @shared_task(name="workers.scan_fraud", ignore_result=True, soft_time_limit=1800, time_limit=1860)

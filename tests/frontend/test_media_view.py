@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.test import Client
 
@@ -63,3 +64,22 @@ def test_it_never_serves_outside_media_root(client: Client, _media_root: Path) -
     assert client.get("/media/../pyproject.toml").status_code == 404
     assert client.get("/media/assets/%2e%2e/%2e%2e/etc/passwd").status_code == 404
     assert client.get("/media/assets/missing.png").status_code == 404
+
+
+def test_behind_nginx_it_hands_the_file_over_with_x_accel_redirect(
+    client: Client, _media_root: Path, settings: Any
+) -> None:
+    _file(_media_root)
+    (_media_root / "assets" / "a b.png").write_bytes(b"png")
+    settings.MEDIA_ACCEL_REDIRECT = "/protected-media/"
+
+    response = client.get("/media/assets/clip.webm", HTTP_RANGE="bytes=100-199")
+    spaced = client.get("/media/assets/a%20b.png")
+
+    assert response.status_code == 200  # nginx answers the range from the file itself
+    assert response["X-Accel-Redirect"] == "/protected-media/assets/clip.webm"
+    assert response["Content-Type"] == "video/webm"
+    assert response.content == b""
+    assert spaced["X-Accel-Redirect"] == "/protected-media/assets/a%20b.png"
+    assert client.get("/media/assets/missing.png").status_code == 404
+    assert client.get("/media/../pyproject.toml").status_code == 404

@@ -7,6 +7,7 @@ subprocess against the same test database, on a queue of its own so no other mes
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -308,3 +309,46 @@ def test_the_fraud_scan_runs_on_the_worker_and_excludes_the_promoter(
     assert VoteExclusion.objects.filter(vote__voter=bot).count() == 50
     assert set(VoteExclusion.objects.values_list("vote__voter", flat=True)) == {bot.pk}
     assert VoterFlag.objects.get(arena=arena, voter=bot).verdict == "excluded"
+
+
+_DRAIN_QUEUE: list[str] = []
+
+
+def drain_on_the_test_worker(*, arena_id: int) -> None:
+    """The production sender, to the test worker's own queue."""
+    from workers.tasks import tallies_drain_enqueue
+
+    tallies_drain_enqueue(arena_id=arena_id, queue=_DRAIN_QUEUE[0])
+
+
+def test_the_worker_counts_votes_within_two_seconds_of_their_commit(
+    worker: dict[str, Any], settings: Any
+) -> None:
+    from arena.models import ArenaTally, PendingVote, Vote
+    from tests.arena.test_aggregator import assert_tallies_equal_a_replay
+    from tests.arena.test_leaderboards import _cast, _pairwise_first_wins
+    from tests.factories import VoterFactory, ready_arena
+
+    _DRAIN_QUEUE[:] = [worker["queue"]]
+    settings.TALLY_DRAIN_SENDER = f"{__name__}.drain_on_the_test_worker"
+    settings.TALLY_DRAIN_ON_COMMIT = True
+    settings.TALLY_DRAIN_DEBOUNCE_S = 1
+    arena = ready_arena(models=3)
+    voter, rng = VoterFactory.create(), random.Random(4)
+
+    lags = []
+    for _ in range(6):
+        vote = _cast(arena, voter, "pairwise", rng, _pairwise_first_wins)  # commits at once
+        committed = time.monotonic()
+        while PendingVote.objects.filter(vote=vote).exists():
+            assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
+            assert time.monotonic() - committed < 30, worker["log"].read_text()[-3000:]
+            time.sleep(0.02)
+        lags.append(time.monotonic() - committed)
+    lags = lags[1:]  # the first waits for the worker to have started
+
+    assert ArenaTally.objects.get(arena=arena).votes == Vote.objects.filter(arena=arena).count()
+    assert_tallies_equal_a_replay(arena)
+    # The debounce window (1 s), the broker's latency and one drain; the worker is idle here,
+    # benchmarks/load.py measures the lag under load.
+    assert max(lags) < 2.0, lags

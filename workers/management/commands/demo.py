@@ -38,15 +38,16 @@ class Command(BaseCommand):
         if not options["no_worker"]:
             log_path = settings.VAR_DIR / "worker.log"
             with log_path.open("ab") as log:
-                # -B: the worker also runs beat (cache top-up, reaper), so the demo needs one process.
+                # -B: the worker also runs beat (cache top-up, reaper), so the demo needs one process;
+                # 2 slots, so that counting votes (tallies) never waits behind a generation job.
                 worker = subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "config", "worker", "-B",
-                     "-Q", "light,gen.cpu", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
+                     "-Q", "tallies,light,gen.cpu", "-c", "2", "--loglevel", "INFO", "-n", "demo@%h",
                      "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
                     cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             self.stdout.write(
-                f"Celery worker + beat started (pid {worker.pid}; queues light, gen.cpu; log {log_path})."
+                f"Celery worker + beat started (pid {worker.pid}; queues tallies, light, gen.cpu; log {log_path})."
             )
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(
