@@ -3,6 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ARENA_NO_BOOTSTRAP=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY config ./config
 COPY arena ./arena
 COPY ranking ./ranking
 COPY workers ./workers

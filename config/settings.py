@@ -105,6 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": env_str("ARENA_TEST_DB", str(VAR_DIR / "test-arena.sqlite3"))
     }
+elif env_bool("DB_TRANSACTION_POOLER", False):
+    # Behind PgBouncer in transaction mode a session does not outlive a transaction: no
+    # server-side cursors (QuerySet.iterator) and no prepared statements.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ------------------------------------------------------------------------------------

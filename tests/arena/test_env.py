@@ -83,3 +83,34 @@ def test_the_settings_module_refuses_bad_configuration(
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _settings_of(variables: dict[str, str], expression: str) -> str:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **variables}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import django; django.setup(); from django.conf import settings; print({expression})",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_behind_a_transaction_pooler_there_are_no_server_side_cursors_or_prepared_statements() -> (
+    None
+):
+    url = {"DATABASE_URL": "postgres://arena@pgbouncer:6432/arena"}
+    expression = (
+        "settings.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS'), "
+        "settings.DATABASES['default'].get('OPTIONS', {}).get('prepare_threshold', 'unset')"
+    )
+
+    assert _settings_of({**url, "DB_TRANSACTION_POOLER": "1"}, expression) == "True None"
+    assert _settings_of(url, expression) == "False unset"
