@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 
-from arena.errors import NotFound
+from arena.errors import InvalidToken, NotFound
 from arena.models import (
     SLOT_LABELS,
     Arena,
     Asset,
     AssetStatus,
     Battle,
+    BattleSlot,
     BattleState,
     GenerativeModel,
     LeaderboardSnapshot,
@@ -23,6 +25,7 @@ from arena.models import (
     Vote,
     VoteExclusion,
 )
+from arena.tokens import slot_media_read, slot_media_token
 
 
 def arena_list() -> QuerySet[Arena]:
@@ -98,8 +101,32 @@ class BattleView:
         return any(slot.media_type in ("mesh", "splat") for slot in self.slots)
 
 
+def slot_media_url(*, battle: Battle, position: int) -> str:
+    """The link a battle page fetches one slot's output through: unique to the battle and the
+    slot, expiring, with no path or extension (``/m/<token>``; see ``battle_slot_for_media``)."""
+    token = slot_media_token(battle_public_id=str(battle.public_id), position=position)
+    return reverse("battle-media", args=[token])
+
+
+def battle_slot_for_media(*, token: str) -> BattleSlot:
+    """The slot (with its asset) a media link points to; NotFound / ExpiredToken otherwise."""
+    try:
+        battle_public_id, position = slot_media_read(token)
+    except InvalidToken:
+        raise NotFound("No such media link.") from None
+    slot = (
+        BattleSlot.objects.select_related("asset")
+        .filter(battle__public_id=battle_public_id, position=position)
+        .first()
+    )
+    if slot is None or not slot.asset.file:
+        raise NotFound("No such media link.")
+    return slot
+
+
 def battle_view(*, battle: Battle) -> BattleView:
-    """What a page or API may show of a battle: model identities only after its vote."""
+    """What a page or API may show of a battle: model identities only after its vote, and media
+    only through per-battle links (the same output has another URL in every battle)."""
     revealed = battle.state == BattleState.VOTED
     slot_rows = battle.slots.select_related("asset", "model").order_by("position")
     slots = [
@@ -107,7 +134,7 @@ def battle_view(*, battle: Battle) -> BattleView:
             label=slot.label,
             media_type=slot.asset.media_type,
             fmt=slot.asset.fmt,
-            url=slot.asset.file.url,
+            url=slot_media_url(battle=battle, position=slot.position),
             width=slot.asset.width,
             height=slot.asset.height,
             model_name=slot.model.name if revealed else "",

@@ -18,8 +18,8 @@ workers) and a Celery worker (with beat) for the tallies and light queues, then 
 During both loops it samples the tally lag: the age of the oldest vote the aggregator has not
 counted yet (target: within 2 s).
 
-Rate limits and the periodic fraud scan are off for the run (every request comes from 127.0.0.1,
-one network prefix, voting at random).
+Rate limits are off and the periodic fraud scan is not scheduled (every request comes from
+127.0.0.1, one network prefix, voting at random and at once).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
+
+import contextlib
 
 import httpx
 import psycopg
@@ -68,8 +70,9 @@ def _env() -> dict[str, str]:
         "SECRET_KEY": "load-benchmark-" + "x" * 40,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "RATE_LIMITS_ENABLED": "0",
-        # The load's votes are random and fast from one address: a fraud scan would (rightly)
-        # exclude them all mid-run, which is a different benchmark (benchmarks/fraud_scan.py).
+        # The load's votes are random and fast from one address: a scan (rightly) excludes most
+        # of them. Not on beat's schedule here; a restarted beat may still send one (the
+        # exactness check counts exclusions in).
         "FRAUD_SCAN_INTERVAL_S": "86400",
         "ARENA_NO_BOOTSTRAP": "1",
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -161,6 +164,7 @@ class Stack:
         def watch() -> None:
             while not self.stopping.wait(0.5):
                 if self.worker.poll() is not None:
+                    _kill_group(self.worker)  # an orphaned beat would go on sending tasks
                     self.worker_exits += 1
                     tqdm.write(f"the Celery worker exited ({self.worker.returncode}): restarted")
                     self.start_worker()
@@ -169,14 +173,14 @@ class Stack:
 
     def stop(self) -> None:
         self.stopping.set()
-        for process in (self.web, self.worker):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        self.web.send_signal(signal.SIGTERM)
+        _kill_group(self.worker, signal.SIGTERM)
         for process in (self.web, self.worker):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        _kill_group(self.worker)  # whatever of its pool or beat is left
 
 
 def _celery(log: Path) -> subprocess.Popen[bytes]:
@@ -185,9 +189,15 @@ def _celery(log: Path) -> subprocess.Popen[bytes]:
             # -B: beat too, whose drain_all_tallies is the aggregator's safety net.
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "tallies,light",
              "-c", "1", "--without-gossip", "--without-mingle", "-n", f"load-{os.getpid()}@%h",
-             "--schedule", str(log.with_suffix(".beat"))],
+             "--schedule", str(log.with_suffix(".beat")), "--loglevel", "INFO"],
             env=_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a kill takes its pool and beat too
         )  # fmt: skip
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
 
 
 def _start_stack(log: Path) -> Stack:
@@ -222,11 +232,26 @@ class Record:
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     voted: list[str] = field(default_factory=list)
+    timeline: list[tuple[float, str, float]] = field(default_factory=list)  # (t, kind, ms)
+    started: float = field(default_factory=time.monotonic)
 
     def add(self, kind: str, status: int, ms: float) -> None:
         with self.lock:
             self.latency[kind].append(ms)
             self.statuses[(kind, status)] += 1
+            self.timeline.append((time.monotonic() - self.started, kind, ms))
+
+    def slow_windows(self, limit_ms: float, window_s: float = 5.0) -> list[str]:
+        """The windows whose battle or vote p99 exceeds ``limit_ms``: where faults hurt."""
+        by_window: dict[int, list[float]] = defaultdict(list)
+        for t, kind, ms in self.timeline:
+            if kind in ("battle", "vote"):
+                by_window[int(t // window_s)].append(ms)
+        return [
+            f"{w * window_s:.0f}-{(w + 1) * window_s:.0f} s: p99 {_pct(values, 0.99):.0f} ms"
+            for w, values in sorted(by_window.items())
+            if _pct(values, 0.99) > limit_ms
+        ]
 
 
 def _timed(record: Record, kind: str, send: Callable[[], httpx.Response]) -> httpx.Response | None:
@@ -446,7 +471,7 @@ def _fault_plan(stack: Stack) -> Callable[[float], None]:
             tqdm.write(f"fault: killed gunicorn worker {pids[0]}" if pids else "fault: no worker")
         if elapsed >= 25 and "worker" not in done:
             done.add("worker")
-            stack.worker.kill()  # the supervisor restarts it
+            _kill_group(stack.worker)  # the main process, its pool and beat; supervisor restarts
             tqdm.write("fault: killed the Celery worker")
         if elapsed >= 35 and "redis" not in done:
             done.add("redis")
@@ -500,6 +525,7 @@ def check_exactness(voted: list[str]) -> dict[str, Any]:
         stored = conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0]  # type: ignore[index]
         tallied = conn.execute("SELECT coalesce(sum(votes), 0) FROM arena_arenatally").fetchone()[0]  # type: ignore[index]
         pending = conn.execute("SELECT count(*) FROM arena_pendingvote").fetchone()[0]  # type: ignore[index]
+        excluded = conn.execute("SELECT count(*) FROM arena_voteexclusion").fetchone()[0]  # type: ignore[index]
         tallies: Counter[tuple[int, int, str]] = Counter()
         for low, high, a_wins, b_wins, ties in conn.execute(
             "SELECT model_a_id, model_b_id, a_wins, b_wins, ties FROM arena_pairtally"
@@ -515,6 +541,7 @@ def check_exactness(voted: list[str]) -> dict[str, Any]:
         "stored in all": stored,
         "tallied": tallied,
         "still pending": pending,
+        "excluded by fraud detection": excluded,
         "pair tallies equal the vote log": tallies == expected,
     }
 
@@ -570,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio to the raw insert rate: {votes_s / raw:.4f}")
     report(f"open loop: {args.rate:g} votes/s + 2 readers{' with faults' if args.faults else ''}",
            opened, args.duration)  # fmt: skip
+    print(f"  5 s windows with battle/vote p99 over 150 ms: {opened.slow_windows(150) or 'none'}")
     for name, lag in (("closed loop", closed_lag), ("open loop", open_lag)):
         print(f"  tally lag ({name}; the oldest uncounted vote's age): "
               f"p50 {_pct(lag.samples, .5):.2f} s, p99 {_pct(lag.samples, .99):.2f} s, "

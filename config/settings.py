@@ -144,7 +144,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.05,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # Sending a task from a web request must fail fast when the broker is down (kombu's
+        # default retries for about 6 s against a stopped Redis): one quick retry, then the
+        # caller's fallback (beat catches up). Workers reconnect under their own retry policy.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    }
 CELERY_TASK_IGNORE_RESULT = True  # state lives on the rows the tasks update (Asset.status)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

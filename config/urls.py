@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from frontend.admin_views import generation_dashboard
 from frontend.api import api
 from frontend.fraud_views import fraud_arena, fraud_overview, fraud_scan_now, fraud_voter
-from frontend.media import serve_media
+from frontend.media import serve_battle_media, serve_media
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/generation/", generation_dashboard, name="admin-generation"),
@@ -15,6 +15,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/fraud/<slug:slug>/voter/<str:voter_id>/", fraud_voter, name="admin-fraud-voter"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("m/<str:token>", serve_battle_media, name="battle-media"),
     path("", include("frontend.urls")),
 ]
 if settings.SERVE_MEDIA:

@@ -114,9 +114,12 @@ class BattleIn(Schema):
 
 
 class SlotOut(Schema):
+    """One slot before the vote: nothing its model could be read from. ``url`` is a link unique
+    to this battle and slot that expires with the battle token; ``media_type`` picks the viewer
+    (image, video, mesh, splat)."""
+
     label: str
     media_type: str
-    format: str
     url: str
 
 
@@ -224,8 +227,7 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
                 else None,
             },
             "slots": [
-                {"label": s.label, "media_type": s.media_type, "format": s.fmt, "url": s.url}
-                for s in view.slots
+                {"label": s.label, "media_type": s.media_type, "url": s.url} for s in view.slots
             ],
         },
     )

@@ -19,6 +19,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.utils._os import safe_join
 from django.views.decorators.http import require_GET
 
+from arena import selectors
+from arena.errors import ExpiredToken, NotFound
+
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 256 * 1024
 CONTENT_TYPES = {
@@ -53,13 +56,55 @@ def serve_media(
         raise Http404("Not found") from None
     if not full.is_file():
         raise Http404("Not found")
+    return _send(request, full, path)
+
+
+@require_GET
+def serve_battle_media(request: HttpRequest, token: str) -> HttpResponse | StreamingHttpResponse:
+    """One slot's output through its per-battle link (``selectors.slot_media_url``).
+
+    Nothing in the answer repeats across battles or names the file: no ETag, no Last-Modified,
+    no Content-Disposition, a private cache of the link's own lifetime. Served whatever
+    SERVE_MEDIA says, since only Django can read the link, and sent by Django even behind
+    nginx: nginx's static handler would add the file's Last-Modified and ETag, which are the same
+    in every battle of an output.
+    """
+    try:
+        slot = selectors.battle_slot_for_media(token=token)
+    except NotFound:
+        raise Http404("No such media link.") from None
+    except ExpiredToken:
+        return HttpResponse("This media link has expired; load the battle again.", status=410)
+    name = slot.asset.file.name
+    try:
+        full = Path(safe_join(str(settings.MEDIA_ROOT), name))
+    except Exception:
+        raise Http404("No such media link.") from None
+    if not full.is_file():
+        raise Http404("No such media link.")
+    response = _send(request, full, name, whole_as_stream=True, accel=False)
+    response["Cache-Control"] = f"private, max-age={settings.BATTLE_TOKEN_MAX_AGE_S}"
+    return response
+
+
+def _send(
+    request: HttpRequest,
+    full: Path,
+    path: str,
+    *,
+    whole_as_stream: bool = False,
+    accel: bool = True,
+) -> HttpResponse | StreamingHttpResponse | FileResponse:
+    """``full`` (the file at ``path`` under MEDIA_ROOT) whole or by byte range, or handed to
+    nginx (MEDIA_ACCEL_REDIRECT, when ``accel``). ``whole_as_stream``: no FileResponse (it
+    names the file)."""
     size = full.stat().st_size
     content_type = (
         CONTENT_TYPES.get(full.suffix.lower())
         or mimetypes.guess_type(full.name)[0]
         or "application/octet-stream"
     )
-    if settings.MEDIA_ACCEL_REDIRECT:
+    if accel and settings.MEDIA_ACCEL_REDIRECT:
         handed = HttpResponse(content_type=content_type)
         handed["X-Accel-Redirect"] = settings.MEDIA_ACCEL_REDIRECT + quote(path)
         handed["Cache-Control"] = "public, max-age=86400"
@@ -84,6 +129,11 @@ def serve_media(
         streaming["Accept-Ranges"] = "bytes"
         streaming["Cache-Control"] = "public, max-age=86400"
         return streaming
+    if whole_as_stream:
+        whole = StreamingHttpResponse(_iter_range(full, 0, size), content_type=content_type)
+        whole["Content-Length"] = str(size)
+        whole["Accept-Ranges"] = "bytes"
+        return whole
     file_response = FileResponse(full.open("rb"), content_type=content_type)
     file_response["Accept-Ranges"] = "bytes"
     file_response["Cache-Control"] = "public, max-age=86400"

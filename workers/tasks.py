@@ -109,7 +109,8 @@ def rebuild_arena_leaderboards(arena_id: int) -> int:
 
 def leaderboard_rebuild_enqueue(*, arena_id: int) -> None:
     """The domain's rebuild port (``LEADERBOARD_REBUILD_SENDER``): a task on the light queue."""
-    rebuild_arena_leaderboards.apply_async(args=[arena_id], queue=LIGHT_QUEUE)
+    # No publish retries: a reader is waiting, and beat rebuilds every arena anyway.
+    rebuild_arena_leaderboards.apply_async(args=[arena_id], queue=LIGHT_QUEUE, retry=False)
 
 
 @shared_task(name="workers.drain_tallies", ignore_result=True)
@@ -122,8 +123,10 @@ def drain_tallies(arena_id: int) -> dict[str, int]:
 def tallies_drain_enqueue(*, arena_id: int, queue: str = TALLIES_QUEUE) -> None:
     """The domain's tally port (``TALLY_DRAIN_SENDER``): a task on the tallies queue, run once
     the debounce window that this request opened has closed (see ``tally_drain_request``)."""
+    # No publish retries: this runs on a web request, and with the broker down beat's
+    # drain_all_tallies catches up; the caller logs the error.
     drain_tallies.apply_async(
-        args=[arena_id], queue=queue, countdown=settings.TALLY_DRAIN_DEBOUNCE_S
+        args=[arena_id], queue=queue, countdown=settings.TALLY_DRAIN_DEBOUNCE_S, retry=False
     )
 
 
