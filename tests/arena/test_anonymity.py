@@ -49,9 +49,8 @@ def test_no_page_url_filename_or_file_served_before_the_vote_names_a_model(
             urls = re.findall(r'data-src="([^"]+)"', page.content.decode())
             assert len(urls) == (2 if mode == "pairwise" else 4)
             for url in urls:
-                assert re.fullmatch(
-                    r"/media/assets/[0-9a-f]{32}\.(png|webp|webm|mp4|glb|ply)", url
-                ), url
+                # A per-battle link: no path, no extension (tests/frontend/test_battle_media.py).
+                assert re.fullmatch(r"/m/[0-9a-f]{33,}\.[A-Za-z0-9_\-.]+", url), url
                 served = client.get(url)
                 assert served.status_code == 200
                 body = b"".join(served.streaming_content)  # type: ignore[attr-defined]

@@ -530,7 +530,9 @@ async function loadSplatScene(GS, viewer, src, rotation) {
   // .promise is the underlying native Promise, which does reject.
   let lastProgress = performance.now();
   const loading = viewer.addSplatScene(src, {
-    format: src.split('?')[0].toLowerCase().endsWith('.ply') ? GS.SceneFormat.Ply : undefined,
+    // A splat slot is always a .ply (MediaType.SPLAT); its per-battle link has no extension
+    // for the library to guess the format from.
+    format: GS.SceneFormat.Ply,
     showLoadingUI: false,
     progressiveLoad: false,
     splatAlphaRemovalThreshold: 1,
