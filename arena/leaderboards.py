@@ -251,8 +251,9 @@ def _drain_batch(tally: ArenaTally, batch: int) -> tuple[int, int]:
             arena_id=arena_id, voter_id__in={v.voter_id for v in votes}
         )
     }
-    kept_out = [v for v in votes if v.voter_id in flags and flags[v.voter_id].is_excluding]
-    counted = [v for v in votes if v not in kept_out]
+    excluding = {voter_id for voter_id, flag in flags.items() if flag.is_excluding}
+    kept_out = [v for v in votes if v.voter_id in excluding]
+    counted = [v for v in votes if v.voter_id not in excluding]
     VoteExclusion.objects.bulk_create(_voter_exclusion(v, flags[v.voter_id]) for v in kept_out)
     if counted:
         replay = _Replay.resume(arena_id, sorted({int(p) for v in counted for p in _players(v)}))
