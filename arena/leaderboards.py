@@ -183,20 +183,11 @@ class DrainResult:
 
 def tallies_drain_requested(*, arena_id: int) -> DrainResult:
     """The task behind ``tally_drain_request``: drain, then refit the matchmaker's beliefs for
-    the battles to come if anything changed."""
+    the battles to come if the counts changed since they were cached (by this drain, or by a
+    rebuild's drain, an exclusion or a replay, which drop the cached beliefs)."""
     result = tallies_drain(arena_id=arena_id)
-    if result.counted or result.replayed:
+    if _beliefs_cached(arena_id=arena_id) is None:
         matchmaker_beliefs_refresh(arena_id=arena_id)
-    return result
-
-
-def tallies_drain_now(*, arena_id: int) -> DrainResult:
-    """Drain inside the caller's transaction and drop the cached beliefs (the next battle refits
-    them): the synchronous sender of the tests, where no worker runs."""
-    result = tallies_drain(arena_id=arena_id)
-    if result.counted or result.replayed:
-        with contextlib.suppress(RedisError):
-            cache.delete(_beliefs_key(arena_id))
     return result
 
 
@@ -217,16 +208,25 @@ def tallies_drain(*, arena_id: int, batch: int = DRAIN_BATCH) -> DrainResult:
     replayed = 0
     if ArenaTally.objects.filter(arena_id=arena_id, ratings_stale=True).exists():
         replayed = ratings_replay(arena_id=arena_id)
+    elif counted:
+        _beliefs_drop(arena_id=arena_id)
     return DrainResult(counted=counted, excluded=excluded, replayed=replayed)
 
 
 def tallies_drain_all() -> dict[int, DrainResult]:
-    """Drain every arena with pending votes or stale ratings (beat's safety net)."""
+    """Drain every arena with pending votes or stale ratings (beat's safety net). An arena
+    whose drain fails is logged and left for the next run; the others still drain."""
     arena_ids = set(PendingVote.objects.values_list("arena_id", flat=True).distinct())
     arena_ids |= set(
         ArenaTally.objects.filter(ratings_stale=True).values_list("arena_id", flat=True)
     )
-    return {arena_id: tallies_drain_requested(arena_id=arena_id) for arena_id in sorted(arena_ids)}
+    results = {}
+    for arena_id in sorted(arena_ids):
+        try:
+            results[arena_id] = tallies_drain_requested(arena_id=arena_id)
+        except Exception:
+            logger.exception("draining the tallies of arena %s failed", arena_id)
+    return results
 
 
 def _drain_batch(tally: ArenaTally, batch: int) -> tuple[int, int]:
@@ -337,6 +337,8 @@ def votes_exclude(
         tally.votes -= len(tallied)
         tally.ratings_stale = tally.ratings_stale or bool(tallied)
         tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
+    if tallied:
+        _beliefs_drop(arena_id=arena_id)
     return len(fresh)
 
 
@@ -370,6 +372,7 @@ def votes_restore(*, arena_id: int, votes: Sequence[Vote]) -> int:
         tally.votes += len(back)
         tally.ratings_stale = True
         tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
+    _beliefs_drop(arena_id=arena_id)
     return len(back)
 
 
@@ -395,6 +398,7 @@ class _Replay:
         self.votes = dict.fromkeys(players, 0)
         self.replayed = 0
         self.hash_sum = 0  # of every vote seen: checked against the tally's digest
+        self.high = 0  # the highest vote id seen
         self.rows: list[ModelRating] = []
 
     @classmethod
@@ -419,6 +423,7 @@ class _Replay:
 
     def add(self, vote_id: int, vote_groups: Any, is_partial: bool) -> None:
         self.hash_sum = (self.hash_sum + _vote_hash(vote_id)) % _DIGEST_MOD
+        self.high = max(self.high, vote_id)
         groups = tuple(tuple(str(m) for m in group) for group in vote_groups)
         vote_ranking = ranking.Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
         shown = list(vote_ranking.players)
@@ -480,17 +485,23 @@ def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
     with transaction.atomic():
         tally = _locked_tally(arena_id)
         replay.feed(tallied.filter(pk__gt=high), batch)
-        if replay.hash_sum != int(tally.digest, 16):
-            replay = start()  # the counted set changed meanwhile: replay it all, locked
+        rows = list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk"))
+        models_changed = {str(r.model_id) for r in rows} != set(replay.players)
+        if models_changed or replay.hash_sum != int(tally.digest, 16):
+            # The counted set (or the arena's models) changed meanwhile: replay it all, locked.
+            replay = start()
             replay.feed(tallied, batch)
-        replay.store(list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk")))
+        replay.store(rows)
         tally.ratings_stale = False
-        tally.save(update_fields=["ratings_stale", "updated_at"])
+        # Every tallied vote is in the ratings now: a pending one below this came late.
+        tally.applied_through = max(tally.applied_through, replay.high)
+        tally.save(update_fields=["ratings_stale", "applied_through", "updated_at"])
         # An ELO snapshot is keyed by the digest but made from the online ratings: one built
         # for this digest before the replay holds the old ratings.
         LeaderboardSnapshot.objects.filter(
             arena_id=arena_id, method="elo", vote_set_hash=tally.digest
         ).delete()
+    _beliefs_drop(arena_id=arena_id)
     return replay.replayed
 
 
@@ -772,6 +783,19 @@ def matchmaker_beliefs_refresh(*, arena_id: int) -> ranking.Beliefs:
     except RedisError:
         logger.warning("could not cache the matchmaker beliefs of arena %s", arena_id)
     return beliefs
+
+
+def _beliefs_drop(*, arena_id: int) -> None:
+    """The pair counts changed: the cached beliefs go, now and once the change commits (a battle
+    between the two would cache a fit of the counts before it). The next drain task, or else
+    the next battle, refits them."""
+
+    def drop() -> None:
+        with contextlib.suppress(RedisError):
+            cache.delete(_beliefs_key(arena_id))
+
+    drop()
+    transaction.on_commit(drop)
 
 
 def _beliefs_cached(*, arena_id: int) -> ranking.Beliefs | None:

@@ -63,8 +63,9 @@ def serve_media(
 def serve_battle_media(request: HttpRequest, token: str) -> HttpResponse | StreamingHttpResponse:
     """One slot's output through its per-battle link (``selectors.slot_media_url``).
 
-    Nothing in the answer repeats across battles or names the file: no ETag, no Last-Modified,
-    no Content-Disposition, a private cache of the link's own lifetime. Served whatever
+    No header names the file or repeats by itself across battles: no ETag, no Last-Modified,
+    no Content-Disposition, a private cache of the link's own lifetime. (Content-Type and size
+    still follow the file: one format per arena, normalised on ingest, is issue 11's next step.) Served whatever
     SERVE_MEDIA says, since only Django can read the link, and sent by Django even behind
     nginx: nginx's static handler would add the file's Last-Modified and ETag, which are the same
     in every battle of an output.

@@ -34,6 +34,6 @@ LEADERBOARD_REBUILD_DEBOUNCE_S = 0
 # Votes are drained into the tallies inside their own transaction (the test's transaction never
 # commits, so an on-commit request would never run); tests/arena/test_aggregator.py checks the
 # deferred path.
-TALLY_DRAIN_SENDER = "arena.leaderboards.tallies_drain_now"
+TALLY_DRAIN_SENDER = "arena.leaderboards.tallies_drain"
 TALLY_DRAIN_ON_COMMIT = False
 TALLY_DRAIN_DEBOUNCE_S = 0

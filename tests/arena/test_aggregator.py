@@ -29,6 +29,7 @@ from arena.leaderboards import (
     tallies_drain_requested,
     tally_drain_request,
     vote_exclude,
+    votes_restore,
 )
 from arena.models import (
     Arena,
@@ -332,3 +333,60 @@ def test_concurrent_votes_and_drains_end_exactly_at_a_replay(settings: Any) -> N
     assert errors == []
     assert Vote.objects.filter(arena=arena).count() == 36
     assert_tallies_equal_a_replay(arena)
+
+
+@pytest.mark.django_db
+def test_a_late_vote_after_a_restore_still_ends_in_vote_order() -> None:
+    arena = ready_arena(models=4)
+    votes = _cast_mixed(arena, VoterFactory.create(), 5, seed=11)
+    late, restored = votes[3], votes[4]  # applied_through stays below the late vote
+    PendingVote.objects.filter(vote=late).delete()  # still uncommitted, as it were
+    vote_exclude(vote=restored, reason="bot")  # excluded while pending
+    tallies_drain(arena_id=arena.pk)
+    votes_restore(arena_id=arena.pk, votes=[restored])
+    tallies_drain(arena_id=arena.pk)  # replays the ratings with the restored vote in them
+    PendingVote.objects.create(vote=late, arena=arena)  # the late vote commits
+
+    result = tallies_drain(arena_id=arena.pk)
+
+    assert result.counted == 1 and result.replayed == 5
+    assert_tallies_equal_a_replay(arena)
+
+
+@pytest.mark.django_db
+def test_an_exclusion_drops_the_cached_beliefs_and_the_next_drain_refits_them() -> None:
+    arena = ready_arena(models=4)
+    votes = _cast_mixed(arena, VoterFactory.create(), 12, seed=12)
+    tallies_drain_requested(arena_id=arena.pk)
+    before = matchmaker_beliefs_refresh(arena_id=arena.pk).skills()[0]
+
+    vote_exclude(vote=votes[0], reason="bot")
+    assert cache.get(f"arena:beliefs:{arena.pk}") is None
+    tallies_drain_requested(arena_id=arena.pk)
+
+    after = cache.get(f"arena:beliefs:{arena.pk}")
+    assert after is not None
+    assert not np.allclose(after["mu"], before)
+
+
+@pytest.mark.django_db
+def test_one_failing_arena_does_not_hold_up_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    from arena import leaderboards
+
+    first, second = ready_arena(models=2), ready_arena(models=2)
+    _cast(first, VoterFactory.create(), "pairwise", random.Random(1), _pairwise_first_wins)
+    _cast(second, VoterFactory.create(), "pairwise", random.Random(2), _pairwise_first_wins)
+    real = leaderboards.tallies_drain_requested
+
+    def failing_first(*, arena_id: int) -> Any:
+        if arena_id == first.pk:
+            raise RuntimeError("boom")
+        return real(arena_id=arena_id)
+
+    monkeypatch.setattr(leaderboards, "tallies_drain_requested", failing_first)
+
+    results = leaderboards.tallies_drain_all()
+
+    assert set(results) == {second.pk}
+    assert ArenaTally.objects.get(arena=second).votes == 1
+    assert PendingVote.objects.filter(arena=first).count() == 1  # left for the next run
