@@ -21,14 +21,14 @@ import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Max, QuerySet
+from django.db.models import F, Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
@@ -175,6 +175,7 @@ class DrainResult:
     counted: int  # applied to the tallies
     excluded: int  # kept out at once: their voter's votes are excluded in this arena
     replayed: int  # votes replayed to put the online ratings back in vote order (0: not needed)
+    settling: bool = False  # votes younger than TALLY_SETTLE_S were left for the next drain
 
     @property
     def drained(self) -> int:
@@ -188,6 +189,11 @@ def tallies_drain_requested(*, arena_id: int) -> DrainResult:
     result = tallies_drain(arena_id=arena_id)
     if _beliefs_cached(arena_id=arena_id) is None:
         matchmaker_beliefs_refresh(arena_id=arena_id)
+    if result.settling:
+        # The votes left behind need a drain: the one already waiting (a vote sent it) takes
+        # them, else this request sends one. (Sent past the debounce, every drain would start a
+        # chain of its own.)
+        tally_drain_request(arena_id=arena_id)
     return result
 
 
@@ -195,22 +201,27 @@ def tallies_drain(*, arena_id: int, batch: int = DRAIN_BATCH) -> DrainResult:
     """Apply the arena's pending votes to its tallies, in id order; the aggregator's one step.
 
     Each batch is one transaction under the tally lock (one drainer per arena at a time; votes
-    do not wait for it). Afterwards the online ratings are replayed if they are stale.
+    do not wait for it). Votes younger than ``TALLY_SETTLE_S`` wait for the next drain: on
+    PostgreSQL a vote's id is handed out before it commits, and a vote applied before an older
+    one commits puts the online ratings out of vote order (a full replay fixes that; waiting
+    makes it rare). Afterwards the online ratings are replayed if they are stale.
     """
     counted = excluded = 0
+    settle_s = float(settings.TALLY_SETTLE_S)
     while True:
         with transaction.atomic():
             tally = _locked_tally(arena_id)
-            step = _drain_batch(tally, batch)
+            step = _drain_batch(tally, batch, settle_s=settle_s)
         counted, excluded = counted + step[0], excluded + step[1]
         if sum(step) < batch:
             break
+    settling = settle_s > 0 and PendingVote.objects.filter(arena_id=arena_id).exists()
     replayed = 0
     if ArenaTally.objects.filter(arena_id=arena_id, ratings_stale=True).exists():
         replayed = ratings_replay(arena_id=arena_id)
     elif counted:
         _beliefs_drop(arena_id=arena_id)
-    return DrainResult(counted=counted, excluded=excluded, replayed=replayed)
+    return DrainResult(counted=counted, excluded=excluded, replayed=replayed, settling=settling)
 
 
 def tallies_drain_all() -> dict[int, DrainResult]:
@@ -229,15 +240,18 @@ def tallies_drain_all() -> dict[int, DrainResult]:
     return results
 
 
-def _drain_batch(tally: ArenaTally, batch: int) -> tuple[int, int]:
+def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> tuple[int, int]:
     """One locked batch: (counted, excluded). Flags are read under the tally lock, the lock
-    order of scans and reviews, so a review deciding on a voter now is wholly before or after."""
+    order of scans and reviews, so a review deciding on a voter now is wholly before or after.
+    With ``settle_s``, only votes below the first one younger than that are taken."""
     arena_id = tally.arena_id
-    ids = list(
-        PendingVote.objects.filter(arena_id=arena_id)
-        .order_by("vote_id")
-        .values_list("vote_id", flat=True)[:batch]
-    )
+    pending = PendingVote.objects.filter(arena_id=arena_id)
+    if settle_s > 0:
+        cutoff = timezone.now() - timedelta(seconds=settle_s)
+        young = pending.filter(vote__created_at__gt=cutoff).aggregate(low=Min("vote_id"))["low"]
+        if young is not None:
+            pending = pending.filter(vote_id__lt=young)
+    ids = list(pending.order_by("vote_id").values_list("vote_id", flat=True)[:batch])
     if not ids:
         return 0, 0
     votes = list(

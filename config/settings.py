@@ -197,6 +197,10 @@ LEADERBOARD_REBUILD_DEBOUNCE_S = env_int("LEADERBOARD_REBUILD_DEBOUNCE_S", 10, m
 TALLY_DRAIN_SENDER = "workers.tasks.tallies_drain_enqueue"
 TALLY_DRAIN_DEBOUNCE_S = env_int("TALLY_DRAIN_DEBOUNCE_S", 1, minimum=0)
 TALLY_DRAIN_ON_COMMIT = True
+# A drain leaves votes younger than this (ms) for the next one: on PostgreSQL a vote's id is
+# handed out before it commits, and one applied before an older vote commits costs a full
+# ratings replay. A vote transaction that outlasts this still comes out right, by that replay.
+TALLY_SETTLE_S = env_int("TALLY_SETTLE_MS", 500, minimum=0) / 1000
 # First retry delay of a transient generation error (doubles each retry, jittered).
 GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
 # A running job beats this often; one silent for GENERATION_STALE_AFTER_S lost its worker (the

@@ -37,3 +37,4 @@ LEADERBOARD_REBUILD_DEBOUNCE_S = 0
 TALLY_DRAIN_SENDER = "arena.leaderboards.tallies_drain"
 TALLY_DRAIN_ON_COMMIT = False
 TALLY_DRAIN_DEBOUNCE_S = 0
+TALLY_SETTLE_S = 0  # tests drain every vote at once (tests/arena/test_aggregator.py sets it)

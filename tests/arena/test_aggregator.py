@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -390,3 +391,36 @@ def test_one_failing_arena_does_not_hold_up_the_others(monkeypatch: pytest.Monke
     assert set(results) == {second.pk}
     assert ArenaTally.objects.get(arena=second).votes == 1
     assert PendingVote.objects.filter(arena=first).count() == 1  # left for the next run
+
+
+def _age(vote: Vote, seconds: float) -> None:
+    """Make ``vote`` look ``seconds`` old (votes are append-only: raw SQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE arena_vote SET created_at = %s WHERE id = %s",
+            [timezone.now() - timedelta(seconds=seconds), vote.pk],
+        )
+
+
+@pytest.mark.django_db
+def test_a_drain_leaves_votes_that_are_still_settling_and_asks_again(settings: Any) -> None:
+    settings.TALLY_SETTLE_S = 0.5
+    arena = ready_arena(models=4)
+    votes = _cast_mixed(arena, VoterFactory.create(), 5, seed=13)
+    for vote in votes[:2]:
+        _age(vote, 5)
+    _age(votes[3], 5)  # old, but after the young votes[2]: it waits too, to keep vote order
+    requested_drains.clear()
+
+    result = tallies_drain_requested(arena_id=arena.pk)
+
+    assert (result.counted, result.settling) == (2, True)
+    assert sorted(PendingVote.objects.values_list("vote_id", flat=True)) == [
+        v.pk for v in votes[2:]
+    ]
+    assert requested_drains == [arena.pk]  # the drain asks for another
+    for vote in votes[2:]:
+        _age(vote, 5)
+    again = tallies_drain_requested(arena_id=arena.pk)
+    assert (again.counted, again.settling, again.replayed) == (3, False, 0)
+    assert_tallies_equal_a_replay(arena)

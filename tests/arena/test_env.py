@@ -64,6 +64,7 @@ def test_urls_must_use_an_allowed_scheme() -> None:
         ),
         ({"LEADERBOARD_REBUILD_DEBOUNCE_S": "-1"}, "LEADERBOARD_REBUILD_DEBOUNCE_S"),
         ({"TALLY_DRAIN_DEBOUNCE_S": "soon"}, "TALLY_DRAIN_DEBOUNCE_S"),
+        ({"TALLY_SETTLE_MS": "-5"}, "TALLY_SETTLE_MS"),
         ({"MEDIA_ACCEL_REDIRECT": "protected"}, "MEDIA_ACCEL_REDIRECT must be a path"),
         ({"RATE_LIMIT_VOTES": "voter=lots"}, "RATE_LIMIT_VOTES"),
     ],
