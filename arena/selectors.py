@@ -64,6 +64,18 @@ def arena_ready_pool(*, arena: Arena) -> dict[int, dict[int, list[int]]]:
     return pool
 
 
+def voter_revealed_assets(*, voter_id: int, arena: Arena, recent: int = 500) -> set[int]:
+    """The outputs this voter has seen with their models' names, in their last ``recent``
+    voted battles of the arena (one query). Matchmaking shows other outputs when it can: a
+    revealed output shown again names its model to anyone who remembers its bytes."""
+    battles = (
+        Battle.objects.filter(voter_id=voter_id, arena=arena, state=BattleState.VOTED)
+        .order_by("-pk")
+        .values("pk")[:recent]
+    )
+    return set(BattleSlot.objects.filter(battle__in=battles).values_list("asset_id", flat=True))
+
+
 def battle_get(*, public_id: Any) -> Battle:
     try:
         return Battle.objects.select_related("arena", "prompt", "voter").get(public_id=public_id)

@@ -125,6 +125,23 @@ def voter_discard_unused(*, voter: Voter) -> bool:
 # --- battles ----------------------------------------------------------------------------------
 
 
+def _least_seen(
+    prompts: list[int],
+    chosen: list[int],
+    pool: dict[int, dict[int, list[int]]],
+    seen: set[int],
+    rng: random.Random,
+) -> int:
+    """A prompt, at random among those where the fewest of ``chosen`` have only outputs the
+    voter has seen revealed."""
+
+    def seen_slots(prompt_id: int) -> int:
+        return sum(all(a in seen for a in pool[prompt_id][m]) for m in chosen)
+
+    fewest = min(seen_slots(p) for p in prompts)
+    return rng.choice([p for p in prompts if seen_slots(p) == fewest])
+
+
 def _matchmake(
     *,
     arena: Arena,
@@ -132,13 +149,15 @@ def _matchmake(
     eligible: list[int],
     size: int,
     rng: random.Random,
+    seen: set[int],
 ) -> tuple[int, list[int]]:
     """The prompt and the K models (in slot order) of the next battle.
 
     The arena's matchmaker (``ranking``'s default: overlap sampling over the current beliefs,
     weighted by each model's ``matchmaking_weight``) picks the models among those with ready
-    outputs; then a prompt all of them have. When no prompt has all K, the missing outputs are
-    queued for the best-covered prompt and the battle falls back to K models that share one.
+    outputs; then a prompt all of them have, preferring one whose outputs the voter has not
+    seen revealed (``seen``). When no prompt has all K, the missing outputs are queued for the
+    best-covered prompt and the battle falls back to K models that share one.
     """
     servable = sorted({model_id for prompt_id in eligible for model_id in pool[prompt_id]})
     weights = dict(
@@ -153,7 +172,7 @@ def _matchmake(
         rng.shuffle(chosen)  # the matchmaker lists its pivot first; slots must not tell
         shared = [p for p in eligible if all(m in pool[p] for m in chosen)]
         if shared:
-            return rng.choice(shared), chosen
+            return _least_seen(shared, chosen, pool, seen, rng), chosen
         _queue_missing(arena=arena, pool=pool, chosen=chosen)
     prompt_id = rng.choice(eligible)
     fallback = [m for m in sorted(pool[prompt_id]) if weights.get(m, 1.0) > 0] or sorted(
@@ -218,14 +237,16 @@ def battle_create(
             "generated; please try again in a moment.",
             detail={"ready_assets": ready, "k": size},
         )
-    prompt_id, model_ids = _matchmake(arena=arena, pool=pool, eligible=eligible, size=size, rng=rng)
+    seen = selectors.voter_revealed_assets(voter_id=voter.pk, arena=arena) if voter.pk else set()
+    prompt_id, model_ids = _matchmake(
+        arena=arena, pool=pool, eligible=eligible, size=size, rng=rng, seen=seen
+    )
+    slots = []
+    for m in model_ids:
+        assets = pool[prompt_id][m]
+        slots.append((m, rng.choice([a for a in assets if a not in seen] or assets)))
     return _battle_store(
-        arena=arena,
-        voter=voter,
-        mode=mode,
-        prompt_id=prompt_id,
-        slots=[(m, rng.choice(pool[prompt_id][m])) for m in model_ids],
-        is_named=False,
+        arena=arena, voter=voter, mode=mode, prompt_id=prompt_id, slots=slots, is_named=False
     )
 
 

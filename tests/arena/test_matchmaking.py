@@ -77,3 +77,60 @@ def test_when_the_chosen_models_share_no_prompt_it_falls_back_and_queues_the_gap
     queued = Asset.objects.filter(status=AssetStatus.PENDING, enqueued_at__isnull=False)
     assert queued.count() == 1 and queued.get().model_id in (a.pk, c.pk)
     assert len(sent) == 1
+
+
+def _vote_on(battle: Any, voter: Any) -> None:
+    from arena.services import vote_record
+    from arena.tokens import battle_token_make
+
+    token = battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce)
+    vote_record(battle_public_id=str(battle.public_id), token=token, voter=voter, choice="A")
+
+
+def test_a_voter_is_shown_outputs_they_have_not_seen_revealed_while_there_are_any() -> None:
+    arena = ready_arena(models=2, prompts=6)  # every pairwise battle shows both models
+    voter, rng = VoterFactory.create(), random.Random(5)
+
+    prompts = []
+    for _ in range(6):  # by chance alone, 6 distinct prompts in 6 battles: 1.5%
+        battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+        prompts.append(battle.prompt_id)
+        _vote_on(battle, voter)
+    again = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)  # all seen now
+
+    assert len(set(prompts)) == 6
+    assert again.prompt_id in prompts
+
+
+def test_an_unvoted_battle_does_not_count_as_seen_and_other_voters_do_not_matter() -> None:
+    arena = ready_arena(models=2, prompts=2)
+    voter, other, rng = VoterFactory.create(), VoterFactory.create(), random.Random(6)
+    served_only = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+    for _ in range(4):
+        _vote_on(battle_create(arena=arena, voter=other, mode="pairwise", rng=rng), other)
+
+    later = [battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng) for _ in range(8)]
+
+    # Nothing revealed to this voter yet: both prompts stay in play.
+    assert {b.prompt_id for b in later} | {served_only.prompt_id} == set(
+        arena.prompt_set.prompts.values_list("pk", flat=True)
+    )
+
+
+def test_another_seed_of_a_revealed_output_is_preferred() -> None:
+    arena = ArenaFactory.create()
+    models = GenerativeModelFactory.create_batch(2)
+    arena.generative_models.add(*models)
+    prompt = PromptFactory.create(prompt_set=arena.prompt_set)
+    for model in models:
+        for seed in (0, 1):
+            AssetFactory.create(model=model, prompt=prompt, seed=seed)
+    voter, rng = VoterFactory.create(), random.Random(7)
+
+    first = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+    _vote_on(first, voter)
+    second = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+
+    first_assets = set(first.slots.values_list("asset_id", flat=True))
+    second_assets = set(second.slots.values_list("asset_id", flat=True))
+    assert first_assets.isdisjoint(second_assets)
