@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -152,16 +152,33 @@ def tally_drain_request(*, arena_id: int) -> bool:
     first vote after the window sends the next. With the cache down every commit sends one;
     with the broker down too, beat's ``tallies_drain_all`` catches up.
     """
+    return _send_debounced(
+        key=_drain_key(arena_id),
+        window_s=settings.TALLY_DRAIN_DEBOUNCE_S,
+        sender=settings.TALLY_DRAIN_SENDER,
+        arena_id=arena_id,
+        what="a tally drain",
+        without_cache=True,
+    )
+
+
+def _send_debounced(
+    *, key: str, window_s: int, sender: str, arena_id: int, what: str, without_cache: bool
+) -> bool:
+    """Call the function named ``sender`` with ``arena_id`` unless ``key`` shows a call within
+    the last ``window_s``; returns whether it was called. With the cache unreachable it is
+    called anyway when ``without_cache``. A failing sender (the broker is down) is logged: the
+    request's caller must still answer, and beat catches up."""
     try:
-        first = cache.add(_drain_key(arena_id), 1, timeout=settings.TALLY_DRAIN_DEBOUNCE_S)
+        first = cache.add(key, 1, timeout=window_s)
     except RedisError:
-        first = True
+        first = without_cache
     if not first:
         return False
     try:
-        import_string(settings.TALLY_DRAIN_SENDER)(arena_id=arena_id)
-    except Exception:  # the broker is down: the vote is stored; beat drains it later
-        logger.warning("could not ask for a tally drain of arena %s", arena_id, exc_info=True)
+        import_string(sender)(arena_id=arena_id)
+    except Exception:
+        logger.warning("could not ask for %s of arena %s", what, arena_id, exc_info=True)
         return False
     return True
 
@@ -207,21 +224,21 @@ def tallies_drain(*, arena_id: int, batch: int = DRAIN_BATCH) -> DrainResult:
     makes it rare). Afterwards the online ratings are replayed if they are stale.
     """
     counted = excluded = 0
-    settle_s = float(settings.TALLY_SETTLE_S)
     while True:
         with transaction.atomic():
             tally = _locked_tally(arena_id)
-            step = _drain_batch(tally, batch, settle_s=settle_s)
-        counted, excluded = counted + step[0], excluded + step[1]
-        if sum(step) < batch:
+            step = _drain_batch(tally, batch, settle_s=float(settings.TALLY_SETTLE_S))
+        counted, excluded = counted + step.counted, excluded + step.excluded
+        if step.counted + step.excluded < batch:
             break
-    settling = settle_s > 0 and PendingVote.objects.filter(arena_id=arena_id).exists()
     replayed = 0
-    if ArenaTally.objects.filter(arena_id=arena_id, ratings_stale=True).exists():
+    if tally.ratings_stale:  # as the last batch left it, under the lock
         replayed = ratings_replay(arena_id=arena_id)
     elif counted:
         _beliefs_drop(arena_id=arena_id)
-    return DrainResult(counted=counted, excluded=excluded, replayed=replayed, settling=settling)
+    return DrainResult(
+        counted=counted, excluded=excluded, replayed=replayed, settling=step.settling
+    )
 
 
 def tallies_drain_all() -> dict[int, DrainResult]:
@@ -240,12 +257,19 @@ def tallies_drain_all() -> dict[int, DrainResult]:
     return results
 
 
-def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> tuple[int, int]:
-    """One locked batch: (counted, excluded). Flags are read under the tally lock, the lock
-    order of scans and reviews, so a review deciding on a voter now is wholly before or after.
-    With ``settle_s``, only votes below the first one younger than that are taken."""
+class _Batch(NamedTuple):
+    counted: int
+    excluded: int
+    settling: bool  # younger votes were left for the next drain
+
+
+def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> _Batch:
+    """One locked batch. Flags are read under the tally lock, the lock order of scans and
+    reviews, so a review deciding on a voter now is wholly before or after. With ``settle_s``,
+    only votes below the first one younger than that are taken."""
     arena_id = tally.arena_id
     pending = PendingVote.objects.filter(arena_id=arena_id)
+    young = None
     if settle_s > 0:
         cutoff = timezone.now() - timedelta(seconds=settle_s)
         young = pending.filter(vote__created_at__gt=cutoff).aggregate(low=Min("vote_id"))["low"]
@@ -253,11 +277,11 @@ def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> tup
             pending = pending.filter(vote_id__lt=young)
     ids = list(pending.order_by("vote_id").values_list("vote_id", flat=True)[:batch])
     if not ids:
-        return 0, 0
+        return _Batch(0, 0, young is not None)
     votes = list(
         Vote.objects.filter(pk__in=ids)
         .order_by("pk")
-        .only("pk", "arena_id", "voter_id", "ranking", "is_partial")
+        .only("pk", "voter_id", "ranking", "is_partial")
     )
     flags = {
         f.voter_id: f
@@ -283,7 +307,7 @@ def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> tup
     for chunk in _chunks(ids):
         PendingVote.objects.filter(vote_id__in=chunk).delete()
     tally.save(update_fields=["votes", "digest", "applied_through", "ratings_stale", "updated_at"])
-    return len(counted), len(kept_out)
+    return _Batch(len(counted), len(kept_out), young is not None)
 
 
 def _players(vote: Vote) -> list[int]:
@@ -695,21 +719,14 @@ def leaderboard_rebuild_request(*, arena: Arena) -> bool:
     wires in a Celery task on the light queue), so no reader ever pays for a fit. Returns whether
     a request was sent; with the cache unreachable none is (the beat task rebuilds anyway).
     """
-    key = f"arena:lb-rebuild:{arena.pk}"
-    try:
-        first = cache.add(key, 1, timeout=settings.LEADERBOARD_REBUILD_DEBOUNCE_S)
-    except RedisError:
-        return False
-    if not first:
-        return False
-    try:
-        import_string(settings.LEADERBOARD_REBUILD_SENDER)(arena_id=arena.pk)
-    except Exception:  # e.g. the broker is down: a read must still answer; beat rebuilds later
-        logger.warning(
-            "could not ask for a leaderboard rebuild of arena %s", arena.pk, exc_info=True
-        )
-        return False
-    return True
+    return _send_debounced(
+        key=f"arena:lb-rebuild:{arena.pk}",
+        window_s=settings.LEADERBOARD_REBUILD_DEBOUNCE_S,
+        sender=settings.LEADERBOARD_REBUILD_SENDER,
+        arena_id=arena.pk,
+        what="a leaderboard rebuild",
+        without_cache=False,
+    )
 
 
 def leaderboard_rebuild_by_id(*, arena_id: int) -> int:

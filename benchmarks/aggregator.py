@@ -13,14 +13,16 @@ largest size's per-vote cost to the smallest's (flat = 1.0).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
 from benchmarks._django import django_setup, migrate
 
+# The backlog is recorded just before it is drained: no settle window (nothing commits late here).
+os.environ["TALLY_SETTLE_MS"] = "0"
 django_setup()
 
 import numpy as np  # noqa: E402
@@ -37,56 +39,22 @@ from arena.leaderboards import (  # noqa: E402
 from arena.models import (  # noqa: E402
     Arena,
     ArenaTally,
-    Battle,
-    GenerativeModel,
     PendingVote,
-    Prompt,
-    PromptSet,
-    Vote,
-    Voter,
 )
-from benchmarks.leaderboard_rebuild import _votes  # noqa: E402
+from benchmarks.leaderboard_rebuild import _votes, bench_arena, record_votes  # noqa: E402
 
 CHUNK = 5000
 
 
 def _pending(n: int, models: int, seed: int) -> tuple[Arena, int]:
     """A fresh arena with ``n`` recorded, not yet counted votes; returns it and their digest."""
-    tag = uuid.uuid4().hex[:8]
-    prompt_set = PromptSet.objects.create(slug=f"agg-{tag}", name=tag)
-    arena = Arena.objects.create(
-        slug=f"agg-{tag}",
-        name=f"agg {tag}",
-        task="text-to-image",
-        prompt_set=prompt_set,
-        k_values=[4],
-        vote_modes=["pairwise", "best_of_k", "rank_k"],
-    )
-    model_rows = GenerativeModel.objects.bulk_create(
-        GenerativeModel(
-            name=f"m{i} {tag}", slug=f"m{i}-{tag}", task="text-to-image", output_formats=["png"]
-        )
-        for i in range(models)
-    )
-    arena.generative_models.add(*model_rows)
-    prompt = Prompt.objects.create(prompt_set=prompt_set, text="bench")
-    voter = Voter.objects.create()
-    votes = _votes(n, [m.pk for m in model_rows], np.random.default_rng(seed))
+    arena, players, prompt, voter = bench_arena(models, prefix="agg")
+    votes = _votes(n, players, np.random.default_rng(seed))
     now, digest = timezone.now(), 0
     for start in tqdm(range(0, n, CHUNK), desc=f"recording {n:,} votes", unit="chunk"):
         chunk = votes[start : start + CHUNK]
         with transaction.atomic():
-            battles = Battle.objects.bulk_create(
-                Battle(arena=arena, prompt=prompt, mode=mode, k=sum(map(len, groups)),
-                       voter=voter, served_at=now, state="voted")
-                for groups, _partial, mode in chunk
-            )  # fmt: skip
-            rows = Vote.objects.bulk_create(
-                Vote(battle=battle, arena=arena, voter=voter, mode=mode, outcome="ranked",
-                     ranking=groups, slot_ranking=[], is_partial=partial, time_to_vote_ms=5000,
-                     client_hash="x", user_agent_hash="y")
-                for battle, (groups, partial, mode) in zip(battles, chunk, strict=True)
-            )  # fmt: skip
+            rows = record_votes(arena, prompt, voter, chunk, at=now)
             PendingVote.objects.bulk_create(PendingVote(vote=row, arena=arena) for row in rows)
         digest = (digest + sum(_vote_hash(row.pk) for row in rows)) % 2**128
     return arena, digest

@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python benchmarks/<script>.py
 from benchmarks._django import django_setup, migrate
@@ -72,12 +73,13 @@ def _votes(
     return out
 
 
-def _load(n: int, models: int, seed: int) -> Arena:
+def bench_arena(models: int, *, prefix: str) -> tuple[Arena, list[int], Prompt, Voter]:
+    """A fresh arena of ``models`` image models (their ids), one prompt and one voter."""
     tag = uuid.uuid4().hex[:8]
-    prompt_set = PromptSet.objects.create(slug=f"bench-{tag}", name=tag)
+    prompt_set = PromptSet.objects.create(slug=f"{prefix}-{tag}", name=tag)
     arena = Arena.objects.create(
-        slug=f"bench-{tag}",
-        name=f"bench {tag}",
+        slug=f"{prefix}-{tag}",
+        name=f"{prefix} {tag}",
         task="text-to-image",
         prompt_set=prompt_set,
         k_values=[4],
@@ -90,9 +92,34 @@ def _load(n: int, models: int, seed: int) -> Arena:
         for i in range(models)
     )
     arena.generative_models.add(*model_rows)
-    players = [m.pk for m in model_rows]
     prompt = Prompt.objects.create(prompt_set=prompt_set, text="bench")
-    voter = Voter.objects.create()
+    return arena, [m.pk for m in model_rows], prompt, Voter.objects.create()
+
+
+def record_votes(
+    arena: Arena,
+    prompt: Prompt,
+    voter: Voter,
+    votes: list[tuple[list[list[int]], bool, str]],
+    *,
+    at: Any,
+) -> list[Vote]:
+    """Voted battles and their vote rows for ``votes`` (from ``_votes``), in bulk."""
+    battles = Battle.objects.bulk_create(
+        Battle(arena=arena, prompt=prompt, mode=mode, k=sum(map(len, groups)), voter=voter,
+               served_at=at, state="voted")
+        for groups, _partial, mode in votes
+    )  # fmt: skip
+    return Vote.objects.bulk_create(
+        Vote(battle=battle, arena=arena, voter=voter, mode=mode, outcome="ranked",
+             ranking=groups, slot_ranking=[], is_partial=partial, time_to_vote_ms=5000,
+             client_hash="x", user_agent_hash="y")
+        for battle, (groups, partial, mode) in zip(battles, votes, strict=True)
+    )  # fmt: skip
+
+
+def _load(n: int, models: int, seed: int) -> Arena:
+    arena, players, prompt, voter = bench_arena(models, prefix="bench")
     votes = _votes(n, players, np.random.default_rng(seed))
     counts = ranking.PairCounts([str(p) for p in players])
     elo = ranking.EloRater([str(p) for p in players])
@@ -101,34 +128,7 @@ def _load(n: int, models: int, seed: int) -> Arena:
     for start in tqdm(range(0, n, CHUNK), desc=f"loading {n:,} votes", unit="chunk"):
         chunk = votes[start : start + CHUNK]
         with transaction.atomic():
-            battles = Battle.objects.bulk_create(
-                Battle(
-                    arena=arena,
-                    prompt=prompt,
-                    mode=mode,
-                    k=sum(map(len, groups)),
-                    voter=voter,
-                    served_at=now,
-                    state="voted",
-                )
-                for groups, _partial, mode in chunk
-            )
-            rows = Vote.objects.bulk_create(
-                Vote(
-                    battle=battle,
-                    arena=arena,
-                    voter=voter,
-                    mode=mode,
-                    outcome="ranked",
-                    ranking=groups,
-                    slot_ranking=[],
-                    is_partial=partial,
-                    time_to_vote_ms=5000,
-                    client_hash="x",
-                    user_agent_hash="y",
-                )
-                for battle, (groups, partial, mode) in zip(battles, chunk, strict=True)
-            )
+            rows = record_votes(arena, prompt, voter, chunk, at=now)
         for row, (groups, partial, _mode) in zip(rows, chunk, strict=True):
             r = ranking.Ranking(tuple(tuple(str(p) for p in g) for g in groups), partial=partial)
             counts.add(r)

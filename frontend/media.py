@@ -50,13 +50,18 @@ def _iter_range(path: Path, start: int, length: int) -> Iterator[bytes]:
 def serve_media(
     request: HttpRequest, path: str
 ) -> HttpResponse | StreamingHttpResponse | FileResponse:
+    return _send(request, _media_file(path, missing="Not found"), path)
+
+
+def _media_file(path: str, *, missing: str) -> Path:
+    """The file at ``path`` under MEDIA_ROOT; 404 (``missing``) if absent or outside it."""
     try:
         full = Path(safe_join(str(settings.MEDIA_ROOT), path))
     except Exception:  # SuspiciousFileOperation: a path escaping MEDIA_ROOT
-        raise Http404("Not found") from None
+        raise Http404(missing) from None
     if not full.is_file():
-        raise Http404("Not found")
-    return _send(request, full, path)
+        raise Http404(missing)
+    return full
 
 
 @require_GET
@@ -65,10 +70,10 @@ def serve_battle_media(request: HttpRequest, token: str) -> HttpResponse | Strea
 
     No header names the file or repeats by itself across battles: no ETag, no Last-Modified,
     no Content-Disposition, a private cache of the link's own lifetime. (Content-Type and size
-    still follow the file: one format per arena, normalised on ingest, is issue 11's next step.) Served whatever
-    SERVE_MEDIA says, since only Django can read the link, and sent by Django even behind
-    nginx: nginx's static handler would add the file's Last-Modified and ETag, which are the same
-    in every battle of an output.
+    still follow the file: one format per arena, normalised on ingest, is issue 11's next
+    step.) Served whatever SERVE_MEDIA says, since only Django can read the link, and sent by
+    Django even behind nginx: nginx's static handler would add the file's Last-Modified and
+    ETag, which are the same in every battle of an output.
     """
     try:
         slot = selectors.battle_slot_for_media(token=token)
@@ -77,12 +82,7 @@ def serve_battle_media(request: HttpRequest, token: str) -> HttpResponse | Strea
     except ExpiredToken:
         return HttpResponse("This media link has expired; load the battle again.", status=410)
     name = slot.asset.file.name
-    try:
-        full = Path(safe_join(str(settings.MEDIA_ROOT), name))
-    except Exception:
-        raise Http404("No such media link.") from None
-    if not full.is_file():
-        raise Http404("No such media link.")
+    full = _media_file(name, missing="No such media link.")
     response = _send(request, full, name, whole_as_stream=True, accel=False)
     response["Cache-Control"] = f"private, max-age={settings.BATTLE_TOKEN_MAX_AGE_S}"
     return response
