@@ -424,3 +424,17 @@ def test_a_drain_leaves_votes_that_are_still_settling_and_asks_again(settings: A
     again = tallies_drain_requested(arena_id=arena.pk)
     assert (again.counted, again.settling, again.replayed) == (3, False, 0)
     assert_tallies_equal_a_replay(arena)
+
+
+@pytest.mark.django_db
+def test_with_the_cache_down_every_vote_asks_for_a_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def down(*args: Any, **kwargs: Any) -> bool:
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr(cache, "add", down)
+    arena = ready_arena(models=2)
+
+    assert [tally_drain_request(arena_id=arena.pk) for _ in range(2)] == [True, True]
+    assert requested_drains == [arena.pk, arena.pk]
