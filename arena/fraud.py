@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -42,12 +42,14 @@ from arena.models import (
     Arena,
     AuditAction,
     AuditEntry,
+    Campaign,
     FraudScanState,
     GenerativeModel,
     Review,
     Verdict,
     Vote,
     VoteExclusion,
+    Voter,
     VoterFlag,
 )
 from ranking import fraud
@@ -64,6 +66,8 @@ MAX_IN_VOTERS = 20_000
 LATE_COMMIT_MARGIN_S = 120
 # How long the traffic baseline is reused by incremental scans (seconds).
 BASELINE_TTL_S = 3600
+# How often a scan searches the arena's recent votes for campaigns (seconds).
+CAMPAIGN_EVERY_S = 3600
 
 
 # --- evidence ---------------------------------------------------------------------------------
@@ -210,21 +214,41 @@ def fraud_scan(
     # (Past MAX_IN_VOTERS voters, reading the whole log beats a huge IN list.)
     whole_log = full or len(dirty) > MAX_IN_VOTERS
     flags = _flags_of(arena=arena, dirty=dirty, everyone=whole_log)
+    # A cleared voter is judged on votes after the clearance only: never on the same evidence.
+    watermark = dict(
+        VoterFlag.objects.filter(arena=arena, cleared_through_vote_id__gt=0).values_list(
+            "voter_id", "cleared_through_vote_id"
+        )
+    )
+
+    def after_clearance(votes: list[fraud.VoteEvidence]) -> list[fraud.VoteEvidence]:
+        return [v for v in votes if int(v.vote_id) > watermark.get(int(v.voter), 0)]
+
     # The voters being judged, with every vote of theirs (prefix-mates included, for the
     # coordination and per-prefix rate tests); a full scan reads the whole log.
-    context = _votes_of(base if whole_log else base.filter(voter_id__in=dirty))
-    # A cleared voter is judged on votes after the clearance only: never on the same evidence.
-    watermark = {
-        v: f.cleared_through_vote_id for v, f in flags.items() if f.cleared_through_vote_id
-    }
-    evidence = [v for v in context if int(v.vote_id) > watermark.get(int(v.voter), 0)]
-    reports = fraud.scan(
+    evidence = after_clearance(_votes_of(base if whole_log else base.filter(voter_id__in=dirty)))
+    search = _campaign_search_due(state=state, full=full)
+    recent_votes = None
+    if search:
+        recent_votes = after_clearance(_votes_of(recent.order_by("-pk")[:CONTEXT_MAX_VOTES]))
+        seen = {v.vote_id for v in evidence}
+        evidence += [v for v in recent_votes if v.vote_id not in seen]
+    step = fraud.scan_step(
         evidence,
-        arena_consensus(arena=arena),
+        arena_counted(arena=arena),
+        judge={str(v) for v in dirty},
+        recent=recent_votes,
+        campaigns=stored_campaigns(arena=arena),
         config=config,
         baseline=_traffic_baseline(arena=arena, recent=recent, config=config, refresh=full),
-        voters={str(v) for v in dirty},
     )
+    reports = step.reports
+    if search:
+        _campaigns_store(arena=arena, findings=step.campaigns)
+    # Campaign members judged beyond the dirty voters: their flags as they are now.
+    extra = {int(v) for v in reports} - set(flags)
+    if extra:
+        flags |= _flags_of(arena=arena, dirty=extra, everyone=False)
     result.voters_scanned = len(reports)
     changed = _scan_apply(
         arena=arena,
@@ -235,11 +259,64 @@ def fraud_scan(
         everyone=whole_log,
         result=result,
         started=started,
+        campaigns_searched=search,
+        light_votes=step.excluded_votes,
     )
     if changed:
         # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
         ratings_replay(arena_id=arena.pk)
     return result
+
+
+def _campaign_search_due(*, state: FraudScanState, full: bool) -> bool:
+    """Whether this scan searches the recent votes for campaigns (hourly, and on full scans)."""
+    last = state.campaigns_scanned_at
+    return full or last is None or timezone.now() - last >= timedelta(seconds=CAMPAIGN_EVERY_S)
+
+
+def arena_counted(*, arena: Arena) -> ranking.PairCounts:
+    """The pair counts of the votes the arena's leaderboard counts now."""
+    model_ids = list(
+        GenerativeModel.objects.filter(arenas=arena).order_by("pk").values_list("pk", flat=True)
+    )
+    return arena_pair_counts(arena=arena, model_ids=model_ids)
+
+
+def stored_campaigns(*, arena: Arena) -> list[fraud.CampaignFinding]:
+    """The arena's campaigns in force, without the members a reviewer cleared."""
+    cleared = {
+        str(v)
+        for v in VoterFlag.objects.filter(arena=arena, review=Review.CLEARED).values_list(
+            "voter_id", flat=True
+        )
+    }
+    out = []
+    for row in Campaign.objects.filter(arena=arena).order_by("pk"):
+        try:
+            out.append(fraud.CampaignFinding.from_dict(row.finding).without(cleared))
+        except ValueError:
+            continue  # a row written by an incompatible version: found again by the next search
+    return out
+
+
+def _campaigns_store(*, arena: Arena, findings: Sequence[fraud.CampaignFinding]) -> None:
+    known = set(GenerativeModel.objects.filter(arenas=arena).values_list("pk", flat=True))
+    # A finding with nobody and nothing left (everyone judged afresh and cleared) is gone.
+    Campaign.objects.filter(arena=arena).exclude(key__in=[f.key for f in findings]).delete()
+    for f in findings:
+        model_id = int(f.model) if f.model.isdigit() and int(f.model) in known else None
+        Campaign.objects.update_or_create(
+            arena=arena,
+            key=f.key,
+            defaults={
+                "model_id": model_id,
+                "direction": f.direction,
+                "members": len(f.members),
+                "start_at": datetime.fromtimestamp(f.start_s, tz=UTC),
+                "end_at": datetime.fromtimestamp(f.end_s, tz=UTC),
+                "finding": f.to_dict(),
+            },
+        )
 
 
 def _voters_to_judge(*, state: FraudScanState, base: QuerySet[Vote], full: bool) -> set[int]:
@@ -274,6 +351,8 @@ def _scan_apply(
     everyone: bool,
     result: ScanResult,
     started: float,
+    campaigns_searched: bool = False,
+    light_votes: Iterable[str] = (),
 ) -> bool:
     """Act on the scan's verdicts under the arena's locks; true when any vote changed side."""
     with transaction.atomic():
@@ -298,13 +377,34 @@ def _scan_apply(
             result.votes_excluded += excluded
             result.votes_restored += restored
             changed = changed or bool(excluded or restored)
+        light = _light_votes_exclude(arena=arena, vote_ids=light_votes)
+        result.votes_excluded += light
+        changed = changed or bool(light)
         locked.last_vote_id = max(high, locked.last_vote_id)
         locked.scanned_at = timezone.now()
+        if campaigns_searched:
+            locked.campaigns_scanned_at = locked.scanned_at
         locked.voters_scanned = result.voters_scanned
         result.duration_ms = int((time.monotonic() - started) * 1000)
         locked.duration_ms = result.duration_ms
         locked.save()
     return changed
+
+
+#: Reason of the exclusions of light identities' votes on a model pushed as a whole.
+LIGHT_REASON = "campaign: light identities' votes on a model pushed as a whole"
+
+
+def _light_votes_exclude(*, arena: Arena, vote_ids: Iterable[str]) -> int:
+    """Keep out the light identities' votes that campaign findings name (no voter is flagged)."""
+    ids = sorted({int(v) for v in vote_ids})
+    votes: list[Vote] = []
+    for start in range(0, len(ids), MAX_IN_VOTERS):
+        chunk = ids[start : start + MAX_IN_VOTERS]
+        votes += Vote.objects.filter(
+            arena=arena, pk__in=chunk, exclusion__isnull=True, is_named=False
+        ).order_by("pk")
+    return votes_exclude(arena_id=arena.pk, votes=votes, reason=LIGHT_REASON, reasons=["campaign"])
 
 
 def _review_key(flag: VoterFlag | None) -> tuple[Any, ...]:
@@ -366,10 +466,12 @@ def _apply_report(
         )
         _audit(arena, voter_id, AuditAction.AUTO_EXCLUDED, report, excluded=excluded)
     elif was_excluding and not flag.is_excluding:
+        # The voter's own exclusion ends; votes kept out with the light identities' as a whole
+        # stay out.
         votes = list(
-            Vote.objects.filter(arena=arena, voter_id=voter_id, exclusion__isnull=False).order_by(
-                "pk"
-            )
+            Vote.objects.filter(arena=arena, voter_id=voter_id, exclusion__isnull=False)
+            .exclude(exclusion__reason=LIGHT_REASON)
+            .order_by("pk")
         )
         restored = votes_restore(arena_id=arena.pk, votes=votes)
         _audit(arena, voter_id, AuditAction.AUTO_CLEARED, report, restored=restored)
@@ -587,6 +689,68 @@ def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
     return sorted(out, key=lambda r: (r.rank_kept, -r.score_kept, r.slug))
 
 
+@dataclass(frozen=True)
+class CampaignRow:
+    """A campaign as the review page shows it."""
+
+    model: str
+    direction: str
+    start_at: Any
+    end_at: Any
+    members: list[Any]  # Voter rows, at most CAMPAIGN_MEMBERS_SHOWN
+    n_members: int
+    expected_members: float
+    eligible: int
+    p_adjusted: float
+    influence: list[tuple[str, int]]  # (model name, Elo moved by the members' votes)
+    summary: str
+
+
+CAMPAIGN_MEMBERS_SHOWN = 50
+
+
+def arena_campaigns(*, arena: Arena) -> list[CampaignRow]:
+    """The arena's campaigns with their evidence: the model, the window, the identities and
+    how far their votes moved each model (most recent first)."""
+    names = {str(m.pk): m.name for m in GenerativeModel.objects.filter(arenas=arena)}
+    rows = list(Campaign.objects.filter(arena=arena).order_by("-updated_at", "-pk"))
+    wanted = {
+        int(v)
+        for row in rows
+        for v in row.finding.get("members", [])[:CAMPAIGN_MEMBERS_SHOWN]
+        if str(v).isdigit()
+    }
+    voters = {v.pk: v for v in Voter.objects.filter(pk__in=wanted)}
+    out = []
+    for row in rows:
+        f = row.finding
+        members = [
+            voters[int(v)]
+            for v in f.get("members", [])[:CAMPAIGN_MEMBERS_SHOWN]
+            if str(v).isdigit() and int(v) in voters
+        ]
+        influence = [
+            (names.get(m, f"model {m}"), round(float(x) * ranking.LOGIT_TO_ELO))
+            for m, x in f.get("influence", {}).items()
+        ]
+        out.append(
+            CampaignRow(
+                model=names.get(str(f.get("model")), f"model {f.get('model')}"),
+                direction=row.direction,
+                start_at=row.start_at,
+                end_at=row.end_at,
+                members=members,
+                n_members=row.members,
+                expected_members=float(f.get("expected_members", 0.0)),
+                eligible=int(f.get("eligible", 0)),
+                p_adjusted=float(f.get("p_adjusted", 1.0)),
+                influence=influence,
+                summary=str(f.get("summary", "")),
+            )
+        )
+    return out
+
+
 def voter_choice_series(*, flag: VoterFlag) -> list[dict[str, Any]]:
     """The reviewer's plot data: each of the voter's decided votes against the crowd."""
     arena = flag.arena
@@ -610,16 +774,20 @@ def voters_flag_summary(*, flags: Iterable[VoterFlag]) -> dict[int, list[dict[st
 
 __all__: Sequence[str] = [
     "REVIEW_ACTIONS",
+    "CampaignRow",
     "ImpactRow",
     "Integrity",
     "ReviewError",
     "ScanResult",
+    "arena_campaigns",
     "arena_consensus",
+    "arena_counted",
     "arena_integrity",
     "fraud_impact",
     "fraud_scan",
     "fraud_scan_all",
     "review_queue",
+    "stored_campaigns",
     "voter_choice_series",
     "voter_review",
     "voters_flag_summary",

@@ -651,9 +651,41 @@ class FraudScanState(models.Model):
     scanned_at = models.DateTimeField(null=True, blank=True)
     voters_scanned = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
+    #: When the arena's recent votes were last searched for campaigns (hourly, see arena.fraud).
+    campaigns_scanned_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"fraud scan of {self.arena_id} through vote {self.last_vote_id}"
+
+
+class Campaign(models.Model):
+    """A campaign found by the scan: identities pushing one model, with the evidence.
+
+    ``finding`` is ``ranking.fraud.CampaignFinding.to_dict()`` (members are voter ids as
+    str, the model an id as str); one row per arena, model and direction, updated as the
+    campaign grows.
+    """
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="campaigns")
+    key = models.CharField(max_length=80)
+    model = models.ForeignKey(
+        GenerativeModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    direction = models.CharField(max_length=10)
+    members = models.PositiveIntegerField(default=0)
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    finding = models.JSONField(default=dict)
+    found_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["arena", "key"], name="campaign_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.model_id} in {self.arena_id} ({self.members} identities)"
 
 
 class AuditAction(models.TextChoices):

@@ -46,6 +46,7 @@ def fraud_arena(request: HttpRequest, slug: str) -> HttpResponse:
         "page": page,
         "flags": [(f, fired[f.pk]) for f in flags],
         "impact": fraud.fraud_impact(arena=arena),
+        "campaigns": fraud.arena_campaigns(arena=arena),
         "audit": AuditEntry.objects.filter(arena=arena)
         .select_related("voter", "actor")
         .order_by("-created_at", "-pk")[:30],

@@ -1,8 +1,10 @@
-"""Per-voter fraud detection on the vote log: six explainable detectors and a verdict.
+"""Fraud detection on the vote log: seven explainable detectors, campaigns and a verdict.
 
-The web app's periodic scan turns its vote rows into :class:`VoteEvidence`, the
-current Bradley-Terry leaderboard into a :class:`Consensus`, and calls
-:func:`scan`; each :class:`VoterReport` carries a verdict ("ok", "suspicious",
+The web app's periodic scan and the simulators call one per-scan step,
+:func:`scan_step`: a clean consensus (the counted votes without the voters under
+judgement), a search of the recent votes for campaigns, then :func:`scan` on
+the voters to judge.  :func:`replay_scans` runs a whole log through it as
+production would have (``result.excluded``, ``result.verdicts``).  Each :class:`VoterReport` carries a verdict ("ok", "suspicious",
 "excluded"), the detectors behind it and, per detector, one human sentence with
 the numbers plus the JSON evidence behind it, so a moderator can check every
 decision.  Excluded voters' votes leave the leaderboard; the next scan runs
@@ -30,7 +32,8 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
     the excess share so a mild honest bias is never excluded.
 ``speed``
     Votes cast faster than the outputs can be looked at (``time_to_vote_ms <
-    min_view_ms``), binomial test against an honest fast rate.
+    min_view_ms``), binomial test against an honest fast rate.  At most
+    "suspicious": honest skimmers exist and their choices still carry information.
 ``rate``
     Most votes in a sliding window and per day against the arena's normal
     traffic (:class:`TrafficBaseline`), a physically impossible pace (more
@@ -46,9 +49,19 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
     in one session (gaps under ``group_gap_s``): the pooled votes get the
     targeting and disagreement tests, and a group signal must survive leaving
     out its strongest member (one bot next to two students is not a group).
+``campaign``
+    Many identities pushing one model, wherever they come from (``campaign``
+    module): per identity, how often the model was in its battles (exposure)
+    and how its choices went, combined; a model pushed by far more identities
+    than chance allows is a campaign and they are its members.  What is left
+    is judged as a whole: when the light identities' results on a model depart
+    from the established identities' consensus, all their votes showing it are
+    kept out (``StepResult.excluded_votes``), an influence bound that excludes
+    nobody.
 
 Verdict: "excluded" if any detector is strong, or if suspicious detectors come
-from at least ``combine_families`` different :data:`FAMILIES`; "suspicious" if
+from at least ``combine_families`` different :data:`FAMILIES` (a rate suspicion
+that only comes from a busy network prefix does not count); "suspicious" if
 any is suspicious; else "ok".  Choice statistics need ``min_votes`` decided votes
 before they may flag anyone, so a voter with two votes is never excluded on
 choice statistics alone (a sybil group, pooled, can be).
@@ -62,18 +75,22 @@ types), ``config`` (:class:`FraudConfig`), ``consensus`` (the crowd's model and
 per-vote probabilities), ``stats`` (Poisson-binomial tails, formatting),
 ``windows`` (sliding-window counts), one module per detector family
 (``disagreement``, ``position``, ``speed``, ``rate`` with
-:class:`TrafficBaseline`, ``targeting``, ``coordination``), ``verdict``
-(:func:`decide`) and ``pipeline`` (:func:`scan`, :func:`choice_series`).
+:class:`TrafficBaseline`, ``targeting``, ``coordination``, ``campaign``), ``verdict``
+(:func:`decide`), ``pipeline`` (:func:`scan`, :func:`choice_series`) and ``replay``
+(:func:`scan_step`, :func:`replay_scans`).  Adversarial evaluation:
+``python -m benchmarks.attack_sim``.
 Import from ``ranking.fraud``; the modules are an implementation detail.
 """
 
 from __future__ import annotations
 
+from .campaign import CampaignFinding, find_campaigns, model_shares
 from .config import DEFAULT_CONFIG, FraudConfig
 from .consensus import Consensus
 from .evidence import DETECTORS, DetectorResult, Level, Verdict, VoteEvidence, VoterReport
 from .pipeline import choice_series, scan
 from .rate import TrafficBaseline
+from .replay import ReplayResult, StepResult, clean_consensus, replay_scans, scan_step
 from .stats import poisson_binomial_sf
 from .targeting import taste_shift
 from .verdict import FAMILIES, decide
@@ -82,17 +99,25 @@ __all__ = [
     "DEFAULT_CONFIG",
     "DETECTORS",
     "FAMILIES",
+    "CampaignFinding",
     "Consensus",
     "DetectorResult",
     "FraudConfig",
     "Level",
+    "ReplayResult",
+    "StepResult",
     "TrafficBaseline",
     "Verdict",
     "VoteEvidence",
     "VoterReport",
     "choice_series",
+    "clean_consensus",
     "decide",
+    "find_campaigns",
+    "model_shares",
     "poisson_binomial_sf",
+    "replay_scans",
     "scan",
+    "scan_step",
     "taste_shift",
 ]

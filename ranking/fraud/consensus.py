@@ -118,6 +118,17 @@ class _Prep:
         """The vote's e-value ``1 / (N p_chosen)``; E = 1 when choices follow the consensus."""
         return 1.0 / (len(self.probs) * self.p_chosen)
 
+    def e_noisy(self, lapse: float) -> float:
+        """The e-value against the crowd with ``lapse`` random choices: ``1 / (N q)``.
+
+        ``q = (1 - lapse) p_chosen + lapse / N``.  Its mean is at most 1 for any voter who
+        follows the consensus except for up to ``lapse`` random choices (the mean is linear
+        in the voter's lapse rate, 1 at ``lapse`` and at most 1 at none, by concavity of
+        ``p / ((1 - lapse) p + lapse / N)``), so honest noise never makes it grow.
+        """
+        n = len(self.probs)
+        return 1.0 / (n * ((1.0 - lapse) * self.p_chosen + lapse / n))
+
 
 def _prepare(vote: VoteEvidence, consensus: Consensus) -> _Prep:
     w = vote.winner

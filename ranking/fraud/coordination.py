@@ -97,7 +97,7 @@ def _pooled_disagreement(
         return st, level, contrib
     for p in decided:
         contrib[p.vote.voter] = contrib.get(p.vote.voter, 0.0) + math.log10(
-            1.0 - config.bet + config.bet * p.e
+            1.0 - config.bet + config.bet * p.e_noisy(config.disagreement_lapse)
         )
     top = max(sorted(contrib), key=lambda v: contrib[v])
     st_loo = _disagreement_stats([p for p in decided if p.vote.voter != top], config)

@@ -18,18 +18,21 @@ from .evidence import DetectorResult, Level
 from .stats import _fmt_e, _r
 
 
-def _running_log10(preps: Sequence[_Prep], bet: float) -> list[float]:
-    """Running log10 of prod(1 - bet + bet * e_i) over the decided votes, in order."""
+def _running_log10(preps: Sequence[_Prep], bet: float, lapse: float = 0.0) -> list[float]:
+    """Running log10 of prod(1 - bet + bet * e_i) over the decided votes, in order.
+
+    ``e_i`` is taken against the crowd with ``lapse`` random choices (:meth:`_Prep.e_noisy`).
+    """
     out: list[float] = []
     acc = 0.0
     for p in preps:
-        acc += math.log10(1.0 - bet + bet * p.e)
+        acc += math.log10(1.0 - bet + bet * p.e_noisy(lapse))
         out.append(acc)
     return out
 
 
 def _disagreement_stats(decided: Sequence[_Prep], config: FraudConfig) -> dict[str, Any]:
-    path = _running_log10(decided, config.bet)
+    path = _running_log10(decided, config.bet, config.disagreement_lapse)
     n = len(decided)
     if n == 0:
         return {"n_decided": 0, "log10_max_e": 0.0, "log10_final_e": 0.0}
@@ -80,6 +83,7 @@ def _crowd_disagreement(decided: Sequence[_Prep], config: FraudConfig) -> Detect
         "mean_p_chosen": _r(st.get("mean_p_chosen", 0.0)),
         "mean_p_chance": _r(st.get("mean_p_chance", 0.0)),
         "bet": config.bet,
+        "lapse": config.disagreement_lapse,
         "suspicious_e": config.disagreement_suspicious_e,
         "strong_e": config.disagreement_strong_e,
     }

@@ -27,6 +27,7 @@ DETECTORS: tuple[str, ...] = (
     "rate",
     "model_targeting",
     "coordination",
+    "campaign",
 )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .campaign import CampaignFinding, _campaign_result, campaign_membership
 from .checks import _check_str
 from .config import DEFAULT_CONFIG, FraudConfig, _check_config
 from .consensus import Consensus, _check_consensus, _Prep, _prepare
@@ -42,6 +43,7 @@ class _Context:
     limits: dict[str, int]
     prefix_flags: dict[str, list[dict[str, Any]]]
     groups: dict[str, tuple[Level, _GroupFinding]]
+    campaigns: dict[str, CampaignFinding]
 
 
 def _resolve_baseline(
@@ -68,6 +70,7 @@ def _context(
     preps: Sequence[_Prep],
     baseline: TrafficBaseline,
     config: FraudConfig,
+    campaigns: Sequence[CampaignFinding],
 ) -> _Context:
     """The arena-wide findings: rate limits, busy prefixes and flagged groups (when enabled)."""
     enabled = frozenset(config.detectors)
@@ -78,7 +81,17 @@ def _context(
         limits,
         _prefix_flags(votes, limits, config) if "rate" in enabled else {},
         _coordination(preps, config) if "coordination" in enabled else {},
+        campaign_membership(campaigns) if "campaign" in enabled else {},
     )
+
+
+def _check_campaigns(campaigns: object) -> Sequence[CampaignFinding]:
+    if isinstance(campaigns, str) or not isinstance(campaigns, Sequence):
+        raise ValueError(f"campaigns: must be a sequence of CampaignFinding, got {campaigns!r}")
+    for c in campaigns:
+        if not isinstance(c, CampaignFinding):
+            raise ValueError(f"campaigns: must hold CampaignFinding, got {type(c).__name__}")
+    return campaigns
 
 
 def _detect(
@@ -102,6 +115,8 @@ def _detect(
         return _rate(votes, ctx.limits, ctx.prefix_flags.get(voter, []), config)
     if detector == "model_targeting":
         return _model_targeting(decided, config)
+    if detector == "campaign":
+        return _campaign_result(voter, ctx.campaigns.get(voter))
     return _coordination_result(voter, ctx.groups.get(voter))
 
 
@@ -126,9 +141,13 @@ def scan(
     config: FraudConfig = DEFAULT_CONFIG,
     baseline: TrafficBaseline | None = None,
     voters: Collection[str] | None = None,
+    campaigns: Sequence[CampaignFinding] = (),
 ) -> dict[str, VoterReport]:
     """Run every detector on every voter (or only ``voters``) and give a verdict each.
 
+    ``campaigns`` are the campaign findings in force (``find_campaigns`` over the
+    arena's recent votes, see :func:`scan_step`): their members get a strong
+    ``campaign`` result.
     ``votes`` is the whole recent log: other voters' votes are context for the
     coordination and prefix-rate checks even when ``voters`` limits the report.
     ``baseline`` None computes it from ``votes``.  Returns reports keyed by
@@ -140,12 +159,13 @@ def scan(
     config = _check_config(config)
     baseline = _resolve_baseline(votes, config, baseline)
     _check_voters(voters)
+    campaigns = _check_campaigns(campaigns)
     preps = [_prepare(v, consensus) for v in votes]
     by_voter: dict[str, list[_Prep]] = defaultdict(list)
     for p in preps:
         by_voter[p.vote.voter].append(p)
     wanted = sorted(by_voter if voters is None else set(voters))
-    ctx = _context(votes, preps, baseline, config)
+    ctx = _context(votes, preps, baseline, config, campaigns)
     return {voter: _report(voter, by_voter.get(voter, []), ctx) for voter in wanted}
 
 
@@ -170,7 +190,7 @@ def choice_series(
         raise ValueError("votes: must all belong to one voter")
     decided = [p for p in (_prepare(v, consensus) for v in sorted(votes, key=_time_key))]
     decided = [p for p in decided if p.decided]
-    path = _running_log10(decided, config.bet)
+    path = _running_log10(decided, config.bet, config.disagreement_lapse)
     return [
         {
             "vote_id": p.vote.vote_id,

@@ -213,6 +213,7 @@ def _rate(
     level: Level = "ok"
     if win > limits["voter_window"] or day > limits["voter_day"]:
         level = "suspicious"
+    own_level = level
     for flag in prefix_flags:
         ratios.append(flag["count"] / flag["limit"])
         level = _level_max(level, "suspicious")
@@ -240,5 +241,7 @@ def _rate(
         "day_limit": limits["voter_day"],
         "impossible_run": run,
         "prefix_flags": list(prefix_flags),
+        # Suspicious only because of the network prefix: never a family of evidence alone.
+        "prefix_only": level == "suspicious" and own_level == "ok",
     }
     return DetectorResult("rate", level, _r(max(ratios)), "; ".join(parts), evidence, vote_ids)

@@ -17,10 +17,12 @@ def _speed(votes: Sequence[VoteEvidence], config: FraudConfig) -> DetectorResult
     nf = len(fast)
     p = float(binom.sf(nf - 1, n, config.honest_fast_rate)) if n and nf else 1.0
     share = nf / n if n else 0.0
+    # Speed alone never excludes: honest skimmers vote faster than the viewing minimum too, and
+    # their choices still carry information.  "suspicious" needs significance; a fast bot is
+    # excluded once its choices (disagreement, position, targeting) or an impossible pace
+    # (rate) add a second family of evidence.
     level: Level = "ok"
-    if nf >= config.speed_strong_min_fast and share >= config.speed_strong_share:
-        level = "strong"
-    elif nf >= config.speed_suspicious_min_fast and p <= config.suspicious_p:
+    if nf >= config.speed_suspicious_min_fast and p <= config.suspicious_p:
         level = "suspicious"
     times = sorted(v.time_to_vote_ms for v in votes)
     median = times[len(times) // 2] if times else 0

@@ -68,14 +68,23 @@ def taste_shift(probs: Sequence[float], wins: int) -> float:
     if wins <= 0:
         return -math.inf
     base = np.log(p) - np.log1p(-p)
-    lo, hi = -40.0, 40.0
-    for _ in range(60):  # bisection: the sum is increasing in t
-        mid = 0.5 * (lo + hi)
-        if float(np.sum(1.0 / (1.0 + np.exp(-(base + mid))))) < wins:
-            lo = mid
+    # Safeguarded Newton: the sum is increasing and convex-concave in t; keep a bracket.
+    lo, hi, t = -40.0, 40.0, 0.0
+    for _ in range(100):
+        sig = 1.0 / (1.0 + np.exp(-(base + t)))
+        f = float(sig.sum()) - wins
+        if abs(f) < 1e-10:
+            return t
+        if f < 0:
+            lo = t
         else:
-            hi = mid
-    return 0.5 * (lo + hi)
+            hi = t
+        slope = float((sig * (1.0 - sig)).sum())
+        step = t - f / slope if slope > 1e-12 else lo - 1.0
+        t = step if lo < step < hi else 0.5 * (lo + hi)
+        if hi - lo < 1e-12:
+            break
+    return t
 
 
 def _target_test(

@@ -17,6 +17,7 @@ FAMILIES: Mapping[str, str] = {
     "speed": "pace",
     "rate": "pace",
     "coordination": "group",
+    "campaign": "group",
 }
 
 
@@ -27,7 +28,8 @@ def decide(
 
     "excluded" when any detector is strong (reasons: the strong ones) or when
     the suspicious ones come from at least ``config.combine_families`` of
-    :data:`FAMILIES`; "suspicious" when any is suspicious; else "ok".
+    :data:`FAMILIES` (a rate suspicion that only comes from the voter's network
+    prefix does not count); "suspicious" when any is suspicious; else "ok".
     """
     _check_config(config)
     for r in results:
@@ -37,7 +39,14 @@ def decide(
     if strong:
         return "excluded", strong
     suspicious = tuple(r.detector for r in results if r.level == "suspicious")
-    if len({FAMILIES[d] for d in suspicious}) >= config.combine_families:
+    # A busy network prefix says something about the network, not the person: it never adds a
+    # family of evidence against them on its own.
+    counted = {
+        FAMILIES[r.detector]
+        for r in results
+        if r.level == "suspicious" and not r.evidence.get("prefix_only")
+    }
+    if len(counted) >= config.combine_families:
         return "excluded", suspicious
     if suspicious:
         return "suspicious", suspicious

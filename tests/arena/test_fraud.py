@@ -21,7 +21,9 @@ from arena.models import (
     ArenaTally,
     AuditAction,
     AuditEntry,
+    Campaign,
     FraudScanState,
+    GenerativeModel,
     ModelRating,
     Review,
     Verdict,
@@ -141,6 +143,86 @@ def promoter_votes() -> tuple[Any, Any]:
         for _ in range(50):
             cast(arena, bot, promoter(weakest, arena), clock, rng, ip="203.0.113.5")
     return arena, bot
+
+
+def distributed_campaign(n_sybils: int = 12) -> dict[str, Any]:
+    """Ten honest voters (25 votes each) and ``n_sybils`` fresh identities, each on its own
+    network and at human pace, that abandon every battle without the weakest model and vote
+    for it in the others (6 votes each): nothing per identity an honest person could not do."""
+    rng = random.Random(21)
+    with pytest.MonkeyPatch.context() as patch:
+        clock = Clock(timezone.now() - timedelta(days=1))
+        patch.setattr(timezone, "now", clock)
+        arena = ready_arena(models=8, prompts=2)
+        target = max(arena.generative_models.values_list("pk", flat=True))
+        honest_voters = [VoterFactory.create() for _ in range(10)]
+        for i, voter in enumerate(honest_voters):
+            for _ in range(25):
+                cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.9")
+        sybils = []
+        for i in range(n_sybils):
+            voter = VoterFactory.create()
+            sybils.append(voter)
+            voted = 0
+            while voted < 6:
+                battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+                labels = {slot.model_id: slot.label for slot in battle.slots.all()}
+                clock.advance(4)
+                if target not in labels:
+                    continue  # abandoned: ask for another battle
+                vote_record(
+                    battle_public_id=str(battle.public_id),
+                    token=battle_token_make(
+                        battle_public_id=str(battle.public_id), nonce=battle.nonce
+                    ),
+                    voter=voter,
+                    choice=labels[target],
+                    client_ip=f"10.{20 + i}.{i}.3",
+                    user_agent=f"Mozilla/5.0 Sybil/{i % 3}",
+                )
+                clock.advance(25)
+                voted += 1
+            clock.advance(1800)
+    return {"arena": arena, "target": target, "sybils": sybils, "honest": honest_voters}
+
+
+def test_a_campaign_spread_over_networks_is_found_excluded_and_shown_for_review(
+    admin_client: Any,
+) -> None:
+    world = distributed_campaign()
+    arena, sybils = world["arena"], world["sybils"]
+
+    fraud.fraud_scan(arena=arena)
+
+    campaign = Campaign.objects.get(arena=arena)
+    assert campaign.model_id == world["target"] and campaign.direction == "promote"
+    assert set(campaign.finding["members"]) == {str(v.pk) for v in sybils}
+    flags = VoterFlag.objects.filter(arena=arena, voter__in=sybils)
+    assert flags.count() == len(sybils) and all(f.is_excluding for f in flags)
+    assert all("campaign" in f.reasons for f in flags)
+    assert VoteExclusion.objects.filter(vote__voter__in=sybils).count() == 6 * len(sybils)
+    assert not VoteExclusion.objects.filter(vote__voter__in=world["honest"]).exists()
+    # The finding's evidence: the model, the window, the identities, the influence.
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/").content.decode()
+    section = page[page.index('id="campaigns"') :]
+    assert GenerativeModel.objects.get(pk=world["target"]).name in section
+    assert f"{len(sybils)}: " in section and str(sybils[0].public_id)[:8] in section
+    assert "expected by chance" in section and "Elo" in page
+
+
+def test_the_next_scans_keep_a_campaign_out_and_a_cleared_member_in(
+    admin_user: Any,
+) -> None:
+    world = distributed_campaign()
+    arena, sybils = world["arena"], world["sybils"]
+    fraud.fraud_scan(arena=arena)
+    fraud.voter_review(flag=_flag(arena, sybils[0]), action="clear", actor=admin_user)
+
+    fraud.fraud_scan(arena=arena, full=True)
+
+    assert not _flag(arena, sybils[0]).is_excluding
+    assert not VoteExclusion.objects.filter(vote__voter=sybils[0]).exists()
+    assert all(_flag(arena, v).is_excluding for v in sybils[1:])
 
 
 def _flag(arena: Arena, voter: Voter) -> VoterFlag:
@@ -575,14 +657,14 @@ def test_a_review_made_while_a_scan_computes_wins_over_the_scan(
 ) -> None:
     arena, bot = crowd["arena"], crowd["bot"]
     fraud.fraud_scan(arena=arena)  # the bot is excluded
-    real_scan = fraud.fraud.scan
+    real_scan = fraud.fraud.scan_step
 
     def scan_then_a_reviewer_clears(*args: Any, **kwargs: Any) -> Any:
         reports = real_scan(*args, **kwargs)
         fraud.voter_review(flag=_flag(arena, bot), action="clear", actor=admin_user)
         return reports
 
-    monkeypatch.setattr(fraud.fraud, "scan", scan_then_a_reviewer_clears)
+    monkeypatch.setattr(fraud.fraud, "scan_step", scan_then_a_reviewer_clears)
 
     result = fraud.fraud_scan(arena=arena, full=True)
 

@@ -248,17 +248,27 @@ def test_it_does_not_exclude_a_mildly_biased_honest_voter() -> None:
     assert rep.verdict == "ok"
 
 
-def test_it_catches_a_fast_clicker_and_names_its_fast_votes() -> None:
-    votes = cast("quick", 20, honest(), ttv=400) + cast("quick", 10, honest(), ttv=5000, seed=1)
-    votes = [
-        VoteEvidence(**{**v.__dict__, "vote_id": f"q{i}", "time_s": 20.0 * i})
+def _fast(voter: str, choose: Chooser) -> list[VoteEvidence]:
+    votes = cast(voter, 40, choose, ttv=400) + cast(voter, 10, choose, ttv=5000, seed=1)
+    return [
+        VoteEvidence(**{**v.__dict__, "vote_id": f"{voter}{i}", "time_s": 20.0 * i})
         for i, v in enumerate(votes)
     ]
-    rep = scan(CROWD + votes, SPREAD)["quick"]
+
+
+def test_it_suspects_a_fast_voter_and_names_the_fast_votes_but_speed_alone_never_excludes() -> None:
+    votes = _fast("skimmer", honest())
+    rep = scan(CROWD + votes, SPREAD)["skimmer"]
     res = rep.result("speed")
-    assert res.level == "strong"
+    assert res.level == "suspicious"
     assert set(res.vote_ids) == {v.vote_id for v in votes if v.time_to_vote_ms < 1500}
-    assert len(res.vote_ids) == 20
+    assert len(res.vote_ids) == 40
+    assert rep.verdict == "suspicious"  # an honest skimmer's choices still follow the crowd
+
+
+def test_it_excludes_a_fast_clicker_whose_choices_are_random() -> None:
+    rep = scan(CROWD + _fast("quick", random_clicker), SPREAD)["quick"]
+    assert rep.result("speed").level == "suspicious"
     assert rep.verdict == "excluded"
 
 
@@ -384,7 +394,7 @@ def test_it_never_excludes_a_two_vote_voter_on_choice_statistics() -> None:
         vote("u1", "upset", 0.0, ("m0", "m9"), 1, prefix="net-u"),
         vote("u2", "upset", 30.0, ("m9", "m1"), 0, prefix="net-u"),
     ]
-    rep = scan(CROWD + votes, SPREAD)["upset"]
+    rep = scan(CROWD + votes, SPREAD, config=FraudConfig(disagreement_lapse=0.0))["upset"]
     assert rep.result("crowd_disagreement").score > math.log10(20)  # a huge e-value ...
     assert rep.verdict == "ok"  # ... from two votes proves nothing
 
@@ -459,11 +469,12 @@ def test_it_plots_a_voters_choices_against_the_crowd() -> None:
     assert len(series) == 30  # the tie is skipped
     assert [row["time_s"] for row in series] == sorted(row["time_s"] for row in series)
     assert set(series[0]) == {"vote_id", "time_s", "p_chosen", "p_chance", "log_e"}
-    bet = FraudConfig().bet
+    bet, lapse = FraudConfig().bet, FraudConfig().disagreement_lapse
     acc = 0.0
     for row in series:
         assert row["p_chance"] == 0.5
-        acc += math.log10(1 - bet + bet / (2 * row["p_chosen"]))
+        q = (1 - lapse) * row["p_chosen"] + lapse / 2
+        acc += math.log10(1 - bet + bet / (2 * q))
         assert row["log_e"] == pytest.approx(acc)
     assert max(r["log_e"] for r in series) == pytest.approx(
         scan(CROWD + votes, SPREAD)["clicker"].result("crowd_disagreement").score, abs=1e-3

@@ -311,6 +311,30 @@ def test_the_fraud_scan_runs_on_the_worker_and_excludes_the_promoter(
     assert VoterFlag.objects.get(arena=arena, voter=bot).verdict == "excluded"
 
 
+def test_the_periodic_scan_on_the_worker_excludes_a_campaign_spread_over_networks(
+    worker: dict[str, Any],
+) -> None:
+    from arena.models import Campaign
+    from tests.arena.test_fraud import distributed_campaign
+    from workers.tasks import scan_fraud
+
+    world = distributed_campaign()
+    sybils = world["sybils"]
+
+    scan_fraud.apply_async(queue=worker["queue"])
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while VoteExclusion.objects.filter(vote__voter__in=sybils).count() < 6 * len(sybils):
+        assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
+        assert time.monotonic() < deadline, worker["log"].read_text()[-3000:]
+        time.sleep(0.3)
+
+    assert set(VoteExclusion.objects.values_list("vote__voter", flat=True)) == {
+        v.pk for v in sybils
+    }
+    campaign = Campaign.objects.get(arena=world["arena"])
+    assert campaign.model_id == world["target"] and campaign.members == len(sybils)
+
+
 _DRAIN_QUEUE: list[str] = []
 
 

@@ -1,0 +1,272 @@
+"""Campaigns, the clean consensus, noise-calibrated disagreement and the replayed scan pipeline."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ranking import PairCounts
+from ranking.fraud import (
+    CampaignFinding,
+    Consensus,
+    DetectorResult,
+    FraudConfig,
+    StepResult,
+    VoteEvidence,
+    clean_consensus,
+    decide,
+    replay_scans,
+    scan,
+    scan_step,
+)
+from ranking.fraud.evidence import DETECTORS
+from tests.ranking.test_fraud import (
+    CROWD,
+    MODELS,
+    SPREAD,
+    Chooser,
+    cast,
+    honest,
+    random_clicker,
+    vote,
+)
+
+TARGET = "m7"  # weak in SPREAD: the crowd picks it against a random rival about 27% of the time
+
+
+def sybils(
+    n: int,
+    *,
+    votes_each: int = 6,
+    target: str = TARGET,
+    start: float = 0.0,
+    seed: int = 0,
+    models: list[str] = MODELS,
+) -> list[VoteEvidence]:
+    """Fresh identities, each on its own prefix, that only vote in battles showing ``target``
+    (they abandon the others) and always choose it, at human pace, a few hours apart."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        voter = f"sybil{seed}-{i:03d}"
+        t0 = start + i * 3 * 3600.0
+        for j in range(votes_each):
+            rival = rng.choice([m for m in models if m != target])
+            slots = (target, rival) if rng.random() < 0.5 else (rival, target)
+            out.append(
+                vote(
+                    f"{voter}-{j}",
+                    voter,
+                    t0 + 40.0 * j,
+                    slots,
+                    slots.index(target),
+                    prefix=f"net-{voter}",
+                    ua=f"ua{rng.randrange(5)}",
+                    first_seen=t0 - 5.0,
+                )
+            )
+    return out
+
+
+def counted(votes: list[VoteEvidence]) -> PairCounts:
+    return PairCounts.from_rankings(MODELS, [v.ranking for v in votes])
+
+
+def step_on(votes: list[VoteEvidence], config: FraudConfig | None = None) -> StepResult:
+    return scan_step(votes, counted(votes), recent=votes, config=config or FraudConfig())
+
+
+# -- campaigns -----------------------------------------------------------------------------------
+
+
+def test_it_finds_a_campaign_of_fresh_identities_on_their_own_prefixes_and_excludes_them() -> None:
+    attack = sybils(30)
+    step = step_on(CROWD + attack)
+    assert [(f.model, f.direction) for f in step.campaigns] == [(TARGET, "promote")]
+    finding = step.campaigns[0]
+    attackers = {v.voter for v in attack}
+    assert set(finding.members) == attackers
+    for voter in attackers:
+        report = step.reports[voter]
+        assert report.verdict == "excluded"
+        assert report.result("campaign").level == "strong"
+        assert report.result("campaign").evidence["model"] == TARGET
+    # Each identity alone is only a few votes: the individual detectors let most of them pass.
+    alone = scan(CROWD + attack, SPREAD, config=FraudConfig(detectors=DETECTORS[:-1]))
+    assert sum(alone[v].verdict == "excluded" for v in attackers) < len(attackers) // 2
+
+
+def test_it_measures_how_far_the_campaign_moved_its_model() -> None:
+    finding = step_on(CROWD + sybils(30)).campaigns[0]
+    assert next(iter(finding.influence)) == TARGET  # the biggest move is the target's
+    assert finding.influence[TARGET] > 0.5  # logits, ~90 Elo
+
+
+def test_it_finds_a_campaign_that_demotes_a_model() -> None:
+    rng = random.Random(3)
+    attack = []
+    for i in range(25):
+        voter = f"d{i}"
+        for j in range(6):
+            rival = rng.choice([m for m in MODELS if m != "m1"])
+            attack.append(
+                vote(
+                    f"{voter}-{j}", voter, i * 9000.0 + 30 * j, ("m1", rival), 1, prefix=f"n{voter}"
+                )
+            )
+    step = step_on(CROWD + attack)
+    assert [(f.model, f.direction) for f in step.campaigns] == [("m1", "demote")]
+
+
+def test_it_finds_no_campaign_among_honest_voters() -> None:
+    crowd = [v for i in range(120) for v in cast(f"h{i}", 15, honest(), seed=i, start=i * 500.0)]
+    assert step_on(crowd).campaigns == ()
+
+
+def fan_of(model: str, strength: float = 0.8) -> Chooser:
+    """An honest fan: picks ``model`` 80% of the times it is shown, like the crowd otherwise."""
+
+    def choose(slots: tuple[str, ...], rng: random.Random) -> int | None:
+        if model in slots and rng.random() < strength:
+            return slots.index(model)
+        return honest()(slots, rng)
+
+    return choose
+
+
+def test_it_does_not_take_fans_of_a_model_for_a_campaign() -> None:
+    fans = [v for i in range(40) for v in cast(f"fan{i}", 30, fan_of(TARGET), seed=i)]
+    step = step_on(CROWD + fans)
+    assert step.campaigns == ()
+    assert all(step.reports[f"fan{i}"].verdict != "excluded" for i in range(40))
+
+
+def test_a_campaign_needs_more_identities_than_chance_allows() -> None:
+    step = step_on(CROWD + sybils(2))
+    assert step.campaigns == ()
+
+
+def test_a_finding_round_trips_through_json_and_drops_cleared_members() -> None:
+    finding = step_on(CROWD + sybils(10)).campaigns[0]
+    again = CampaignFinding.from_dict(finding.to_dict())
+    assert again.members == finding.members
+    assert again.influence == pytest.approx(finding.influence, abs=1e-4)
+    cleared = again.without([finding.members[0]])
+    assert finding.members[0] not in cleared.members
+    assert len(cleared.members) == len(finding.members) - 1
+    with pytest.raises(ValueError, match="not a campaign finding"):
+        CampaignFinding.from_dict({"model": "m1"})
+
+
+def test_campaigns_in_force_keep_their_members_when_they_stop_voting() -> None:
+    first = step_on(CROWD + sybils(20))
+    later = scan_step(
+        CROWD + sybils(20),
+        counted(CROWD),
+        judge={"sybil0-000"},
+        campaigns=first.campaigns,
+    )
+    assert later.reports["sybil0-000"].verdict == "excluded"
+    assert later.campaigns == first.campaigns
+
+
+# -- the clean consensus, noise and the verdict rules ------------------------------------------------
+
+
+def test_the_consensus_leaves_out_the_voters_under_judgement() -> None:
+    burst = sybils(40, votes_each=8)
+    everything = counted(CROWD + burst)
+    dirty = clean_consensus(everything, [])
+    clean = clean_consensus(everything, burst)
+    assert dirty.score(TARGET) > clean.score(TARGET) + 0.5
+    assert clean.score(TARGET) == pytest.approx(Consensus.from_votes(CROWD).score(TARGET), abs=0.05)
+
+
+def test_judged_votes_stay_in_the_consensus_when_they_are_most_of_it() -> None:
+    few = CROWD[:40]
+    counts = counted(few)
+    assert clean_consensus(counts, few).scores == clean_consensus(counts, []).scores
+
+
+def noisy(lapse: float) -> Chooser:
+    def choose(slots: tuple[str, ...], rng: random.Random) -> int | None:
+        if rng.random() < lapse:
+            return rng.randrange(len(slots))
+        return honest()(slots, rng)
+
+    return choose
+
+
+def test_a_heavy_noisy_honest_voter_is_not_excluded_for_volume_but_a_random_clicker_is() -> None:
+    for seed in range(5):
+        heavy = cast("heavy", 400, noisy(0.25), seed=seed)
+        assert scan(CROWD + heavy, SPREAD)["heavy"].result("crowd_disagreement").level == "ok"
+    clicker = cast("clicker", 200, random_clicker)
+    assert scan(CROWD + clicker, SPREAD)["clicker"].verdict == "excluded"
+
+
+def test_without_the_noise_allowance_the_same_honest_voter_would_be_excluded() -> None:
+    strict = FraudConfig(disagreement_lapse=0.0)
+    caught = sum(
+        scan(CROWD + cast("heavy", 400, noisy(0.25), seed=s), SPREAD, config=strict)[
+            "heavy"
+        ].verdict
+        == "excluded"
+        for s in range(5)
+    )
+    assert caught >= 3
+
+
+def test_a_busy_network_prefix_alone_never_adds_a_family_of_evidence() -> None:
+    def result(detector: str, evidence: dict[str, object]) -> DetectorResult:
+        return DetectorResult(detector, "suspicious", 1.0, "", evidence)
+
+    ok = [DetectorResult(d, "ok", 0.0, "", {}) for d in DETECTORS]
+    prefix = [r if r.detector != "rate" else result("rate", {"prefix_only": True}) for r in ok]
+    both = [r if r.detector != "model_targeting" else result("model_targeting", {}) for r in prefix]
+    assert decide(both) == ("suspicious", ("rate", "model_targeting"))
+    own = [r if r.detector != "rate" else result("rate", {"prefix_only": False}) for r in both]
+    assert decide(own)[0] == "excluded"
+
+
+# -- the replayed pipeline ------------------------------------------------------------------------
+
+
+def world() -> list[VoteEvidence]:
+    crowd = [v for i in range(60) for v in cast(f"h{i}", 20, honest(), seed=i, start=i * 1800.0)]
+    return crowd + sybils(20, start=3600.0)
+
+
+def test_replaying_the_log_excludes_the_campaign_and_no_honest_voter() -> None:
+    votes = world()
+    result = replay_scans(votes, scan_every_s=600)
+    attackers = {v.voter for v in votes if v.voter.startswith("sybil")}
+    assert {v for v, verdict in result.verdicts.items() if verdict == "excluded"} == attackers
+    assert result.excluded == {v.vote_id for v in votes if v.voter in attackers}
+    assert [f.model for f in result.campaigns] == [TARGET]
+    assert result.weights == {}
+    assert result.scans > 10
+
+
+def test_replaying_is_deterministic_whatever_the_order_of_the_log() -> None:
+    votes = world()
+    a = replay_scans(votes, scan_every_s=900)
+    b = replay_scans(list(reversed(votes)), scan_every_s=900)
+    assert a.excluded == b.excluded
+    assert a.verdicts == b.verdicts
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), "300", True])
+def test_replay_rejects_a_bad_scan_interval_naming_it(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^scan_every_s: "):
+        replay_scans(CROWD[:10], scan_every_s=bad)  # type: ignore[arg-type]
+
+
+def test_scan_step_rejects_bad_arguments_naming_them() -> None:
+    with pytest.raises(ValueError, match=r"^counted: "):
+        scan_step(CROWD, SPREAD)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^campaigns: "):
+        scan_step(CROWD, counted(CROWD), campaigns=["x"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"^votes: "):
+        replay_scans("votes")  # type: ignore[arg-type]
