@@ -260,7 +260,8 @@ def fraud_scan(
         result=result,
         started=started,
         campaigns_searched=search,
-        light_votes=step.excluded_votes,
+        # Light votes change only with a search; between searches they are already out.
+        light_votes=step.excluded_votes if search else (),
     )
     if changed:
         # After the commit: the replay runs mostly without the tally lock (see ratings_replay).

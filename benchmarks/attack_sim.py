@@ -469,35 +469,35 @@ def _pct(a: int, b: int) -> str:
     return f"{100.0 * a / b:.1f}%" if b else "-"
 
 
+def _row(tally: Tally, name: str, labels: Sequence[str], displacement: bool = False) -> str:
+    """One table row: the voters of ``labels`` pooled (one label: one group)."""
+    voters = sum(tally.voters[lab] for lab in labels)
+    votes = sum(tally.votes[lab] for lab in labels)
+    excluded = sum(tally.excluded[lab] for lab in labels)
+    voters_x = sum(tally.voters_excluded[lab] for lab in labels)
+    raw = filt = reasons = ""
+    if len(labels) == 1:
+        lab = labels[0]
+        reasons = ", ".join(f"{r} {n}" for r, n in tally.reasons[lab].most_common(3))
+        if displacement:
+            raw, filt = str(tally.disp_raw.get(lab, [])), str(tally.disp_filtered.get(lab, []))
+    return (
+        f"| {name} | {voters} | {votes} | {_pct(excluded, votes)} | {_pct(voters_x, voters)} "
+        f"| {raw} | {filt} | {reasons} |"
+    )
+
+
 def report(tally: Tally, k: int, share: float, seeds: int) -> str:
-    out = [f"\n### K={k}, bots {share:.0%} of votes, {seeds} seed(s)\n"]
-    out.append(
-        "| voters | n voters | n votes | votes excluded | voters excluded | target displacement unfiltered | filtered | caught by |"
-    )
-    out.append("|---|---|---|---|---|---|---|---|")
-    for lab in STRATEGIES:
-        raw, filt = tally.disp_raw.get(lab, []), tally.disp_filtered.get(lab, [])
-        reasons = ", ".join(f"{r} {n}" for r, n in tally.reasons[lab].most_common(3))
-        out.append(
-            f"| {lab} | {tally.voters[lab]} | {tally.votes[lab]} | {_pct(tally.excluded[lab], tally.votes[lab])} "
-            f"| {_pct(tally.voters_excluded[lab], tally.voters[lab])} | {raw} | {filt} | {reasons} |"
-        )
-    bots_v = sum(tally.votes[s] for s in STRATEGIES)
-    bots_x = sum(tally.excluded[s] for s in STRATEGIES)
-    out.append(
-        f"| **all bots** | {sum(tally.voters[s] for s in STRATEGIES)} | {bots_v} | {_pct(bots_x, bots_v)} | | | | |"
-    )
-    for lab in HONEST:
-        reasons = ", ".join(f"{r} {n}" for r, n in tally.reasons[lab].most_common(3))
-        out.append(
-            f"| honest {lab} | {tally.voters[lab]} | {tally.votes[lab]} | {_pct(tally.excluded[lab], tally.votes[lab])} "
-            f"| {_pct(tally.voters_excluded[lab], tally.voters[lab])} | | | {reasons} |"
-        )
-    hv = sum(tally.voters[h] for h in HONEST)
-    hx = sum(tally.voters_excluded[h] for h in HONEST)
-    out.append(
-        f"| **all honest** | {hv} | {sum(tally.votes[h] for h in HONEST)} | | {_pct(hx, hv)} | | | |"
-    )
+    out = [
+        f"\n### K={k}, bots {share:.0%} of votes, {seeds} seed(s)\n",
+        "| voters | n voters | n votes | votes excluded | voters excluded "
+        "| target displacement unfiltered | filtered | caught by |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    out += [_row(tally, lab, [lab], displacement=True) for lab in STRATEGIES]
+    out.append(_row(tally, "**all bots**", STRATEGIES))
+    out += [_row(tally, f"honest {lab}", [lab]) for lab in HONEST]
+    out.append(_row(tally, "**all honest**", HONEST))
     out.append(
         f"\nKendall tau vs the honest-only leaderboard: unfiltered {min(tally.tau_raw):.3f}-{max(tally.tau_raw):.3f}, "
         f"filtered {min(tally.tau_filtered):.3f}-{max(tally.tau_filtered):.3f}. Replay "

@@ -67,6 +67,7 @@ MIN_VIEW_MS = 1500
 LMARENA = FraudConfig(
     detectors=("crowd_disagreement",),
     bet=1.0,
+    disagreement_lapse=0.0,
     disagreement_suspicious_e=20.0,
     disagreement_strong_e=20.0,
     disagreement_min_votes=1,

@@ -466,64 +466,76 @@ def find_light_departures(
     per_voter: dict[str, int] = defaultdict(int)
     for p in preps:
         per_voter[p.vote.voter] += 1
-    light = [
-        p
-        for p in preps
-        if p.decided and per_voter[p.vote.voter] < config.campaign_established_votes
-    ]
-    established = len(preps) - sum(
-        1 for p in preps if per_voter[p.vote.voter] < config.campaign_established_votes
-    )
-    if established < max(LIGHT_MIN_ESTABLISHED, 0.3 * len(preps)):
+    light = [p for p in preps if per_voter[p.vote.voter] < config.campaign_established_votes]
+    if len(preps) - len(light) < max(LIGHT_MIN_ESTABLISHED, 0.3 * len(preps)):
         return []  # a young arena: no consensus of established identities to judge against yet
+    tests = max(1, 2 * n_models)
+    out: list[CampaignFinding] = []
+    while True:
+        # The most departing model first; its votes leave the pool before the next test, since
+        # the rivals a pushed model beat look pushed down in the same votes (its shadow).
+        found = _light_departure(light, tests, config)
+        if found is None:
+            return out
+        out.append(_light_finding(found, preps))
+        light = [p for p in light if found[0] not in p.vote.slots]
+
+
+def _light_departure(
+    light: Sequence[_Prep], tests: int, config: FraudConfig
+) -> tuple[str, float, float, list[tuple[_Prep, int]], list[_Prep]] | None:
+    """(model, z, adjusted p, its decided appearances, every vote showing it) of the light
+    votes' most significant departure from the consensus, when it passes ``campaign_p``."""
+    shown: dict[str, list[_Prep]] = defaultdict(list)
     acc: dict[str, list[tuple[_Prep, int]]] = defaultdict(list)
     for p in light:
         for k, m in enumerate(p.vote.slots):
-            acc[m].append((p, k))
-    tests = max(1, 2 * n_models)
-    out = []
+            shown[m].append(p)
+            if p.decided:
+                acc[m].append((p, k))
+    best = None
     for model in sorted(acc):
         rows = acc[model]
         ps = np.array([p.probs[k] for p, k in rows])
         wins = sum(1 for p, k in rows if p.winner == k)
         sd = math.sqrt(max(float((ps * (1 - ps)).sum()), 1e-12))
         z = (wins - float(ps.sum())) / sd
-        direction = "promote" if z > 0 else "demote"
-        p_raw = float(norm.sf(abs(z)))
-        p_adj = min(1.0, p_raw * tests)
-        if p_adj > config.campaign_p:
-            continue
-        shown = [
-            p
-            for p in preps
-            if per_voter[p.vote.voter] < config.campaign_established_votes and model in p.vote.slots
-        ]
-        voters = {p.vote.voter for p, _ in rows}
-        out.append(
-            CampaignFinding(
-                model=model,
-                direction=direction,
-                level="strong",
-                start_s=min(p.vote.time_s for p in shown),
-                end_s=max(p.vote.time_s for p in shown),
-                members=(),
-                eligible=len(voters),
-                expected_members=0.0,
-                p_value=p_raw,
-                p_adjusted=p_adj,
-                influence=_influence(preps, set(), drop={p.vote.vote_id for p in shown}),
-                kind="light",
-                vote_ids=tuple(sorted(p.vote.vote_id for p in shown)),
-                evidence={
-                    "light_identities": len(voters),
-                    "shown": len(rows),
-                    "chosen": wins,
-                    "expected": _r(float(ps.sum()), 2),
-                    "z": _r(z, 2),
-                },
-            )
-        )
-    return out
+        p_adj = min(1.0, float(norm.sf(abs(z))) * tests)
+        if p_adj <= config.campaign_p and (best is None or abs(z) > abs(best[1])):
+            best = (model, z, p_adj, rows, shown[model])
+    return best
+
+
+def _light_finding(
+    found: tuple[str, float, float, list[tuple[_Prep, int]], list[_Prep]],
+    preps: Sequence[_Prep],
+) -> CampaignFinding:
+    model, z, p_adj, rows, cut = found
+    wins = sum(1 for p, k in rows if p.winner == k)
+    expected = sum(p.probs[k] for p, k in rows)
+    voters = {p.vote.voter for p, _ in rows}
+    return CampaignFinding(
+        model=model,
+        direction="promote" if z > 0 else "demote",
+        level="strong",
+        start_s=min(p.vote.time_s for p in cut),
+        end_s=max(p.vote.time_s for p in cut),
+        members=(),
+        eligible=len(voters),
+        expected_members=0.0,
+        p_value=float(norm.sf(abs(z))),
+        p_adjusted=p_adj,
+        influence=_influence(preps, set(), drop={p.vote.vote_id for p in cut}),
+        kind="light",
+        vote_ids=tuple(sorted(p.vote.vote_id for p in cut)),
+        evidence={
+            "light_identities": len(voters),
+            "shown": len(rows),
+            "chosen": wins,
+            "expected": _r(expected, 2),
+            "z": _r(z, 2),
+        },
+    )
 
 
 def _fold(findings: list[CampaignFinding]) -> list[CampaignFinding]:

@@ -48,6 +48,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
 
 
 Pick = Callable[[dict[int, str], random.Random], str]
+#: Picks a slot label, or None to abandon the battle without voting.
+MaybePick = Callable[[dict[int, str], random.Random], str | None]
 
 
 def _strength(model_id: int, arena: Arena) -> float:
@@ -75,29 +77,43 @@ def promoter(target: int, arena: Arena) -> Pick:
     return pick
 
 
-def cast(
+def cast_or_abandon(
     arena: Arena,
     voter: Voter,
-    pick: Pick,
+    pick: MaybePick,
     clock: Clock,
     rng: random.Random,
     *,
     ip: str,
     view_s: float = 6.0,
     gap_s: float = 20.0,
-) -> Vote:
+    user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
+) -> Vote | None:
+    """One battle and, unless ``pick`` abandons it (None), the voter's vote on it."""
     battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
     labels = {slot.model_id: slot.label for slot in battle.slots.all()}
     clock.advance(view_s)
+    choice = pick(labels, rng)
+    if choice is None:
+        return None
     vote = vote_record(
         battle_public_id=str(battle.public_id),
         token=battle_token_make(battle_public_id=str(battle.public_id), nonce=battle.nonce),
         voter=voter,
-        choice=pick(labels, rng),
+        choice=choice,
         client_ip=ip,
-        user_agent="Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
+        user_agent=user_agent,
     )
     clock.advance(gap_s)
+    return vote
+
+
+def cast(
+    arena: Arena, voter: Voter, pick: Pick, clock: Clock, rng: random.Random, **kw: Any
+) -> Vote:
+    """One battle and the voter's vote on it (see ``cast_or_abandon``)."""
+    vote = cast_or_abandon(arena, voter, pick, clock, rng, **kw)
+    assert vote is not None
     return vote
 
 
@@ -145,6 +161,15 @@ def promoter_votes() -> tuple[Any, Any]:
     return arena, bot
 
 
+def only_for(target: int) -> MaybePick:
+    """Votes for ``target`` when it is shown and abandons every other battle."""
+
+    def pick(labels: dict[int, str], rng: random.Random) -> str | None:
+        return labels.get(target)
+
+    return pick
+
+
 def distributed_campaign(n_sybils: int = 12) -> dict[str, Any]:
     """Ten honest voters (25 votes each) and ``n_sybils`` fresh identities, each on its own
     network and at human pace, that abandon every battle without the weakest model and vote
@@ -164,24 +189,19 @@ def distributed_campaign(n_sybils: int = 12) -> dict[str, Any]:
             voter = VoterFactory.create()
             sybils.append(voter)
             voted = 0
-            while voted < 6:
-                battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
-                labels = {slot.model_id: slot.label for slot in battle.slots.all()}
-                clock.advance(4)
-                if target not in labels:
-                    continue  # abandoned: ask for another battle
-                vote_record(
-                    battle_public_id=str(battle.public_id),
-                    token=battle_token_make(
-                        battle_public_id=str(battle.public_id), nonce=battle.nonce
-                    ),
-                    voter=voter,
-                    choice=labels[target],
-                    client_ip=f"10.{20 + i}.{i}.3",
+            while voted < 6:  # a battle without the target is abandoned: ask for another
+                vote = cast_or_abandon(
+                    arena,
+                    voter,
+                    only_for(target),
+                    clock,
+                    rng,
+                    ip=f"10.{20 + i}.{i}.3",
+                    view_s=4,
+                    gap_s=25,
                     user_agent=f"Mozilla/5.0 Sybil/{i % 3}",
                 )
-                clock.advance(25)
-                voted += 1
+                voted += vote is not None
             clock.advance(1800)
     return {"arena": arena, "target": target, "sybils": sybils, "honest": honest_voters}
 

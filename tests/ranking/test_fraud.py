@@ -505,6 +505,14 @@ def test_it_wants_one_voter_per_choice_series() -> None:
         ({"targeting_strong_shift": math.nan}, "targeting_strong_shift"),
         ({"detectors": ("speed", "telepathy")}, "detectors"),
         ({"impossible_min_votes": True}, "impossible_min_votes"),
+        ({"disagreement_lapse": 1.0}, "disagreement_lapse"),
+        ({"disagreement_lapse": -0.1}, "disagreement_lapse"),
+        ({"campaign_member_p": 0.0}, "campaign_member_p"),
+        ({"campaign_join_p": 1.0}, "campaign_join_p"),
+        ({"campaign_min_members": 0}, "campaign_min_members"),
+        ({"campaign_established_votes": 0}, "campaign_established_votes"),
+        ({"campaign_choice_shift": -1.0}, "campaign_choice_shift"),
+        ({"campaign_window_s": 0.0}, "campaign_window_s"),
     ],
 )
 def test_it_rejects_bad_config_values_naming_the_argument(

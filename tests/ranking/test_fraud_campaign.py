@@ -270,3 +270,36 @@ def test_scan_step_rejects_bad_arguments_naming_them() -> None:
         scan_step(CROWD, counted(CROWD), campaigns=["x"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match=r"^votes: "):
         replay_scans("votes")  # type: ignore[arg-type]
+
+
+# -- the light-identity influence bound ------------------------------------------------------------
+
+
+def light_pushers(n: int, *, target: str = TARGET) -> list[VoteEvidence]:
+    """Identities of three votes each in whatever battles they get (no abandoning), choosing
+    ``target`` when it is shown and like the crowd otherwise: nothing to see per identity."""
+    out: list[VoteEvidence] = []
+    for i in range(n):
+        choose: Chooser = lambda slots, rng: (  # noqa: E731
+            slots.index(target) if target in slots else honest()(slots, rng)
+        )
+        out += cast(f"light{i:03d}", 3, choose, seed=i, start=5000.0 + 600.0 * i)
+    return out
+
+
+def test_light_identities_pushing_a_model_as_a_whole_lose_their_votes_on_it_not_their_standing() -> (
+    None
+):
+    attack = light_pushers(300)
+    step = step_on(CROWD + attack)
+    light = [f for f in step.campaigns if f.kind == "light"]
+    assert [(f.model, f.direction) for f in light] == [(TARGET, "promote")]
+    assert light[0].members == ()
+    # Every light vote showing the model is cut, whatever it chose; the others stay.
+    assert set(step.excluded_votes) == {v.vote_id for v in attack if TARGET in v.slots}
+    assert all(r.verdict != "excluded" for v, r in step.reports.items() if v.startswith("light"))
+
+
+def test_honest_light_identities_keep_their_votes() -> None:
+    newcomers = [v for i in range(300) for v in cast(f"new{i}", 3, honest(), seed=i)]
+    assert step_on(CROWD + newcomers).excluded_votes == frozenset()
