@@ -91,10 +91,12 @@ def _wait_ready(page: Any) -> str:
 
 
 def _revealed_names(page: Any) -> dict[str, str]:
-    page.wait_for_selector("#next-battle", timeout=15_000)
+    # Four 3D viewers rendering through SwiftShader keep the page's main thread busy on a loaded
+    # 2-core machine: the reveal gets the same allowance as the load.
+    page.wait_for_selector("#next-battle", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_function(
         "document.querySelectorAll('.slot-foot.revealed .slot-model').length === document.querySelectorAll('figure.slot').length",
-        timeout=15_000,
+        timeout=LOAD_TIMEOUT_MS,
     )
     return {
         foot.get_attribute("id").removeprefix("slot-foot-"): foot.locator(".slot-model")
