@@ -20,3 +20,12 @@ def _empty_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, the browser tests share one process (``--dist loadgroup``, set in
+    pyproject.toml): one headless Chromium rendering 3D through software WebGL at a time, instead
+    of one per process competing for the same cores."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))

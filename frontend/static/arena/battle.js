@@ -113,10 +113,16 @@ const VENDOR = new URL('../vendor/', import.meta.url);
 }
 
 const DRIFT_TOLERANCE_S = 0.1;
-// A splat load that reports no progress for this long is failed: the library
+// A splat load that receives no bytes for this long is failed: the library
 // can die inside its stream parser (e.g. on a malformed .ply) without ever
 // settling its promise.
 const SPLAT_STALL_MS = 45_000;
+// Once downloaded, building the scene is CPU work (parse, upload, first sort)
+// that reports nothing until it ends; on a starved machine (software WebGL,
+// several viewers) it can take long, so it gets its own, longer budget.
+const SPLAT_BUILD_MS = 180_000;
+// The library's LoaderStatus.Downloading (LoaderStatus itself is not exported).
+const SPLAT_DOWNLOADING = 0;
 // Every 3D viewer of a battle starts here: theta/phi as model-viewer's default
 // "0deg 75deg …", r = camera distance / bounding-box half-diagonal, fov =
 // model-viewer's default 30deg (vertical).
@@ -523,12 +529,13 @@ function splatRotation(fig) {
     .filter((n) => Number.isFinite(n));
 }
 
-/** Add the whole .ply at `src` to `viewer`; rejects on failure or after SPLAT_STALL_MS without progress. */
+/** Add the whole .ply at `src` to `viewer`; rejects on failure, after SPLAT_STALL_MS without
+ * download progress, or after SPLAT_BUILD_MS of building. */
 async function loadSplatScene(GS, viewer, src, rotation) {
   // addSplatScene returns the library's AbortablePromise, whose then() drops
   // rejections (so `await` on it would hang forever on a failed load); its
   // .promise is the underlying native Promise, which does reject.
-  let lastProgress = performance.now();
+  const progress = { at: performance.now(), building: false };
   const loading = viewer.addSplatScene(src, {
     // A splat slot is always a .ply (MediaType.SPLAT); its per-battle link has no extension
     // for the library to guess the format from.
@@ -536,12 +543,14 @@ async function loadSplatScene(GS, viewer, src, rotation) {
     showLoadingUI: false,
     progressiveLoad: false,
     splatAlphaRemovalThreshold: 1,
-    onProgress: () => {
-      lastProgress = performance.now();
+    onProgress: (_percent, _label, status) => {
+      const building = status !== SPLAT_DOWNLOADING;
+      if (!progress.building || !building) progress.at = performance.now();
+      progress.building ||= building;
     },
     ...(rotation.length === 4 ? { rotation } : {}),
   });
-  const watchdog = stallWatchdog(loading, () => lastProgress);
+  const watchdog = stallWatchdog(loading, progress);
   try {
     await Promise.race([loading.promise ?? loading, watchdog.stalled]);
   } finally {
@@ -549,13 +558,16 @@ async function loadSplatScene(GS, viewer, src, rotation) {
   }
 }
 
-/** `stalled` rejects (and aborts `loading`) once `lastProgress()` is SPLAT_STALL_MS old. */
-function stallWatchdog(loading, lastProgress) {
+/** `stalled` rejects (and aborts `loading`) once `progress.at` is older than the phase allows:
+ * SPLAT_STALL_MS while downloading, SPLAT_BUILD_MS from the start of building. */
+function stallWatchdog(loading, progress) {
   let timer = 0;
   const stalled = new Promise((_, reject) => {
     timer = setInterval(() => {
-      if (performance.now() - lastProgress() > SPLAT_STALL_MS) {
-        reject(new Error(`no progress for ${SPLAT_STALL_MS / 1000} s`));
+      const limit = progress.building ? SPLAT_BUILD_MS : SPLAT_STALL_MS;
+      if (performance.now() - progress.at > limit) {
+        const what = progress.building ? 'still building after' : 'no progress for';
+        reject(new Error(`${what} ${limit / 1000} s`));
         loading.abort?.('stalled');
       }
     }, 1000);
