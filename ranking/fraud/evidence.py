@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..core import Ranking
 from .checks import _check_finite, _check_int, _check_str
@@ -129,13 +129,23 @@ class VoteEvidence:
         return top[0] if len(top) == 1 else None
 
 
+_T = TypeVar("_T")
+
+
+def _check_sequence(name: str, value: object, kind: type[_T]) -> Sequence[_T]:
+    """``value`` as a sequence of ``kind``; a ValueError naming ``name`` otherwise."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(
+            f"{name}: must be a sequence of {kind.__name__}, got {type(value).__name__}"
+        )
+    for item in value:
+        if not isinstance(item, kind):
+            raise ValueError(f"{name}: must hold {kind.__name__}, got {type(item).__name__}")
+    return value
+
+
 def _check_votes(votes: object) -> Sequence[VoteEvidence]:
-    if isinstance(votes, str) or not isinstance(votes, Sequence):
-        raise ValueError(f"votes: must be a sequence of VoteEvidence, got {type(votes).__name__}")
-    for v in votes:
-        if not isinstance(v, VoteEvidence):
-            raise ValueError(f"votes: must hold VoteEvidence, got {type(v).__name__}")
-    return votes
+    return _check_sequence("votes", votes, VoteEvidence)
 
 
 def _time_key(v: VoteEvidence) -> tuple[float, str]:

@@ -19,6 +19,7 @@ from .evidence import (
     Level,
     VoteEvidence,
     VoterReport,
+    _check_sequence,
     _check_votes,
     _time_key,
 )
@@ -86,12 +87,7 @@ def _context(
 
 
 def _check_campaigns(campaigns: object) -> Sequence[CampaignFinding]:
-    if isinstance(campaigns, str) or not isinstance(campaigns, Sequence):
-        raise ValueError(f"campaigns: must be a sequence of CampaignFinding, got {campaigns!r}")
-    for c in campaigns:
-        if not isinstance(c, CampaignFinding):
-            raise ValueError(f"campaigns: must hold CampaignFinding, got {type(c).__name__}")
-    return campaigns
+    return _check_sequence("campaigns", campaigns, CampaignFinding)
 
 
 def _detect(

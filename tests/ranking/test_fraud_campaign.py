@@ -268,6 +268,8 @@ def test_scan_step_rejects_bad_arguments_naming_them() -> None:
         scan_step(CROWD, SPREAD)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^campaigns: "):
         scan_step(CROWD, counted(CROWD), campaigns=["x"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"^campaigns: must be a sequence of CampaignFinding"):
+        scan_step(CROWD, counted(CROWD), campaigns="x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^votes: "):
         replay_scans("votes")  # type: ignore[arg-type]
 
