@@ -45,8 +45,10 @@ or #1 for the demoter):
                                   just above the target in battles without it, for the
                                   target when it is shown, like the crowd otherwise.
 
-Reported per strategy: votes excluded, and the target's rank displacement (against the
-honest-only leaderboard) unfiltered and filtered; per honest subgroup the share of
+Reported per strategy: votes excluded; votes excluded or weighted to at most 0.1 by earned
+trust (``ReplayResult.weights``: neutralised); the influence left (counted weight over
+votes); and the target's rank displacement (against the honest-only leaderboard)
+unfiltered and filtered (the weighted leaderboard); per honest subgroup the share of
 voters excluded; Kendall tau of the filtered leaderboard against the honest-only one;
 and the replay's cost.
 """
@@ -72,6 +74,8 @@ from ranking.fraud import Consensus, VoteEvidence, replay_scans, scan_step
 
 DAY = 86_400.0
 MIN_VIEW_MS = 1500
+#: A vote weighted this little or less counts as neutralised (the issue's "<= 10% of its influence").
+NEUTRALISED = 0.1
 HONEST = ("long_tail", "power", "strong_taste", "noisy", "campus", "fast")
 STRATEGIES = (
     "random",
@@ -391,8 +395,10 @@ def simulate(
 # -- scoring -------------------------------------------------------------------------------------
 
 
-def _scores(votes: Sequence[VoteEvidence]) -> dict[str, float]:
-    return dict(Consensus.from_votes(votes).scores)
+def _scores(
+    votes: Sequence[VoteEvidence], weights: dict[str, float] | None = None
+) -> dict[str, float]:
+    return dict(Consensus.from_votes(votes, weights=weights).scores)
 
 
 def _rank(scores: dict[str, float], model: str) -> int:
@@ -408,6 +414,8 @@ def _tau(a: dict[str, float], b: dict[str, float], models: Sequence[str]) -> flo
 class Tally:
     votes: Counter[str] = field(default_factory=Counter)
     excluded: Counter[str] = field(default_factory=Counter)
+    neutralised: Counter[str] = field(default_factory=Counter)
+    influence: Counter[str] = field(default_factory=Counter)
     voters: Counter[str] = field(default_factory=Counter)
     voters_excluded: Counter[str] = field(default_factory=Counter)
     disp_raw: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -420,10 +428,14 @@ class Tally:
 
 
 def _displacement(
-    world: World, model: str, honest: dict[str, float], votes: Sequence[VoteEvidence]
+    world: World,
+    model: str,
+    honest: dict[str, float],
+    votes: Sequence[VoteEvidence],
+    weights: dict[str, float] | None = None,
 ) -> int:
     """How many places ``model`` sits away from its honest-only rank (one strategy's votes added)."""
-    return _rank(honest, model) - _rank(_scores(votes), model)
+    return _rank(honest, model) - _rank(_scores(votes, weights), model)
 
 
 def run_seed(seed: int, args: argparse.Namespace, k: int, share: float, tally: Tally) -> None:
@@ -438,7 +450,8 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, share: float, tally: T
     honest = _scores(honest_votes)
     kept = [v for v in votes if v.vote_id not in result.excluded]
     tally.tau_raw.append(_tau(honest, _scores(votes), world.models))
-    tally.tau_filtered.append(_tau(honest, _scores(kept), world.models))
+    weights = result.weights
+    tally.tau_filtered.append(_tau(honest, _scores(kept, weights), world.models))
     n_by_voter = Counter(v.voter for v in votes)
     for voter, n in n_by_voter.items():
         tally.voters[label[voter]] += 1
@@ -448,8 +461,11 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, share: float, tally: T
             for r in result.reports[voter].reasons:
                 tally.reasons[label[voter]][r] += 1
     for v in votes:
-        if v.vote_id in result.excluded:
-            tally.excluded[label[v.voter]] += 1
+        lab = label[v.voter]
+        w = 0.0 if v.vote_id in result.excluded else weights.get(v.vote_id, 1.0)
+        tally.excluded[lab] += v.vote_id in result.excluded
+        tally.neutralised[lab] += w <= NEUTRALISED
+        tally.influence[lab] += w
     for strat, target in world.targets.items():
         model = world.models[target]
         mine = [v for v in votes if label[v.voter] == strat]
@@ -461,6 +477,7 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, share: float, tally: T
                 model,
                 honest,
                 [v for v in honest_votes if v.vote_id not in result.excluded] + kept_mine,
+                weights,
             )
         )
 
@@ -474,6 +491,8 @@ def _row(tally: Tally, name: str, labels: Sequence[str], displacement: bool = Fa
     voters = sum(tally.voters[lab] for lab in labels)
     votes = sum(tally.votes[lab] for lab in labels)
     excluded = sum(tally.excluded[lab] for lab in labels)
+    neutralised = sum(tally.neutralised[lab] for lab in labels)
+    influence = sum(tally.influence[lab] for lab in labels)
     voters_x = sum(tally.voters_excluded[lab] for lab in labels)
     raw = filt = reasons = ""
     if len(labels) == 1:
@@ -482,7 +501,8 @@ def _row(tally: Tally, name: str, labels: Sequence[str], displacement: bool = Fa
         if displacement:
             raw, filt = str(tally.disp_raw.get(lab, [])), str(tally.disp_filtered.get(lab, []))
     return (
-        f"| {name} | {voters} | {votes} | {_pct(excluded, votes)} | {_pct(voters_x, voters)} "
+        f"| {name} | {voters} | {votes} | {_pct(excluded, votes)} | {_pct(neutralised, votes)} "
+        f"| {_pct(influence, votes)} | {_pct(voters_x, voters)} "
         f"| {raw} | {filt} | {reasons} |"
     )
 
@@ -490,9 +510,10 @@ def _row(tally: Tally, name: str, labels: Sequence[str], displacement: bool = Fa
 def report(tally: Tally, k: int, share: float, seeds: int) -> str:
     out = [
         f"\n### K={k}, bots {share:.0%} of votes, {seeds} seed(s)\n",
-        "| voters | n voters | n votes | votes excluded | voters excluded "
+        "| voters | n voters | n votes | votes excluded | excluded or weight <= 0.1 "
+        "| influence left | voters excluded "
         "| target displacement unfiltered | filtered | caught by |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     out += [_row(tally, lab, [lab], displacement=True) for lab in STRATEGIES]
     out.append(_row(tally, "**all bots**", STRATEGIES))

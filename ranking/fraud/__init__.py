@@ -93,6 +93,7 @@ from .rate import TrafficBaseline
 from .replay import ReplayResult, StepResult, clean_consensus, replay_scans, scan_step
 from .stats import poisson_binomial_sf
 from .targeting import taste_shift
+from .trust import trust_of, voter_trust
 from .verdict import FAMILIES, decide
 
 __all__ = [
@@ -120,4 +121,6 @@ __all__ = [
     "scan",
     "scan_step",
     "taste_shift",
+    "trust_of",
+    "voter_trust",
 ]

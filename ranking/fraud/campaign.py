@@ -330,19 +330,23 @@ def _influence(
 
 
 def _pair_arrays(
-    votes: Iterable[VoteEvidence], index: Mapping[str, int]
+    votes: Iterable[VoteEvidence],
+    index: Mapping[str, int],
+    trust: Mapping[str, float] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(wins, ties) matrices of ``votes`` over the players of ``index`` (as in PairCounts)."""
+    """(wins, ties) matrices of ``votes`` over the players of ``index`` (as in PairCounts),
+    each vote weighted by its voter's ``trust`` (voters not in it: 1)."""
     n = len(index)
     wins, ties = np.zeros((n, n)), np.zeros((n, n))
     for v in votes:
+        w = 1.0 if trust is None else trust.get(v.voter, 1.0)
         for a, b, score in v.ranking.pairs():
             i, j = index[a], index[b]
             if score == 1.0:
-                wins[i, j] += 1.0
+                wins[i, j] += w
             else:
-                ties[i, j] += 1.0
-                ties[j, i] += 1.0
+                ties[i, j] += w
+                ties[j, i] += w
     return wins, ties
 
 

@@ -138,6 +138,15 @@ class FraudConfig:
     campaign_established_votes: int = 10
     #: Votes looked at for campaigns: the last ``campaign_window_s`` seconds (a week).
     campaign_window_s: float = 7 * 86_400.0
+    #: Earned trust (``trust`` module): the weight of a vote from an identity that has voted in
+    #: one sitting; 1 turns the influence bound off.
+    trust_floor: float = 0.1
+    #: Votes an identity needs for full trust (with the spread below).
+    trust_full_votes: int = 10
+    #: History shorter than this (first vote to last) earns nothing: one sitting.
+    trust_return_s: float = 6 * 3600.0
+    #: History this long (and ``trust_full_votes`` votes) earns full trust.
+    trust_full_s: float = 2 * 86_400.0
 
     def __post_init__(self) -> None:
         self._check_detectors()
@@ -204,6 +213,7 @@ class FraudConfig:
             "targeting_min_appearances",
             "campaign_min_members",
             "campaign_established_votes",
+            "trust_full_votes",
         ):
             _check_int(name, getattr(self, name), 1)
         _check_int("impossible_min_votes", self.impossible_min_votes, 2)
@@ -215,6 +225,7 @@ class FraudConfig:
             "position_suspicious_excess",
             "position_strong_excess",
             "honest_fast_rate",
+            "trust_floor",
         ):
             _check_open_unit(name, getattr(self, name), allow_one=True)
         for name in (
@@ -231,6 +242,13 @@ class FraudConfig:
             "campaign_window_s",
         ):
             check_positive(name, getattr(self, name))
+        if not _check_finite("trust_return_s", self.trust_return_s) >= 0:
+            raise ValueError(f"trust_return_s: must be >= 0, got {self.trust_return_s!r}")
+        if not _check_finite("trust_full_s", self.trust_full_s) > self.trust_return_s:
+            raise ValueError(
+                f"trust_full_s: must be > trust_return_s ({self.trust_return_s}), "
+                f"got {self.trust_full_s!r}"
+            )
         if _check_finite("rate_multiplier", self.rate_multiplier) < 1:
             raise ValueError(f"rate_multiplier: must be >= 1, got {self.rate_multiplier!r}")
 

@@ -65,18 +65,26 @@ class Consensus:
         return tuple(_softmax_scores([self.score(m) for m in models]))
 
     @classmethod
-    def from_votes(cls, votes: Sequence[VoteEvidence], *, l2: float = 0.1) -> Consensus:
+    def from_votes(
+        cls,
+        votes: Sequence[VoteEvidence],
+        *,
+        l2: float = 0.1,
+        weights: Mapping[str, float] | None = None,
+    ) -> Consensus:
         """Bradley-Terry fit (``fit_bradley_terry``) of the votes' pairwise decomposition.
 
         Each vote is broken into the pairs it implies (:meth:`Ranking.pairs`: a
         best-of-K vote into winner-vs-each, ties as half a win each way).
         ``l2`` is the fit's Gaussian prior precision (0.1, as the leaderboard).
+        ``weights``: per vote id a weight (``ReplayResult.weights``; votes not in it: 1).
         """
         check_positive("l2", l2)
         players = sorted({p for v in _check_votes(votes) for p in v.slots})
         counts = PairCounts(players)
+        weights = weights or {}
         for v in votes:
-            counts.add(v.ranking)
+            counts.add(v.ranking, weights.get(v.vote_id, 1.0))
         theta = fit_bradley_terry(counts, l2)
         return cls({p: float(t) for p, t in zip(players, theta, strict=True)})
 

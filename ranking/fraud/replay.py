@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -34,6 +34,7 @@ from .consensus import Consensus, _prepare
 from .evidence import Verdict, VoteEvidence, VoterReport, _check_votes, _time_key
 from .pipeline import _check_campaigns, scan
 from .rate import TrafficBaseline
+from .trust import trust_of, vote_weights
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,15 @@ def _with_arrays(
 
 
 def clean_consensus(
-    counted: PairCounts, judged_votes: Sequence[VoteEvidence], *, l2: float = 0.1
+    counted: PairCounts,
+    judged_votes: Sequence[VoteEvidence],
+    *,
+    l2: float = 0.1,
+    trust: Mapping[str, float] | None = None,
 ) -> Consensus:
     """The Bradley-Terry consensus of ``counted`` without ``judged_votes`` (those among them).
+
+    ``trust``: the weight each voter's votes carry in ``counted`` (voters not in it: 1).
 
     When the judged votes are most of the counted ones (a young arena, a full scan), leaving
     them out would leave too little to judge against, so they stay in.
@@ -70,7 +77,7 @@ def clean_consensus(
     players = counted.players
     index = {p: i for i, p in enumerate(players)}
     mine_w, mine_t = _pair_arrays(
-        (v for v in judged_votes if all(m in index for m in v.slots)), index
+        (v for v in judged_votes if all(m in index for m in v.slots)), index, trust
     )
     wins, ties = counted.wins - mine_w, counted.ties - mine_t
     if wins.sum() + ties.sum() >= 0.5 * (counted.wins.sum() + counted.ties.sum()):
@@ -125,6 +132,7 @@ def scan_step(
     campaigns: Sequence[CampaignFinding] = (),
     config: FraudConfig = DEFAULT_CONFIG,
     baseline: TrafficBaseline | None = None,
+    trust: Mapping[str, float] | None = None,
 ) -> StepResult:
     """One periodic scan of an arena.
 
@@ -133,6 +141,7 @@ def scan_step(
     ``judge``: the voters to judge (None: every voter of ``votes``).
     ``recent``: the arena's recent votes to look for campaigns in (None: no campaign
     search this time, the ``campaigns`` in force still apply).
+    ``trust``: the weight each voter's votes carry in ``counted`` (voters not in it: 1).
     Campaign members are judged too, so their verdicts follow the finding.
     """
     votes = _check_votes(votes)
@@ -143,7 +152,7 @@ def scan_step(
         raise ValueError(f"counted: must be a PairCounts, got {type(counted).__name__}")
     wanted = set(judge) if judge is not None else {v.voter for v in votes}
     judged = [v for v in votes if v.voter in wanted]
-    consensus = clean_consensus(counted, judged)
+    consensus = clean_consensus(counted, judged, trust=trust)
     if recent is not None:
         recent = _check_votes(recent)
         # Campaigns are judged against what established identities show and choose: a
@@ -153,7 +162,7 @@ def scan_step(
         established = [v for v in recent if per_voter[v.voter] >= config.campaign_established_votes]
         base = established if len(established) >= 0.3 * len(recent) else recent
         shares = model_shares(base) if base else {}
-        suspects_out = clean_consensus(counted, light)
+        suspects_out = clean_consensus(counted, light, trust=trust)
         preps = [_prepare(v, suspects_out) for v in recent]
         campaigns = merge_campaigns(campaigns, find_campaigns(preps, shares, config), recent)
     # Members old and new are judged, so a verdict follows its identity in or out of a campaign.
@@ -178,10 +187,11 @@ class ReplayResult:
     """The outcome of the last scan of a replayed log.
 
     ``excluded``: vote ids kept out of the leaderboard (excluded voters' votes and the light
-    identities' votes on models they were found pushing as a whole); ``weights``: per vote id a
-    weight below 1 (votes not listed count fully; the scan only excludes today, so this
-    is empty); ``verdicts``: each voter's last verdict; ``reports``: the reports behind
-    them; ``campaigns``: the campaigns found; ``scans``: how many scans ran.
+    identities' votes on models they were found pushing as a whole); ``weights``: per counted
+    vote id a weight below 1, its voter's earned trust (``trust`` module; votes not listed count
+    fully); ``trust``: each voter's trust; ``verdicts``: each voter's last verdict;
+    ``reports``: the reports behind them; ``campaigns``: the campaigns found; ``scans``: how
+    many scans ran.
     """
 
     excluded: frozenset[str]
@@ -191,12 +201,17 @@ class ReplayResult:
     campaigns: tuple[CampaignFinding, ...]
     scans: int
     stats: dict[str, float] = field(default_factory=dict)
+    trust: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class _ReplayState:
+    """The replay's view of the arena: votes by voter, verdicts, trust and the counts the
+    leaderboard counts now (each voter's votes weighted by its trust, excluded voters' out)."""
+
     players: list[str]
     counted: PairCounts
+    config: FraudConfig = DEFAULT_CONFIG
     by_voter: dict[str, list[VoteEvidence]] = field(default_factory=lambda: defaultdict(list))
     by_prefix: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     reports: dict[str, VoterReport] = field(default_factory=dict)
@@ -205,14 +220,27 @@ class _ReplayState:
     campaigns: tuple[CampaignFinding, ...] = ()
     baseline: TrafficBaseline | None = None
     seen: int = 0
+    trust: dict[str, float] = field(default_factory=dict)
 
     def add(self, v: VoteEvidence) -> None:
         self.by_voter[v.voter].append(v)
         if v.prefix:
             self.by_prefix[v.prefix].add(v.voter)
+        weight = self.trust.setdefault(v.voter, self.config.trust_floor)
         if v.voter not in self.excluded_voters:
-            self.counted.add(v.ranking)
+            self.counted.add(v.ranking, weight)
         self.seen += 1
+
+    def earn(self, voters: Collection[str]) -> None:
+        """Update the trust of ``voters`` (after new votes) and their votes' weight."""
+        for voter in sorted(voters):
+            votes = self.by_voter[voter]
+            now = trust_of(len(votes), votes[-1].time_s - votes[0].time_s, self.config)
+            was = self.trust[voter]
+            if now != was:
+                self.trust[voter] = now
+                if voter not in self.excluded_voters:
+                    self._move(voter, now - was)
 
     def apply(self, reports: dict[str, VoterReport]) -> None:
         """Store verdicts; move the votes of voters whose exclusion changed."""
@@ -223,16 +251,17 @@ class _ReplayState:
             now = rep.verdict == "excluded"
             if now and not was:
                 self.excluded_voters.add(voter)
-                self._move(voter, -1.0)
+                self._move(voter, -self.trust[voter])
             elif was and not now:
                 self.excluded_voters.discard(voter)
-                self._move(voter, +1.0)
+                self._move(voter, +self.trust[voter])
 
-    def _move(self, voter: str, sign: float) -> None:
+    def _move(self, voter: str, weight: float) -> None:
+        """Add ``weight`` times the voter's votes to the counts (a negative one takes out)."""
         index = {p: i for i, p in enumerate(self.players)}
         wins, ties = _pair_arrays(self.by_voter[voter], index)
-        self.counted.wins = (self.counted.wins + sign * wins).clip(min=0.0)
-        self.counted.ties = (self.counted.ties + sign * ties).clip(min=0.0)
+        self.counted.wins = (self.counted.wins + weight * wins).clip(min=0.0)
+        self.counted.ties = (self.counted.ties + weight * ties).clip(min=0.0)
 
     def context(self, judge: set[str]) -> list[VoteEvidence]:
         """The judged voters' votes and their prefix-mates' (coordination, prefix rate)."""
@@ -275,7 +304,7 @@ def replay_scans(
         if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
             raise ValueError(f"{name}: must be a number > 0, got {value!r}")
     players = sorted({m for v in votes for m in v.slots})
-    state = _ReplayState(players, PairCounts(players))
+    state = _ReplayState(players, PairCounts(players), config)
     scans = 0
     i = 0
     next_campaign = votes[0].time_s + campaign_every_s if votes else 0.0
@@ -295,6 +324,7 @@ def replay_scans(
             judge = set(state.by_voter)
         if recent:
             state.baseline = TrafficBaseline.from_votes(recent, config=config)
+        state.earn(judge)
         step = scan_step(
             state.context(judge),
             state.counted,
@@ -303,6 +333,7 @@ def replay_scans(
             campaigns=state.campaigns,
             config=config,
             baseline=state.baseline,
+            trust=state.trust,
         )
         state.campaigns = step.campaigns
         state.apply(step.reports)
@@ -312,9 +343,10 @@ def replay_scans(
     ) | frozenset(v for f in state.campaigns for v in f.vote_ids)
     return ReplayResult(
         excluded=excluded,
-        weights={},
+        weights=vote_weights((v for v in votes if v.vote_id not in excluded), state.trust),
         verdicts={v: r.verdict for v, r in sorted(state.reports.items())},
         reports=dict(sorted(state.reports.items())),
         campaigns=state.campaigns,
         scans=scans,
+        trust=dict(sorted(state.trust.items())),
     )
