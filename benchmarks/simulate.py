@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from ranking.base import BaseRater
-from ranking.bayesian import BayesianRater
+from ranking.bayesian import BayesianRater, weighted_step
 from ranking.core import ELO_INIT, Matchmaker, Ranking, Rater, Standing
 from ranking.elo import EloRater
 from ranking.matchmaking import (
@@ -88,12 +88,23 @@ class TrueSkillRater(BaseRater):
     def _on_add_player(self) -> None:
         self.ratings.append(self.env.create_rating())
 
-    def _on_record(self, ranking: Ranking) -> None:
+    def _on_record(self, ranking: Ranking, weight: float = 1.0) -> None:
         idx = [self.counts.index(p) for p in ranking.players]
         ranks = [gi for gi, g in enumerate(ranking.groups) for _ in g]
         groups = [(self.ratings[i],) for i in idx]
-        rated = self.env.rate(groups, ranks=ranks)
-        for i, (r,) in zip(idx, rated, strict=True):
+        rated = [r for (r,) in self.env.rate(groups, ranks=ranks)]
+        if weight != 1.0:
+            mu, sd = weighted_step(
+                np.array([g[0].mu for g in groups]),
+                np.array([g[0].sigma for g in groups]),
+                np.array([r.mu for r in rated]),
+                np.array([r.sigma for r in rated]),
+                weight,
+            )
+            rated = [
+                self.env.create_rating(float(m), float(s)) for m, s in zip(mu, sd, strict=True)
+            ]
+        for i, r in zip(idx, rated, strict=True):
             self.ratings[i] = r
 
     def skills(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .bayesian import BayesianRater, weng_lin_update
+from .bayesian import BayesianRater, weighted_step, weng_lin_update
 from .beliefs import Beliefs
 from .bradley_terry import (
     BradleyTerryRater,
@@ -72,6 +72,7 @@ __all__ = [
     "make_rater",
     "rank_by_differences",
     "rank_by_intervals",
+    "weighted_step",
     "weng_lin_update",
 ]
 

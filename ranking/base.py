@@ -57,12 +57,16 @@ class BaseRater:
         self.counts.add_player(player)
         self._on_add_player()
 
-    def record(self, ranking: RankingLike) -> None:
+    def record(self, ranking: RankingLike, weight: float = 1.0) -> None:
+        """Record one vote; ``weight`` (0 < weight, 1 = a full vote) scales its evidence: the
+        counts it adds and, in the online raters, the size of its update."""
         r = as_ranking(ranking)
         for p in r.players:  # validate everything before changing anything
             self.counts.index(p, "ranking")
-        self._on_record(r)
-        self.counts.add(r)
+        if not (isinstance(weight, int | float) and np.isfinite(weight) and weight > 0):
+            raise ValueError(f"weight: must be a finite number > 0, got {weight!r}")
+        self._on_record(r, float(weight))
+        self.counts.add(r, weight)
         self.n_votes += 1
 
     def comparisons(self) -> NDArray[np.float64]:
@@ -72,8 +76,8 @@ class BaseRater:
     def _on_add_player(self) -> None:
         """Grow model state for the player just appended to ``self.counts``."""
 
-    def _on_record(self, ranking: Ranking) -> None:
-        """Update model state with a validated vote (counts not yet updated)."""
+    def _on_record(self, ranking: Ranking, weight: float = 1.0) -> None:
+        """Update model state with a validated vote of ``weight`` (counts not yet updated)."""
 
     # -- standings ---------------------------------------------------------------------
     def _table(

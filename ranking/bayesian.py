@@ -73,9 +73,24 @@ from .core import (
     rank_by_intervals,
 )
 
-__all__ = ["BayesianRater", "weng_lin_update"]
+__all__ = ["BayesianRater", "weighted_step", "weng_lin_update"]
 
 Display = Literal["map", "conservative", "online"]
+
+
+def weighted_step(
+    mu: NDArray[np.float64],
+    sigma: NDArray[np.float64],
+    new_mu: NDArray[np.float64],
+    new_sigma: NDArray[np.float64],
+    weight: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """A full vote's update ``(mu, sigma) -> (new_mu, new_sigma)`` taken ``weight`` of the way:
+    the mean moves ``weight`` times as far and the variance shrinks ``weight`` times as much
+    (a weight above 1 may not shrink it past a tenth of its old value)."""
+    var, new_var = sigma**2, new_sigma**2
+    out_var = np.maximum(var - weight * (var - new_var), 0.01 * var)
+    return mu + weight * (new_mu - mu), np.sqrt(out_var)
 
 
 def weng_lin_update(
@@ -205,7 +220,7 @@ class BayesianRater(BaseRater):
         self._fit = None
         self._board = None
 
-    def _on_record(self, ranking: Ranking) -> None:
+    def _on_record(self, ranking: Ranking, weight: float = 1.0) -> None:
         idx = np.array([self.counts.index(p) for p in ranking.players], dtype=np.intp)
         ranks = [gi for gi, g in enumerate(ranking.groups) for _ in g]
         last_size = len(ranking.groups[-1])
@@ -226,6 +241,8 @@ class BayesianRater(BaseRater):
             rated = self._model.rate(teams, ranks=[float(x) for x in ranks])
             mu = np.array([t[0].mu for t in rated])
             sigma = np.array([t[0].sigma for t in rated])
+        if weight != 1.0:
+            mu, sigma = weighted_step(self.mu[idx], self.sigma[idx], mu, sigma, weight)
         self.mu[idx] = mu
         self.sigma[idx] = sigma
         self._fit = None

@@ -332,7 +332,7 @@ class BradleyTerryRater(BaseRater):
         self._theta = None
         self._cache = None
 
-    def _on_record(self, ranking: object) -> None:
+    def _on_record(self, ranking: object, weight: float = 1.0) -> None:
         self._theta = None
         self._cache = None
 

@@ -63,13 +63,13 @@ class EloRater(BaseRater):
     def _on_add_player(self) -> None:
         self.ratings = np.append(self.ratings, self.init)
 
-    def _on_record(self, ranking: Ranking) -> None:
+    def _on_record(self, ranking: Ranking, weight: float = 1.0) -> None:
         idx = self.counts.index
         delta = np.zeros_like(self.ratings)
         for a, b, s in ranking.pairs():
             i, j = idx(a), idx(b)
             expected = 1.0 / (1.0 + self.base ** ((self.ratings[j] - self.ratings[i]) / self.scale))
-            step = self.k_factor * (s - expected)
+            step = weight * self.k_factor * (s - expected)
             delta[i] += step
             delta[j] -= step
         self.ratings = self.ratings + delta

@@ -33,6 +33,30 @@ def test_it_moves_elo_by_half_k_between_equal_players() -> None:
     assert r2.ratings.tolist() == [1000.0, 1000.0]
 
 
+def test_a_weighted_vote_moves_elo_by_its_weight_and_counts_at_it() -> None:
+    r = EloRater(["a", "b"], k_factor=32)
+    r.record([["a"], ["b"]], weight=0.25)
+    assert r.ratings.tolist() == [1004.0, 996.0]
+    assert r.counts.wins[0, 1] == 0.25 and r.n_votes == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "1", None])
+def test_a_bad_weight_is_refused_and_changes_nothing(bad: object) -> None:
+    for rater in (EloRater(["a", "b"]), BayesianRater(["a", "b"]), BradleyTerryRater(["a", "b"])):
+        with pytest.raises(ValueError, match=r"^weight: "):
+            rater.record([["a"], ["b"]], weight=bad)  # type: ignore[arg-type]
+        assert rater.n_votes == 0 and rater.counts.wins.sum() == 0
+
+
+def test_a_weighted_bayesian_update_goes_part_of_the_way() -> None:
+    full, part = BayesianRater(["a", "b"]), BayesianRater(["a", "b"])
+    full.record([["a"], ["b"]])
+    part.record([["a"], ["b"]], weight=0.1)
+    prior_mu, prior_sigma = BayesianRater(["a", "b"]).mu, BayesianRater(["a", "b"]).sigma
+    assert part.mu - prior_mu == pytest.approx(0.1 * (full.mu - prior_mu))
+    assert part.sigma**2 == pytest.approx(prior_sigma**2 - 0.1 * (prior_sigma**2 - full.sigma**2))
+
+
 def test_it_scores_all_pairs_of_a_kwise_vote_against_pre_vote_ratings() -> None:
     r = EloRater(["a", "b", "c"], k_factor=16)
     r.record([["a"], ["b"], ["c"]])
