@@ -18,22 +18,26 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 import ranking
 from arena.leaderboards import (
+    _chunks,
     _locked_tally,
     _standings,
     arena_pair_counts,
     leaderboard_rebuild,
     ratings_replay,
+    trust_floor,
+    voter_weights,
+    voters_trust_set,
     votes_exclude,
     votes_restore,
 )
@@ -51,6 +55,7 @@ from arena.models import (
     VoteExclusion,
     Voter,
     VoterFlag,
+    VoterTrust,
 )
 from ranking import fraud
 
@@ -136,6 +141,7 @@ class ScanResult:
     verdicts: Counter[str] = field(default_factory=Counter)
     votes_excluded: int = 0
     votes_restored: int = 0
+    votes_reweighted: int = 0
     skipped: int = 0
     duration_ms: int = 0
 
@@ -147,6 +153,7 @@ class ScanResult:
             "verdicts": dict(self.verdicts),
             "votes_excluded": self.votes_excluded,
             "votes_restored": self.votes_restored,
+            "votes_reweighted": self.votes_reweighted,
             "skipped": self.skipped,
             "duration_ms": self.duration_ms,
         }
@@ -204,7 +211,7 @@ def fraud_scan(
         )
         return result
 
-    config = config or fraud.DEFAULT_CONFIG
+    config = replace(config or fraud.DEFAULT_CONFIG, trust_floor=trust_floor())
     recent = base.filter(created_at__gte=timezone.now() - timedelta(days=CONTEXT_DAYS))
     if not full and len(dirty) <= MAX_IN_VOTERS:
         # Voters sharing a network prefix with a voter being judged are judged again too: a
@@ -227,6 +234,11 @@ def fraud_scan(
     # The voters being judged, with every vote of theirs (prefix-mates included, for the
     # coordination and per-prefix rate tests); a full scan reads the whole log.
     evidence = after_clearance(_votes_of(base if whole_log else base.filter(voter_id__in=dirty)))
+    # Trust first: the voters' new votes may have earned it, and the counts they are judged
+    # against carry every voter's votes at the weight the leaderboards give them.
+    result.votes_reweighted = voters_trust_set(
+        arena_id=arena.pk, trust=_trust_earned(base=base, voter_ids=dirty, config=config)
+    )
     search = _campaign_search_due(state=state, full=full)
     recent_votes = None
     if search:
@@ -236,6 +248,7 @@ def fraud_scan(
     step = fraud.scan_step(
         evidence,
         arena_counted(arena=arena),
+        trust=_weights_now(arena=arena, votes=evidence),
         judge={str(v) for v in dirty},
         recent=recent_votes,
         campaigns=stored_campaigns(arena=arena),
@@ -263,10 +276,36 @@ def fraud_scan(
         # Light votes change only with a search; between searches they are already out.
         light_votes=step.excluded_votes if search else (),
     )
-    if changed:
+    if changed or result.votes_reweighted:
         # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
         ratings_replay(arena_id=arena.pk)
     return result
+
+
+def _weights_now(*, arena: Arena, votes: Sequence[fraud.VoteEvidence]) -> dict[str, float]:
+    """The weight each voter of ``votes`` has in the arena's counts now."""
+    with transaction.atomic():  # voter_weights creates the rows it lacks: under the lock
+        _locked_tally(arena.pk)
+        weights = voter_weights(arena_id=arena.pk, voter_ids={int(v.voter) for v in votes})
+    return {str(v): w for v, w in weights.items()}
+
+
+def _trust_earned(
+    *, base: QuerySet[Vote], voter_ids: Iterable[int], config: fraud.FraudConfig
+) -> dict[int, float]:
+    """Each voter's earned trust (``ranking.fraud.trust_of``) from all its counted-or-not
+    votes in the arena: how many, and how far apart the first and the last."""
+    out: dict[int, float] = {}
+    for chunk in _chunks(sorted(set(voter_ids))):
+        rows = (
+            base.filter(voter_id__in=chunk)
+            .values("voter_id")
+            .annotate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
+        )
+        for row in rows:
+            span = (row["last"] - row["first"]).total_seconds()
+            out[row["voter_id"]] = fraud.trust_of(row["n"], span, config)
+    return out
 
 
 def _campaign_search_due(*, state: FraudScanState, full: bool) -> bool:
@@ -667,13 +706,16 @@ def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
     everything = arena_pair_counts(arena=arena, model_ids=model_ids)
     known = {str(pk) for pk in model_ids}
     excluded = Vote.objects.filter(arena=arena, exclusion__isnull=False, is_named=False)
-    for groups, is_partial in excluded.values_list("ranking", "is_partial"):
+    # Each excluded vote as it would count: at its voter's weight.
+    weights = dict(VoterTrust.objects.filter(arena=arena).values_list("voter_id", "weight"))
+    floor = trust_floor()
+    for groups, is_partial, voter_id in excluded.values_list("ranking", "is_partial", "voter_id"):
         vote = ranking.Ranking(
             tuple(tuple(str(m) for m in g) for g in groups),
             partial=bool(is_partial) and len(groups) > 1,
         )
         if known.issuperset(vote.players):  # a model since removed from the arena: skipped
-            everything.add(vote)
+            everything.add(vote, weights.get(voter_id, floor))
     rows_all = {r.player: r for r in _standings("bradley_terry", everything, {})}
     rows_kept = {r.player: r for r in _standings("bradley_terry", kept, {})}
     out = [

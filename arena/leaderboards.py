@@ -45,6 +45,7 @@ from arena.models import (
     Vote,
     VoteExclusion,
     VoterFlag,
+    VoterTrust,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,36 @@ _DIGEST_MOD = 2**128
 BETA = 25.0 / 6.0  # openskill's default performance noise, shared with ranking.bayesian
 
 
-def _vote_hash(vote_id: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"vote:{vote_id}".encode()).digest()[:16], "big")
+def _vote_hash(vote_id: int, weight: float = 1.0) -> int:
+    """The digest's term for one vote counted at ``weight`` (a full vote's term is unchanged
+    since before weights, so digests of unweighted vote sets stay what they were)."""
+    key = f"vote:{vote_id}" if weight == 1.0 else f"vote:{vote_id}@{round(weight * 10_000)}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big")
+
+
+def trust_floor() -> float:
+    """The weight of a vote from an identity that has earned no trust yet (settings)."""
+    return float(settings.FRAUD_TRUST_FLOOR_PCT) / 100.0
+
+
+def voter_weights(*, arena_id: int, voter_ids: Iterable[int]) -> dict[int, float]:
+    """The weight each voter's tallied votes carry in the arena (``VoterTrust``); a voter
+    without one gets a row at the trust floor. Call under the arena's tally lock."""
+    ids = sorted(set(voter_ids))
+    floor = trust_floor()
+    VoterTrust.objects.bulk_create(
+        [VoterTrust(arena_id=arena_id, voter_id=v, weight=floor) for v in ids],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    out: dict[int, float] = {}
+    for chunk in _chunks(ids):
+        out |= dict(
+            VoterTrust.objects.filter(arena_id=arena_id, voter_id__in=chunk).values_list(
+                "voter_id", "weight"
+            )
+        )
+    return out
 
 
 def _ranking_of(vote: Vote) -> ranking.Ranking:
@@ -76,34 +105,39 @@ def _locked_tally(arena_id: int) -> ArenaTally:
     return ArenaTally.objects.select_for_update().get(arena_id=arena_id)
 
 
-def _add_pairs(arena_id: int, vote_ranking: ranking.Ranking, sign: int) -> None:
-    """Add (sign=1) or remove (sign=-1) one vote's pairwise outcomes to the pair tallies."""
-    _add_pairs_many(arena_id, [vote_ranking], sign)
-
-
-def _add_pairs_many(arena_id: int, rankings: Iterable[ranking.Ranking], sign: int) -> None:
-    """Add or remove many votes' outcomes: summed first, then one UPDATE per model pair."""
+def _add_pairs_many(
+    arena_id: int,
+    weighted: Iterable[tuple[ranking.Ranking, float]],
+    sign: int,
+    *,
+    reweigh: bool = False,
+) -> None:
+    """Add (sign=1) or remove (sign=-1) votes' outcomes, each at its weight: summed first,
+    then one UPDATE per model pair. ``reweigh``: the votes are counted already and only their
+    weight changes (by the weights given): the comparison counts stay."""
     deltas: dict[tuple[int, int], list[float]] = {}
-    for vote_ranking in rankings:
+    for vote_ranking, weight in weighted:
         for a_str, b_str, score in vote_ranking.pairs():
             a, b = int(a_str), int(b_str)
             low, high = (a, b) if a < b else (b, a)
-            row = deltas.setdefault((low, high), [0.0, 0.0, 0.0])
+            row = deltas.setdefault((low, high), [0.0, 0.0, 0.0, 0.0])
+            row[3] += 0 if reweigh else 1
             if score == 0.5:
-                row[2] += 1
+                row[2] += weight
             elif a == low:
-                row[0] += 1
+                row[0] += weight
             else:
-                row[1] += 1
+                row[1] += weight
     PairTally.objects.bulk_create(
         [PairTally(arena_id=arena_id, model_a_id=low, model_b_id=high) for low, high in deltas],
         ignore_conflicts=True,
     )
-    for (low, high), (a_wins, b_wins, ties) in sorted(deltas.items()):
+    for (low, high), (a_wins, b_wins, ties, n) in sorted(deltas.items()):
         PairTally.objects.filter(arena_id=arena_id, model_a_id=low, model_b_id=high).update(
             a_wins=F("a_wins") + sign * a_wins,
             b_wins=F("b_wins") + sign * b_wins,
             ties=F("ties") + sign * ties,
+            comparisons=F("comparisons") + sign * int(n),
         )
 
 
@@ -294,11 +328,12 @@ def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> _Ba
     counted = [v for v in votes if v.voter_id not in excluding]
     VoteExclusion.objects.bulk_create(_voter_exclusion(v, flags[v.voter_id]) for v in kept_out)
     if counted:
+        weights = voter_weights(arena_id=arena_id, voter_ids=(v.voter_id for v in counted))
         replay = _Replay.resume(arena_id, sorted({int(p) for v in counted for p in _players(v)}))
         for vote in counted:
-            replay.add(vote.pk, vote.ranking, vote.is_partial)
+            replay.add(vote.pk, vote.ranking, vote.is_partial, weights[vote.voter_id])
         replay.store()
-        _add_pairs_many(arena_id, (_ranking_of(v) for v in counted), +1)
+        _add_pairs_many(arena_id, ((_ranking_of(v), weights[v.voter_id]) for v in counted), +1)
         tally.digest = f"{(int(tally.digest, 16) + replay.hash_sum) % _DIGEST_MOD:032x}"
         tally.votes += len(counted)
         if counted[0].pk < tally.applied_through:
@@ -322,23 +357,31 @@ def _voter_exclusion(vote: Vote, flag: VoterFlag) -> VoteExclusion:
 
 
 def _skills_step(
-    vote_ranking: ranking.Ranking, *, mu: dict[str, float], sigma: dict[str, float]
+    vote_ranking: ranking.Ranking,
+    *,
+    mu: dict[str, float],
+    sigma: dict[str, float],
+    weight: float = 1.0,
 ) -> dict[str, tuple[float, float]]:
-    """The Weng-Lin (Plackett-Luce) update of one vote: new (mu, sigma) per model shown."""
+    """The Weng-Lin (Plackett-Luce) update of one vote at ``weight``: new (mu, sigma) per
+    model shown."""
     shown = list(vote_ranking.players)
     group_of = {p: gi for gi, group in enumerate(vote_ranking.groups) for p in group}
+    old_mu, old_sigma = np.array([mu[p] for p in shown]), np.array([sigma[p] for p in shown])
     new_mu, new_sigma = ranking.weng_lin_update(
-        np.array([mu[p] for p in shown]),
-        np.array([sigma[p] for p in shown]),
+        old_mu,
+        old_sigma,
         [group_of[p] for p in shown],
         partial=vote_ranking.partial,
         beta=BETA,
     )
+    if weight != 1.0:
+        new_mu, new_sigma = ranking.weighted_step(old_mu, old_sigma, new_mu, new_sigma, weight)
     return {p: (float(new_mu[i]), float(new_sigma[i])) for i, p in enumerate(shown)}
 
 
-def _digest_step(digest: str, vote_id: int, sign: int) -> str:
-    return f"{(int(digest, 16) + sign * _vote_hash(vote_id)) % _DIGEST_MOD:032x}"
+def _digest_step(digest: str, vote_id: int, sign: int, weight: float = 1.0) -> str:
+    return f"{(int(digest, 16) + sign * _vote_hash(vote_id, weight)) % _DIGEST_MOD:032x}"
 
 
 def votes_exclude(
@@ -369,9 +412,10 @@ def votes_exclude(
         for chunk in _chunks(sorted(pending)):
             PendingVote.objects.filter(vote_id__in=chunk).delete()
         tallied = [v for v in fresh if v.pk not in pending]
+        weights = voter_weights(arena_id=arena_id, voter_ids=(v.voter_id for v in tallied))
         for vote in tallied:
-            tally.digest = _digest_step(tally.digest, vote.pk, -1)
-        _add_pairs_many(arena_id, (_ranking_of(v) for v in tallied), -1)
+            tally.digest = _digest_step(tally.digest, vote.pk, -1, weights[vote.voter_id])
+        _add_pairs_many(arena_id, ((_ranking_of(v), weights[v.voter_id]) for v in tallied), -1)
         tally.votes -= len(tallied)
         tally.ratings_stale = tally.ratings_stale or bool(tallied)
         tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
@@ -404,14 +448,58 @@ def votes_restore(*, arena_id: int, votes: Sequence[Vote]) -> int:
             return 0
         for chunk in _chunks([v.pk for v in back]):
             VoteExclusion.objects.filter(vote__in=chunk).delete()
+        weights = voter_weights(arena_id=arena_id, voter_ids=(v.voter_id for v in back))
         for vote in back:
-            tally.digest = _digest_step(tally.digest, vote.pk, +1)
-        _add_pairs_many(arena_id, (_ranking_of(v) for v in back), +1)
+            tally.digest = _digest_step(tally.digest, vote.pk, +1, weights[vote.voter_id])
+        _add_pairs_many(arena_id, ((_ranking_of(v), weights[v.voter_id]) for v in back), +1)
         tally.votes += len(back)
         tally.ratings_stale = True
         tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
     _beliefs_drop(arena_id=arena_id)
     return len(back)
+
+
+def voters_trust_set(*, arena_id: int, trust: dict[int, float]) -> int:
+    """Give voters new weights (earned trust) and move their tallied votes to it.
+
+    The pair tallies and the digest move at once; the online ratings are marked stale for
+    ``ratings_replay``. Returns how many tallied votes changed weight.
+    """
+    if not trust:
+        return 0
+    with transaction.atomic():
+        tally = _locked_tally(arena_id)
+        current = voter_weights(arena_id=arena_id, voter_ids=trust)
+        changed = {v: float(w) for v, w in sorted(trust.items()) if w != current[v]}
+        if not changed:
+            return 0
+        moved = 0
+        tallied = counted_votes(arena_id=arena_id).filter(pending__isnull=True)
+        for chunk in _chunks(list(changed)):
+            votes = list(
+                tallied.filter(voter_id__in=chunk).only("pk", "voter_id", "ranking", "is_partial")
+            )
+            for vote in votes:
+                old, new = current[vote.voter_id], changed[vote.voter_id]
+                tally.digest = _digest_step(tally.digest, vote.pk, -1, old)
+                tally.digest = _digest_step(tally.digest, vote.pk, +1, new)
+            _add_pairs_many(
+                arena_id,
+                ((_ranking_of(v), changed[v.voter_id] - current[v.voter_id]) for v in votes),
+                +1,
+                reweigh=True,
+            )
+            moved += len(votes)
+        rows = list(VoterTrust.objects.filter(arena_id=arena_id, voter_id__in=list(changed)))
+        for row in rows:
+            row.weight, row.updated_at = changed[row.voter_id], timezone.now()
+        VoterTrust.objects.bulk_update(rows, ["weight", "updated_at"], batch_size=1000)
+        if moved:
+            tally.ratings_stale = True
+            tally.save(update_fields=["digest", "ratings_stale", "updated_at"])
+    if moved:
+        _beliefs_drop(arena_id=arena_id)
+    return moved
 
 
 def counted_votes(*, arena_id: int) -> QuerySet[Vote]:
@@ -459,25 +547,28 @@ class _Replay:
         replay.rows = rows
         return replay
 
-    def add(self, vote_id: int, vote_groups: Any, is_partial: bool) -> None:
-        self.hash_sum = (self.hash_sum + _vote_hash(vote_id)) % _DIGEST_MOD
+    def add(self, vote_id: int, vote_groups: Any, is_partial: bool, weight: float = 1.0) -> None:
+        self.hash_sum = (self.hash_sum + _vote_hash(vote_id, weight)) % _DIGEST_MOD
         self.high = max(self.high, vote_id)
         groups = tuple(tuple(str(m) for m in group) for group in vote_groups)
         vote_ranking = ranking.Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
         shown = list(vote_ranking.players)
         if self.elo is None or any(p not in self.votes for p in shown):
             return  # a model no longer in the arena: nothing to replay into
-        self.elo.record(vote_ranking)
-        for p, (mu, sigma) in _skills_step(vote_ranking, mu=self.mu, sigma=self.sigma).items():
+        self.elo.record(vote_ranking, weight)
+        step = _skills_step(vote_ranking, mu=self.mu, sigma=self.sigma, weight=weight)
+        for p, (mu, sigma) in step.items():
             self.mu[p], self.sigma[p] = mu, sigma
             self.votes[p] += 1
         self.replayed += 1
 
-    def feed(self, votes: QuerySet[Vote], batch: int) -> None:
-        for pk, vote_groups, is_partial in votes.values_list(
-            "pk", "ranking", "is_partial"
+    def feed(self, votes: QuerySet[Vote], batch: int, weights: dict[int, float]) -> None:
+        """Add ``votes`` in order, each at its voter's weight (``VoterTrust``)."""
+        floor = trust_floor()
+        for pk, vote_groups, is_partial, voter_id in votes.values_list(
+            "pk", "ranking", "is_partial", "voter_id"
         ).iterator(chunk_size=batch):
-            self.add(pk, vote_groups, is_partial)
+            self.add(pk, vote_groups, is_partial, weights.get(voter_id, floor))
 
     def store(self, rows: list[ModelRating] | None = None) -> None:
         """Write the ratings into ``rows`` (default: the rows ``resume`` locked)."""
@@ -516,19 +607,22 @@ def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
         model_ids = ModelRating.objects.filter(arena_id=arena_id).values_list("model_id", flat=True)
         return _Replay([str(pk) for pk in sorted(set(model_ids))])
 
+    def weights() -> dict[int, float]:
+        return dict(VoterTrust.objects.filter(arena_id=arena_id).values_list("voter_id", "weight"))
+
     tallied = counted_votes(arena_id=arena_id).filter(pending__isnull=True)
     high = Vote.objects.filter(arena_id=arena_id).aggregate(high=Max("pk"))["high"] or 0
     replay = start()
-    replay.feed(tallied.filter(pk__lte=high), batch)
+    replay.feed(tallied.filter(pk__lte=high), batch, weights())
     with transaction.atomic():
         tally = _locked_tally(arena_id)
-        replay.feed(tallied.filter(pk__gt=high), batch)
+        replay.feed(tallied.filter(pk__gt=high), batch, weights())
         rows = list(ModelRating.objects.filter(arena_id=arena_id).order_by("pk"))
         models_changed = {str(r.model_id) for r in rows} != set(replay.players)
         if models_changed or replay.hash_sum != int(tally.digest, 16):
             # The counted set (or the arena's models) changed meanwhile: replay it all, locked.
             replay = start()
-            replay.feed(tallied, batch)
+            replay.feed(tallied, batch, weights())
         replay.store(rows)
         tally.ratings_stale = False
         # Every tallied vote is in the ratings now: a pending one below this came late.
@@ -554,6 +648,8 @@ def arena_pair_counts(*, arena: Arena, model_ids: Sequence[int]) -> ranking.Pair
         "model_a_id", "model_b_id", "a_wins", "b_wins", "ties"
     ):
         if a in index and b in index:
+            # Weighted sums drift by float rounding as votes come and go: dust is zero.
+            a_wins, b_wins, ties = (x if x > 1e-9 else 0.0 for x in (a_wins, b_wins, ties))
             i, j = index[a], index[b]
             counts.wins[i, j] += a_wins
             counts.wins[j, i] += b_wins

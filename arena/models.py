@@ -524,6 +524,8 @@ class PairTally(models.Model):
 
     The sufficient statistics of Bradley-Terry and the Bayesian refit: rebuilds read these
     rows, never the per-vote log, so their cost does not grow with the number of votes.
+    Wins and ties are weighted (each vote at its voter's earned trust, ``VoterTrust``);
+    ``comparisons`` counts the comparisons themselves, whatever their weight.
     """
 
     arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="pair_tallies")
@@ -532,6 +534,7 @@ class PairTally(models.Model):
     a_wins = models.FloatField(default=0)
     b_wins = models.FloatField(default=0)
     ties = models.FloatField(default=0)
+    comparisons = models.IntegerField(default=0)
 
     class Meta:
         constraints: ClassVar[list[Any]] = [
@@ -600,6 +603,29 @@ class Review(models.TextChoices):
     UNREVIEWED = "unreviewed", "Not reviewed"
     CONFIRMED = "confirmed", "Confirmed fraud"
     CLEARED = "cleared", "Cleared"
+
+
+class VoterTrust(models.Model):
+    """The weight one voter's counted votes carry in one arena's leaderboards: earned trust
+    (``ranking.fraud.trust_of``), set by the fraud scan from the voter's history.
+
+    Every tallied vote of the voter is in the arena's pair tallies, ratings and digest at
+    this weight; a voter's first drained vote creates the row at the trust floor, and the
+    scan moves all the voter's tallied votes when it changes.
+    """
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="+")
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="trust")
+    weight = models.FloatField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["arena", "voter"], name="voter_trust_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.voter_id} in {self.arena_id}: weight {self.weight}"
 
 
 class VoterFlag(models.Model):

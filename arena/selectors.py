@@ -204,7 +204,8 @@ def leaderboard_history(
 @dataclass(frozen=True)
 class PairMatrix:
     models: list[GenerativeModel]
-    # win_rate[i][j]: share of i's comparisons with j that i won (ties half); None if never met.
+    # win_rate[i][j]: share of i's comparisons with j that i won (ties half, each comparison at
+    # its vote's weight); None if never met. games: the comparisons, unweighted.
     win_rate: list[list[float | None]]
     games: list[list[int]]
 
@@ -220,17 +221,27 @@ def arena_pair_matrix(*, arena: Arena, models: list[GenerativeModel] | None = No
     n = len(models)
     wins = [[0.0] * n for _ in range(n)]
     games = [[0] * n for _ in range(n)]
-    for a, b, a_wins, b_wins, ties in PairTally.objects.filter(arena=arena).values_list(
-        "model_a_id", "model_b_id", "a_wins", "b_wins", "ties"
-    ):
+    weight = [[0.0] * n for _ in range(n)]
+    for a, b, a_wins, b_wins, ties, comparisons in PairTally.objects.filter(
+        arena=arena
+    ).values_list("model_a_id", "model_b_id", "a_wins", "b_wins", "ties", "comparisons"):
         if a in index and b in index:
             i, j = index[a], index[b]
-            total = round(a_wins + b_wins + ties)
-            wins[i][j] += a_wins + ties / 2
-            wins[j][i] += b_wins + ties / 2
-            games[i][j] += total
-            games[j][i] += total
-    rate = [[wins[i][j] / games[i][j] if games[i][j] else None for j in range(n)] for i in range(n)]
+            total = max(0.0, a_wins + b_wins + ties)
+            wins[i][j] += max(0.0, a_wins + ties / 2)
+            wins[j][i] += max(0.0, b_wins + ties / 2)
+            weight[i][j] += total
+            weight[j][i] += total
+            games[i][j] += comparisons
+            games[j][i] += comparisons
+    # Win shares are weighted like the leaderboards (votes at their voters' earned trust).
+    rate = [
+        [
+            min(1.0, wins[i][j] / weight[i][j]) if games[i][j] and weight[i][j] > 0 else None
+            for j in range(n)
+        ]
+        for i in range(n)
+    ]
     return PairMatrix(models=models, win_rate=rate, games=games)
 
 

@@ -56,6 +56,7 @@ and the replay's cost.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -70,7 +71,14 @@ from tqdm import tqdm
 
 from ranking.core import Ranking
 from ranking.counts import PairCounts
-from ranking.fraud import Consensus, VoteEvidence, replay_scans, scan_step
+from ranking.fraud import (
+    DEFAULT_CONFIG,
+    Consensus,
+    FraudConfig,
+    VoteEvidence,
+    replay_scans,
+    scan_step,
+)
 
 DAY = 86_400.0
 MIN_VIEW_MS = 1500
@@ -415,7 +423,7 @@ class Tally:
     votes: Counter[str] = field(default_factory=Counter)
     excluded: Counter[str] = field(default_factory=Counter)
     neutralised: Counter[str] = field(default_factory=Counter)
-    influence: Counter[str] = field(default_factory=Counter)
+    influence: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     voters: Counter[str] = field(default_factory=Counter)
     voters_excluded: Counter[str] = field(default_factory=Counter)
     disp_raw: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -443,7 +451,7 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, share: float, tally: T
     votes = world.votes
     label = world.label
     started = time.perf_counter()
-    result = replay_scans(votes, scan_every_s=300.0)
+    result = replay_scans(votes, scan_every_s=300.0, config=args.config)
     tally.seconds.append(time.perf_counter() - started)
     tally.n_votes.append(len(votes))
     honest_votes = [v for v in votes if label[v.voter] in HONEST]
@@ -482,7 +490,7 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, share: float, tally: T
         )
 
 
-def _pct(a: int, b: int) -> str:
+def _pct(a: float, b: float) -> str:
     return f"{100.0 * a / b:.1f}%" if b else "-"
 
 
@@ -551,6 +559,19 @@ def scan_cost(sizes: Sequence[int], replay_max: int) -> str:
     return "\n".join(lines)
 
 
+def _config(settings: Sequence[str]) -> FraudConfig:
+    """The default FraudConfig with ``FIELD=VALUE`` changes (numbers parsed as such)."""
+    fields = {f.name: f for f in dataclasses.fields(FraudConfig)}
+    changes: dict[str, object] = {}
+    for item in settings:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"--set {item!r}: use FIELD=VALUE with a FraudConfig field")
+        default = getattr(DEFAULT_CONFIG, name)
+        changes[name] = type(default)(raw) if isinstance(default, int | float) else raw
+    return dataclasses.replace(DEFAULT_CONFIG, **changes)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=2)
@@ -565,7 +586,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead: time the scan at about these vote counts, comma-separated (100000,1000000)",
     )
     ap.add_argument("--replay-max", type=int, default=200_000, help="largest log --cost replays")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a FraudConfig field to change (repeatable), e.g. targeting_strong_shift=4",
+    )
     args = ap.parse_args(argv)
+    try:
+        args.config = _config(args.set)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.cost:
         print(scan_cost([int(x) for x in args.cost.split(",")], args.replay_max))
         return 0

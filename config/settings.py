@@ -173,6 +173,9 @@ CELERY_TASK_ROUTES = {
 }
 # How often the periodic fraud scan runs (seconds); each scan judges only the voters of new votes.
 FRAUD_SCAN_INTERVAL_S = env_int("FRAUD_SCAN_INTERVAL_S", 300, minimum=10)
+# Earned trust: the weight (in %) of a vote from an identity that has voted in one sitting;
+# it grows to 100% with 10 votes spread over 2 days (ranking.fraud.trust). 100 turns it off.
+FRAUD_TRUST_FLOOR_PCT = env_int("FRAUD_TRUST_FLOOR_PCT", 10, minimum=5, maximum=100)
 CELERY_BEAT_SCHEDULE = {
     "scan-fraud": {"task": "workers.scan_fraud", "schedule": float(FRAUD_SCAN_INTERVAL_S)},
     "top-up-asset-cache": {"task": "workers.top_up_cache", "schedule": 60.0},

@@ -23,7 +23,6 @@ from django.utils import timezone
 import ranking
 from arena.leaderboards import (
     BETA,
-    _vote_hash,
     leaderboard_rebuild,
     matchmaker_beliefs_refresh,
     tallies_drain,
@@ -46,10 +45,11 @@ from arena.services import battle_create, vote_record
 from arena.tokens import battle_token_make
 from tests.arena.test_leaderboards import (
     _best_name_wins,
-    _brute_force_pairs,
     _cast,
     _pairwise_first_wins,
-    _tallied_pairs,
+    assert_pairs_match_the_log,
+    counted_weight,
+    weighted_digest,
 )
 from tests.factories import VoterFactory, ready_arena
 
@@ -88,16 +88,21 @@ def _replayed_ratings(arena: Arena) -> dict[int, tuple[float, float, float, int]
     for vote in Vote.objects.filter(arena=arena, exclusion__isnull=True).order_by("pk"):
         groups = tuple(tuple(str(m) for m in group) for group in vote.ranking)
         vote_ranking = ranking.Ranking(groups, partial=vote.is_partial and len(groups) > 1)
-        elo.record(vote_ranking)
+        weight = counted_weight(vote)
+        elo.record(vote_ranking, weight)
         shown = list(vote_ranking.players)
         rank_of = {p: gi for gi, group in enumerate(groups) for p in group}
+        old_mu, old_sigma = np.array([mu[p] for p in shown]), np.array([sigma[p] for p in shown])
         new_mu, new_sigma = ranking.weng_lin_update(
-            np.array([mu[p] for p in shown]),
-            np.array([sigma[p] for p in shown]),
+            old_mu,
+            old_sigma,
             [rank_of[p] for p in shown],
             partial=vote_ranking.partial,
             beta=BETA,
         )
+        # A vote at weight w takes the update w of the way (ranking.weighted_step, by hand).
+        new_mu = old_mu + weight * (new_mu - old_mu)
+        new_sigma = np.sqrt(old_sigma**2 - weight * (old_sigma**2 - new_sigma**2))
         for i, p in enumerate(shown):
             mu[p], sigma[p] = float(new_mu[i]), float(new_sigma[i])
             seen[p] += 1
@@ -115,13 +120,11 @@ def _stored_ratings(arena: Arena) -> dict[int, tuple[float, float, float, int]]:
 
 def assert_tallies_equal_a_replay(arena: Arena) -> None:
     tally = ArenaTally.objects.get(arena=arena)
-    counted = list(
-        Vote.objects.filter(arena=arena, exclusion__isnull=True).values_list("pk", flat=True)
-    )
+    counted = list(Vote.objects.filter(arena=arena, exclusion__isnull=True))
     assert not PendingVote.objects.filter(arena=arena).exists()
     assert tally.votes == len(counted)
-    assert tally.digest == f"{sum(_vote_hash(pk) for pk in counted) % 2**128:032x}"
-    assert _tallied_pairs(arena) == +_brute_force_pairs(arena)
+    assert tally.digest == weighted_digest(counted)
+    assert_pairs_match_the_log(arena)
     stored, replayed = _stored_ratings(arena), _replayed_ratings(arena)
     for model_id, expected in replayed.items():
         if expected[3] == 0:
@@ -280,7 +283,10 @@ def test_cached_beliefs_are_the_fit_of_the_pair_counts() -> None:
     rater = ranking.BayesianRater(players)
     for vote in Vote.objects.filter(arena=arena).order_by("pk"):
         groups = tuple(tuple(str(m) for m in g) for g in vote.ranking)
-        rater.record(ranking.Ranking(groups, partial=vote.is_partial and len(groups) > 1))
+        rater.record(
+            ranking.Ranking(groups, partial=vote.is_partial and len(groups) > 1),
+            counted_weight(vote),
+        )
     mu, sd = beliefs.skills()
     expected_mu, expected_sd = rater.skills()
     assert beliefs.players == players

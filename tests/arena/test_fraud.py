@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from arena import fraud
 from arena.clock import SimulatedClock as Clock
-from arena.leaderboards import leaderboard_rebuild, ratings_replay
+from arena.leaderboards import leaderboard_rebuild, ratings_replay, voters_trust_set
 from arena.models import (
     Arena,
     ArenaTally,
@@ -276,9 +276,14 @@ def test_a_scan_excludes_the_promoter_and_keeps_the_honest_voters(crowd: dict[st
 
 
 def test_the_rebuilt_leaderboard_skips_excluded_votes_and_the_impact_report_shows_it(
-    crowd: dict[str, Any],
+    crowd: dict[str, Any], settings: Any
 ) -> None:
     arena, weakest = crowd["arena"], crowd["weakest"]
+    # Every vote at full weight (earned trust off), so that only the exclusion moves ranks.
+    settings.FRAUD_TRUST_FLOOR_PCT = 100
+    voters = [*crowd["honest"], crowd["bot"]]
+    voters_trust_set(arena_id=arena.pk, trust={v.pk: 1.0 for v in voters})
+    ratings_replay(arena_id=arena.pk)
     before = leaderboard_rebuild(arena=arena, methods=["bradley_terry"]).snapshots[0]
 
     fraud.fraud_scan(arena=arena)
@@ -741,8 +746,8 @@ def test_the_replay_catches_an_exclusion_made_while_it_ran(
     real_feed = leaderboards._Replay.feed
     calls: list[int] = []
 
-    def feed_then_someone_excludes(self: Any, votes: Any, batch: int) -> None:
-        real_feed(self, votes, batch)
+    def feed_then_someone_excludes(self: Any, votes: Any, batch: int, weights: Any) -> None:
+        real_feed(self, votes, batch, weights)
         if not calls:  # after the unlocked pass: a scan excludes the bot's votes meanwhile
             bot_votes = list(Vote.objects.filter(voter=bot).order_by("pk"))
             leaderboards.votes_exclude(arena_id=arena.pk, votes=bot_votes, reason="test")

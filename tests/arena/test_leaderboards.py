@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import Counter
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from arena.leaderboards import (
     leaderboard_current,
     leaderboard_rebuild,
     leaderboard_snapshots_thin,
+    trust_floor,
     vote_exclude,
 )
 from arena.models import (
@@ -27,6 +28,7 @@ from arena.models import (
     PairTally,
     Vote,
     Voter,
+    VoterTrust,
 )
 from arena.services import battle_create, vote_record
 from arena.tokens import battle_token_make
@@ -74,22 +76,50 @@ def vote_pairwise_outcomes(
     return outcomes
 
 
-def _brute_force_pairs(arena: Arena) -> Counter[tuple[int, int, float]]:
-    out: Counter[tuple[int, int, float]] = Counter()
+def counted_weight(vote: Vote) -> float:
+    """The weight the leaderboards give a counted vote: its voter's earned trust in the arena
+    (the trust floor for a voter the aggregator has not met yet)."""
+    row = VoterTrust.objects.filter(arena_id=vote.arena_id, voter_id=vote.voter_id).first()
+    return row.weight if row is not None else trust_floor()
+
+
+Pairs = dict[tuple[int, int, float], float]
+
+
+def _nonzero(out: dict[tuple[int, int, float], float]) -> Pairs:
+    return {k: v for k, v in sorted(out.items()) if abs(v) > 1e-9}
+
+
+def _brute_force_pairs(arena: Arena) -> Pairs:
+    """The counted votes decomposed, each at its weight."""
+    out: dict[tuple[int, int, float], float] = defaultdict(float)
     for vote in Vote.objects.filter(arena=arena, exclusion__isnull=True):
+        weight = counted_weight(vote)
         for a, b, score in vote_pairwise_outcomes(ranking=vote.ranking, is_partial=vote.is_partial):
             if a < b:
-                out[(a, b, score)] += 1
-    return out
+                out[(a, b, score)] += weight
+    return _nonzero(out)
 
 
-def _tallied_pairs(arena: Arena) -> Counter[tuple[int, int, float]]:
-    out: Counter[tuple[int, int, float]] = Counter()
+def _tallied_pairs(arena: Arena) -> Pairs:
+    out: dict[tuple[int, int, float], float] = defaultdict(float)
     for row in PairTally.objects.filter(arena=arena):
-        out[(row.model_a_id, row.model_b_id, 1.0)] += int(row.a_wins)
-        out[(row.model_a_id, row.model_b_id, 0.0)] += int(row.b_wins)
-        out[(row.model_a_id, row.model_b_id, 0.5)] += int(row.ties)
-    return +out
+        out[(row.model_a_id, row.model_b_id, 1.0)] += row.a_wins
+        out[(row.model_a_id, row.model_b_id, 0.0)] += row.b_wins
+        out[(row.model_a_id, row.model_b_id, 0.5)] += row.ties
+    return _nonzero(out)
+
+
+def assert_pairs_match_the_log(arena: Arena) -> None:
+    tallied, expected = _tallied_pairs(arena), _brute_force_pairs(arena)
+    assert sorted(tallied) == sorted(expected)
+    assert tallied == pytest.approx(expected)
+
+
+def weighted_digest(votes: Any) -> str:
+    """The digest of ``votes`` counted at their weights, computed here."""
+    total = sum(_vote_hash(v.pk, counted_weight(v)) for v in votes)
+    return f"{total % 2**128:032x}"
 
 
 @pytest.mark.django_db
@@ -101,11 +131,10 @@ def test_the_pair_tallies_equal_the_vote_log_decomposed() -> None:
             arena, voter, mode, rng, _best_name_wins if mode == "rank_k" else _pairwise_first_wins
         )
 
-    assert _tallied_pairs(arena) == +_brute_force_pairs(arena)
+    assert_pairs_match_the_log(arena)
     tally = ArenaTally.objects.get(arena=arena)
     assert tally.votes == 4
-    expected = sum(_vote_hash(pk) for pk in Vote.objects.values_list("pk", flat=True)) % 2**128
-    assert tally.digest == f"{expected:032x}"
+    assert tally.digest == weighted_digest(Vote.objects.all())
 
 
 @pytest.mark.django_db
@@ -157,7 +186,7 @@ def test_excluding_a_vote_removes_it_from_counts_and_vote_set() -> None:
 
     tally = ArenaTally.objects.get(arena=arena)
     assert (tally.votes, tally.digest) == (1, digest_before)
-    assert _tallied_pairs(arena) == +_brute_force_pairs(arena)
+    assert_pairs_match_the_log(arena)
     assert Vote.objects.count() == 2, "the vote log keeps it"
 
 
@@ -198,7 +227,8 @@ def test_concurrent_votes_lose_no_update() -> None:
     assert ArenaTally.objects.get(arena=arena).votes == 8
     assert sum(ModelRating.objects.filter(arena=arena).values_list("votes", flat=True)) == 16
     row = PairTally.objects.get(arena=arena)
-    assert row.a_wins + row.b_wins + row.ties == 8
+    # Eight fresh voters, one vote each: eight votes at the trust floor.
+    assert row.a_wins + row.b_wins + row.ties == pytest.approx(8 * trust_floor())
 
 
 @pytest.mark.django_db
@@ -283,7 +313,7 @@ def test_the_online_elo_equals_a_replay_of_the_vote_log() -> None:
     replay = ranking.EloRater(players, k_factor=16.0)
     for vote in Vote.objects.filter(arena=arena).order_by("pk"):
         groups = tuple(tuple(str(p) for p in g) for g in vote.ranking)
-        replay.record(ranking.Ranking(groups, partial=vote.is_partial))
+        replay.record(ranking.Ranking(groups, partial=vote.is_partial), counted_weight(vote))
     online = dict(ModelRating.objects.filter(arena=arena).values_list("model_id", "elo"))
 
     for player, expected in zip(players, replay.ratings, strict=True):

@@ -50,7 +50,9 @@ IMPORT_MAP = {
     }
 }
 
-LOAD_TIMEOUT_MS = 30_000
+# A budget, not a target: a splat parses and sorts on the CPU after its download, and under a
+# loaded -n 4 run (SwiftShader, 2 cores) that took over 30 s here.
+LOAD_TIMEOUT_MS = 150_000
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from ranking.fraud import Consensus, FraudConfig, VoteEvidence, replay_scans, trust_of, voter_trust
@@ -112,7 +114,7 @@ def test_the_floor_alone_keeps_forty_fresh_identities_from_moving_a_model() -> N
     unbounded = Consensus.from_votes(crowd + push).scores
     bounded = Consensus.from_votes(crowd + push, weights=result.weights).scores
 
-    def rank(scores: dict[str, float]) -> int:
+    def rank(scores: Mapping[str, float]) -> int:
         return sorted(MODELS, key=lambda m: -scores[m]).index(TARGET)
 
     assert rank(unbounded) < rank(honest_only) - 2  # 240 votes for it buy places ...

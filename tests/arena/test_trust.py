@@ -1,0 +1,148 @@
+"""Earned trust in the app: votes count at their voter's weight, and the scan moves them."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from arena import fraud, selectors
+from arena.clock import SimulatedClock as Clock
+from arena.leaderboards import (
+    ratings_replay,
+    trust_floor,
+    voters_trust_set,
+    votes_exclude,
+    votes_restore,
+)
+from arena.models import Arena, ArenaTally, PairTally, Vote, Voter, VoterTrust
+from tests.arena.test_aggregator import assert_tallies_equal_a_replay
+from tests.arena.test_fraud import cast, honest
+from tests.factories import VoterFactory, ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+def weight(arena: Arena, voter: Voter) -> float:
+    return VoterTrust.objects.get(arena=arena, voter=voter).weight
+
+
+def sittings(
+    arena: Arena, voter: Voter, clock: Clock, *, days: int, per_day: int, seed: int = 0
+) -> None:
+    """``per_day`` honest votes a day for ``days`` days."""
+    rng = random.Random(seed)
+    for _ in range(days):
+        for _ in range(per_day):
+            cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{seed}.7")
+        clock.advance(86_400.0)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock(timezone.now() - timedelta(days=5))
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock
+
+
+def test_a_new_voters_votes_count_at_the_trust_floor(clock: Clock) -> None:
+    arena = ready_arena(models=2)
+    voter = VoterFactory.create()
+    sittings(arena, voter, clock, days=1, per_day=4)
+
+    assert trust_floor() == pytest.approx(0.1)
+    assert weight(arena, voter) == pytest.approx(0.1)
+    row = PairTally.objects.get(arena=arena)
+    assert row.a_wins + row.b_wins + row.ties == pytest.approx(0.4)
+    assert row.comparisons == 4
+    assert ArenaTally.objects.get(arena=arena).votes == 4  # a vote is still one vote
+    assert_tallies_equal_a_replay(arena)
+
+
+def test_the_scan_gives_a_returning_voter_full_weight_and_moves_all_its_votes(
+    clock: Clock,
+) -> None:
+    arena = ready_arena(models=4)
+    back, once = VoterFactory.create(), VoterFactory.create()
+    sittings(arena, back, clock, days=3, per_day=5, seed=1)
+    sittings(arena, once, clock, days=1, per_day=12, seed=2)
+    digest_before = ArenaTally.objects.get(arena=arena).digest
+
+    result = fraud.fraud_scan(arena=arena)
+
+    assert weight(arena, back) == 1.0
+    assert weight(arena, once) == pytest.approx(0.1)  # twelve votes, one sitting
+    assert result.votes_reweighted == 15
+    tally = ArenaTally.objects.get(arena=arena)
+    assert tally.digest != digest_before  # the counted set's weights are in its digest
+    assert tally.votes == 27
+    assert_tallies_equal_a_replay(arena)  # pairs, digest and ratings at the new weights
+    # Scanning again changes nothing.
+    assert fraud.fraud_scan(arena=arena, full=True).votes_reweighted == 0
+
+
+def test_excluding_and_restoring_a_weighted_voters_votes_moves_exactly_their_weight(
+    clock: Clock,
+) -> None:
+    arena = ready_arena(models=3)
+    back, once = VoterFactory.create(), VoterFactory.create()
+    sittings(arena, back, clock, days=3, per_day=4, seed=3)
+    sittings(arena, once, clock, days=1, per_day=6, seed=4)
+    fraud.fraud_scan(arena=arena)
+    before = ArenaTally.objects.get(arena=arena).digest
+    theirs = list(Vote.objects.filter(voter=once).order_by("pk"))
+
+    assert votes_exclude(arena_id=arena.pk, votes=theirs, reason="test") == 6
+    ratings_replay(arena_id=arena.pk)
+    assert_tallies_equal_a_replay(arena)
+    assert votes_restore(arena_id=arena.pk, votes=theirs) == 6
+    ratings_replay(arena_id=arena.pk)
+    assert_tallies_equal_a_replay(arena)
+    assert ArenaTally.objects.get(arena=arena).digest == before
+
+
+def test_a_floor_of_100_percent_turns_earned_trust_off(clock: Clock, settings: Any) -> None:
+    settings.FRAUD_TRUST_FLOOR_PCT = 100
+    arena = ready_arena(models=2)
+    voter = VoterFactory.create()
+    sittings(arena, voter, clock, days=1, per_day=3)
+    fraud.fraud_scan(arena=arena)
+
+    assert weight(arena, voter) == 1.0
+    row = PairTally.objects.get(arena=arena)
+    assert row.a_wins + row.b_wins + row.ties == pytest.approx(3.0)
+
+
+def test_setting_the_same_trust_again_moves_nothing() -> None:
+    arena = ready_arena(models=2)
+    voter = VoterFactory.create()
+    assert voters_trust_set(arena_id=arena.pk, trust={}) == 0
+    assert voters_trust_set(arena_id=arena.pk, trust={voter.pk: trust_floor()}) == 0
+    assert weight(arena, voter) == pytest.approx(0.1)
+
+
+def test_the_head_to_head_counts_comparisons_and_weighs_their_outcomes(clock: Clock) -> None:
+    arena = ready_arena(models=2)
+    first, second = sorted(arena.generative_models.all(), key=lambda m: m.name)
+    back, once = VoterFactory.create(), VoterFactory.create()
+
+    def always(model_id: int) -> Any:
+        return lambda labels, rng: labels[model_id]
+
+    rng = random.Random(5)
+    for _ in range(3):  # a returning voter who prefers the first model
+        for _ in range(4):
+            cast(arena, back, always(first.pk), clock, rng, ip="198.51.1.7")
+        clock.advance(86_400.0)
+    for _ in range(4):  # a one-sitting voter who prefers the second
+        cast(arena, once, always(second.pk), clock, rng, ip="198.51.2.7")
+    fraud.fraud_scan(arena=arena)
+
+    matrix = selectors.arena_pair_matrix(arena=arena)
+    i, j = matrix.models.index(first), matrix.models.index(second)
+    assert matrix.games[i][j] == matrix.games[j][i] == 16
+    assert matrix.win_rate[i][j] == pytest.approx(12 / 12.4)  # 12 full wins vs 4 at 0.1
+    assert matrix.win_rate[j][i] == pytest.approx(0.4 / 12.4)
