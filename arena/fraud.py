@@ -284,9 +284,7 @@ def fraud_scan(
 
 def _weights_now(*, arena: Arena, votes: Sequence[fraud.VoteEvidence]) -> dict[str, float]:
     """The weight each voter of ``votes`` has in the arena's counts now."""
-    with transaction.atomic():  # voter_weights creates the rows it lacks: under the lock
-        _locked_tally(arena.pk)
-        weights = voter_weights(arena_id=arena.pk, voter_ids={int(v.voter) for v in votes})
+    weights = voter_weights(arena_id=arena.pk, voter_ids={int(v.voter) for v in votes})
     return {str(v): w for v, w in weights.items()}
 
 

@@ -75,16 +75,13 @@ def trust_floor() -> float:
     return float(settings.FRAUD_TRUST_FLOOR_PCT) / 100.0
 
 
-def voter_weights(*, arena_id: int, voter_ids: Iterable[int]) -> dict[int, float]:
+def voter_weights(
+    *, arena_id: int, voter_ids: Iterable[int], create: bool = False
+) -> dict[int, float]:
     """The weight each voter's tallied votes carry in the arena (``VoterTrust``); a voter
-    without one gets a row at the trust floor. Call under the arena's tally lock."""
+    without a row (none of its votes tallied yet) weighs the trust floor, and with ``create``
+    gets a row at it (the aggregator, under the arena's tally lock)."""
     ids = sorted(set(voter_ids))
-    floor = trust_floor()
-    VoterTrust.objects.bulk_create(
-        [VoterTrust(arena_id=arena_id, voter_id=v, weight=floor) for v in ids],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
     out: dict[int, float] = {}
     for chunk in _chunks(ids):
         out |= dict(
@@ -92,7 +89,15 @@ def voter_weights(*, arena_id: int, voter_ids: Iterable[int]) -> dict[int, float
                 "voter_id", "weight"
             )
         )
-    return out
+    floor = trust_floor()
+    missing = [v for v in ids if v not in out]
+    if create and missing:
+        VoterTrust.objects.bulk_create(
+            [VoterTrust(arena_id=arena_id, voter_id=v, weight=floor) for v in missing],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+    return out | dict.fromkeys(missing, floor)
 
 
 def _ranking_of(vote: Vote) -> ranking.Ranking:
@@ -328,7 +333,9 @@ def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> _Ba
     counted = [v for v in votes if v.voter_id not in excluding]
     VoteExclusion.objects.bulk_create(_voter_exclusion(v, flags[v.voter_id]) for v in kept_out)
     if counted:
-        weights = voter_weights(arena_id=arena_id, voter_ids=(v.voter_id for v in counted))
+        weights = voter_weights(
+            arena_id=arena_id, voter_ids=(v.voter_id for v in counted), create=True
+        )
         replay = _Replay.resume(arena_id, sorted({int(p) for v in counted for p in _players(v)}))
         for vote in counted:
             replay.add(vote.pk, vote.ranking, vote.is_partial, weights[vote.voter_id])
@@ -490,10 +497,21 @@ def voters_trust_set(*, arena_id: int, trust: dict[int, float]) -> int:
                 reweigh=True,
             )
             moved += len(votes)
-        rows = list(VoterTrust.objects.filter(arena_id=arena_id, voter_id__in=list(changed)))
+        rows: list[VoterTrust] = []
+        for chunk in _chunks(list(changed)):
+            rows += VoterTrust.objects.filter(arena_id=arena_id, voter_id__in=chunk)
         for row in rows:
             row.weight, row.updated_at = changed[row.voter_id], timezone.now()
         VoterTrust.objects.bulk_update(rows, ["weight", "updated_at"], batch_size=1000)
+        have = {row.voter_id for row in rows}
+        VoterTrust.objects.bulk_create(  # voters none of whose votes are tallied yet
+            [
+                VoterTrust(arena_id=arena_id, voter_id=v, weight=w)
+                for v, w in changed.items()
+                if v not in have
+            ],
+            batch_size=1000,
+        )
         if moved:
             tally.ratings_stale = True
             tally.save(update_fields=["digest", "ratings_stale", "updated_at"])

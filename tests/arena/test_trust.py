@@ -14,6 +14,7 @@ from arena.clock import SimulatedClock as Clock
 from arena.leaderboards import (
     ratings_replay,
     trust_floor,
+    voter_weights,
     voters_trust_set,
     votes_exclude,
     votes_restore,
@@ -116,12 +117,20 @@ def test_a_floor_of_100_percent_turns_earned_trust_off(clock: Clock, settings: A
     assert row.a_wins + row.b_wins + row.ties == pytest.approx(3.0)
 
 
-def test_setting_the_same_trust_again_moves_nothing() -> None:
+def test_setting_the_same_trust_again_moves_nothing(clock: Clock) -> None:
     arena = ready_arena(models=2)
-    voter = VoterFactory.create()
+    voter, newcomer = VoterFactory.create(), VoterFactory.create()
+    sittings(arena, voter, clock, days=1, per_day=2)
+    digest = ArenaTally.objects.get(arena=arena).digest
     assert voters_trust_set(arena_id=arena.pk, trust={}) == 0
     assert voters_trust_set(arena_id=arena.pk, trust={voter.pk: trust_floor()}) == 0
-    assert weight(arena, voter) == pytest.approx(0.1)
+    # A voter none of whose votes is tallied weighs the floor, without a row until it matters.
+    assert voter_weights(arena_id=arena.pk, voter_ids=[newcomer.pk]) == {newcomer.pk: 0.1}
+    assert voters_trust_set(arena_id=arena.pk, trust={newcomer.pk: 0.1}) == 0
+    assert not VoterTrust.objects.filter(voter=newcomer).exists()
+    assert voters_trust_set(arena_id=arena.pk, trust={newcomer.pk: 0.55}) == 0  # nothing tallied
+    assert weight(arena, newcomer) == pytest.approx(0.55)
+    assert ArenaTally.objects.get(arena=arena).digest == digest
 
 
 def test_the_head_to_head_counts_comparisons_and_weighs_their_outcomes(clock: Clock) -> None:
