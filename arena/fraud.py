@@ -242,7 +242,7 @@ def fraud_scan(
     search = _campaign_search_due(state=state, full=full)
     recent_votes = None
     if search:
-        recent_votes = after_clearance(_votes_of(recent.order_by("-pk")[:CONTEXT_MAX_VOTES]))
+        recent_votes = after_clearance(_campaign_window(base=base, config=config))
         seen = {v.vote_id for v in evidence}
         evidence += [v for v in recent_votes if v.vote_id not in seen]
     step = fraud.scan_step(
@@ -304,6 +304,15 @@ def _trust_earned(
             span = (row["last"] - row["first"]).total_seconds()
             out[row["voter_id"]] = fraud.trust_of(row["n"], span, config)
     return out
+
+
+def _campaign_window(
+    *, base: QuerySet[Vote], config: fraud.FraudConfig
+) -> list[fraud.VoteEvidence]:
+    """The votes a campaign search looks at: the last ``campaign_window_s`` (the most recent
+    CONTEXT_MAX_VOTES of them)."""
+    since = timezone.now() - timedelta(seconds=config.campaign_window_s)
+    return _votes_of(base.filter(created_at__gte=since).order_by("-pk")[:CONTEXT_MAX_VOTES])
 
 
 def _campaign_search_due(*, state: FraudScanState, full: bool) -> bool:

@@ -136,8 +136,10 @@ class FraudConfig:
     #: and the consensus that campaigns are judged against come from them (when they cast at
     #: least 30% of the recent votes), so fresh identities cannot skew either.
     campaign_established_votes: int = 10
-    #: Votes looked at for campaigns: the last ``campaign_window_s`` seconds (a week).
-    campaign_window_s: float = 7 * 86_400.0
+    #: Votes looked at for campaigns: the last ``campaign_window_s`` seconds (two weeks; one
+    #: week caught half as many omnipresent riggers in attack_sim's pairwise arenas and no more
+    #: honest voters at two; the app reads at most its newest 200,000 votes).
+    campaign_window_s: float = 14 * 86_400.0
     #: Earned trust (``trust`` module): the weight of a vote from an identity that has voted in
     #: one sitting; 1 turns the influence bound off.
     trust_floor: float = 0.1
