@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from arena import fraud
+from arena.leaderboards import voter_weights
 from arena.models import Arena, AuditEntry, Review, Vote, VoterFlag
 from workers.tasks import scan_fraud
 
@@ -122,5 +123,6 @@ def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
         .select_related("actor")
         .order_by("-created_at", "-pk"),
         "reviewed": flag.review != Review.UNREVIEWED,
+        "trust": voter_weights(arena_id=flag.arena_id, voter_ids=[flag.voter_id])[flag.voter_id],
     }
     return render(request, "admin/fraud_voter.html", context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -155,3 +156,23 @@ def test_the_head_to_head_counts_comparisons_and_weighs_their_outcomes(clock: Cl
     assert matrix.games[i][j] == matrix.games[j][i] == 16
     assert matrix.win_rate[i][j] == pytest.approx(12 / 12.4)  # 12 full wins vs 4 at 0.1
     assert matrix.win_rate[j][i] == pytest.approx(0.4 / 12.4)
+
+
+def test_the_voter_review_page_shows_the_weight_their_votes_carry(
+    clock: Clock, admin_client: Any
+) -> None:
+    arena = ready_arena(models=3)
+    back, once = VoterFactory.create(), VoterFactory.create()
+    sittings(arena, back, clock, days=3, per_day=4, seed=6)
+    sittings(arena, once, clock, days=1, per_day=4, seed=7)
+    fraud.fraud_scan(arena=arena)
+
+    def shown(voter: Voter) -> str:
+        page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{voter.public_id}/")
+        assert page.status_code == 200
+        found = re.search(r'<strong id="trust">([^<]*)</strong>', page.content.decode())
+        assert found, "the page says what a counted vote weighs"
+        return found[1]
+
+    assert shown(back) == "100%"
+    assert shown(once) == "10%"

@@ -144,3 +144,14 @@ def test_consensus_weights_must_name_votes_with_a_weight() -> None:
     assert Consensus.from_votes(votes, weights={}).scores == full
     halved = Consensus.from_votes(votes, weights={v.vote_id: 0.5 for v in votes}).scores
     assert halved != full  # the same data at half the weight: the prior pulls harder
+
+
+def test_the_attack_benchmark_takes_config_changes_and_refuses_bad_ones() -> None:
+    from benchmarks.attack_sim import _config
+
+    changed = _config(["targeting_strong_shift=4.5", "trust_full_votes=20"])
+    assert (changed.targeting_strong_shift, changed.trust_full_votes) == (4.5, 20)
+    assert _config([]) == FraudConfig()
+    for bad in ("nope=1", "trust_floor", "trust_floor=2"):
+        with pytest.raises(ValueError):
+            _config([bad])
