@@ -55,7 +55,6 @@ from arena.models import (
     VoteExclusion,
     Voter,
     VoterFlag,
-    VoterTrust,
 )
 from ranking import fraud
 
@@ -712,17 +711,20 @@ def fraud_impact(*, arena: Arena) -> list[ImpactRow]:
     kept = arena_pair_counts(arena=arena, model_ids=model_ids)
     everything = arena_pair_counts(arena=arena, model_ids=model_ids)
     known = {str(pk) for pk in model_ids}
-    excluded = Vote.objects.filter(arena=arena, exclusion__isnull=False, is_named=False)
+    excluded = list(
+        Vote.objects.filter(arena=arena, exclusion__isnull=False, is_named=False).values_list(
+            "ranking", "is_partial", "voter_id"
+        )
+    )
     # Each excluded vote as it would count: at its voter's weight.
-    weights = dict(VoterTrust.objects.filter(arena=arena).values_list("voter_id", "weight"))
-    floor = trust_floor()
-    for groups, is_partial, voter_id in excluded.values_list("ranking", "is_partial", "voter_id"):
+    weights = voter_weights(arena_id=arena.pk, voter_ids={row[2] for row in excluded})
+    for groups, is_partial, voter_id in excluded:
         vote = ranking.Ranking(
             tuple(tuple(str(m) for m in g) for g in groups),
             partial=bool(is_partial) and len(groups) > 1,
         )
         if known.issuperset(vote.players):  # a model since removed from the arena: skipped
-            everything.add(vote, weights.get(voter_id, floor))
+            everything.add(vote, weights[voter_id])
     rows_all = {r.player: r for r in _standings("bradley_terry", everything, {})}
     rows_kept = {r.player: r for r in _standings("bradley_terry", kept, {})}
     out = [

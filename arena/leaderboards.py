@@ -476,7 +476,14 @@ def voters_trust_set(*, arena_id: int, trust: dict[int, float]) -> int:
         return 0
     with transaction.atomic():
         tally = _locked_tally(arena_id)
-        current = voter_weights(arena_id=arena_id, voter_ids=trust)
+        rows: dict[int, VoterTrust] = {}
+        for chunk in _chunks(sorted(trust)):
+            rows |= {
+                r.voter_id: r
+                for r in VoterTrust.objects.filter(arena_id=arena_id, voter_id__in=chunk)
+            }
+        floor = trust_floor()
+        current = {v: rows[v].weight if v in rows else floor for v in trust}
         changed = {v: float(w) for v, w in sorted(trust.items()) if w != current[v]}
         if not changed:
             return 0
@@ -497,18 +504,15 @@ def voters_trust_set(*, arena_id: int, trust: dict[int, float]) -> int:
                 reweigh=True,
             )
             moved += len(votes)
-        rows: list[VoterTrust] = []
-        for chunk in _chunks(list(changed)):
-            rows += VoterTrust.objects.filter(arena_id=arena_id, voter_id__in=chunk)
-        for row in rows:
+        updated = [rows[v] for v in changed if v in rows]
+        for row in updated:
             row.weight, row.updated_at = changed[row.voter_id], timezone.now()
-        VoterTrust.objects.bulk_update(rows, ["weight", "updated_at"], batch_size=1000)
-        have = {row.voter_id for row in rows}
+        VoterTrust.objects.bulk_update(updated, ["weight", "updated_at"], batch_size=1000)
         VoterTrust.objects.bulk_create(  # voters none of whose votes are tallied yet
             [
                 VoterTrust(arena_id=arena_id, voter_id=v, weight=w)
                 for v, w in changed.items()
-                if v not in have
+                if v not in rows
             ],
             batch_size=1000,
         )

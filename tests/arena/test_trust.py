@@ -43,6 +43,16 @@ def sittings(
         clock.advance(86_400.0)
 
 
+def returning_and_once(
+    arena: Arena, clock: Clock, *, per_day: int, once_votes: int, seed: int
+) -> tuple[Voter, Voter]:
+    """A voter who came back on three days and one who voted in one sitting."""
+    back, once = VoterFactory.create(), VoterFactory.create()
+    sittings(arena, back, clock, days=3, per_day=per_day, seed=seed)
+    sittings(arena, once, clock, days=1, per_day=once_votes, seed=seed + 1)
+    return back, once
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock(timezone.now() - timedelta(days=5))
@@ -68,9 +78,7 @@ def test_the_scan_gives_a_returning_voter_full_weight_and_moves_all_its_votes(
     clock: Clock,
 ) -> None:
     arena = ready_arena(models=4)
-    back, once = VoterFactory.create(), VoterFactory.create()
-    sittings(arena, back, clock, days=3, per_day=5, seed=1)
-    sittings(arena, once, clock, days=1, per_day=12, seed=2)
+    back, once = returning_and_once(arena, clock, per_day=5, once_votes=12, seed=1)
     digest_before = ArenaTally.objects.get(arena=arena).digest
 
     result = fraud.fraud_scan(arena=arena)
@@ -90,9 +98,7 @@ def test_excluding_and_restoring_a_weighted_voters_votes_moves_exactly_their_wei
     clock: Clock,
 ) -> None:
     arena = ready_arena(models=3)
-    back, once = VoterFactory.create(), VoterFactory.create()
-    sittings(arena, back, clock, days=3, per_day=4, seed=3)
-    sittings(arena, once, clock, days=1, per_day=6, seed=4)
+    _, once = returning_and_once(arena, clock, per_day=4, once_votes=6, seed=3)
     fraud.fraud_scan(arena=arena)
     before = ArenaTally.objects.get(arena=arena).digest
     theirs = list(Vote.objects.filter(voter=once).order_by("pk"))
@@ -162,9 +168,7 @@ def test_the_voter_review_page_shows_the_weight_their_votes_carry(
     clock: Clock, admin_client: Any
 ) -> None:
     arena = ready_arena(models=3)
-    back, once = VoterFactory.create(), VoterFactory.create()
-    sittings(arena, back, clock, days=3, per_day=4, seed=6)
-    sittings(arena, once, clock, days=1, per_day=4, seed=7)
+    back, once = returning_and_once(arena, clock, per_day=4, once_votes=4, seed=6)
     fraud.fraud_scan(arena=arena)
 
     def shown(voter: Voter) -> str:

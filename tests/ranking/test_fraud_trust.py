@@ -144,6 +144,9 @@ def test_consensus_weights_must_name_votes_with_a_weight() -> None:
     assert Consensus.from_votes(votes, weights={}).scores == full
     halved = Consensus.from_votes(votes, weights={v.vote_id: 0.5 for v in votes}).scores
     assert halved != full  # the same data at half the weight: the prior pulls harder
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"^weight: "):
+            Consensus.from_votes(votes, weights={votes[0].vote_id: bad})
 
 
 def test_the_attack_benchmark_takes_config_changes_and_refuses_bad_ones() -> None:
