@@ -185,6 +185,15 @@ class Arena(models.Model):
         default=False,
         help_text="Voters may type their own prompt; the K models then generate live.",
     )
+    media_profile = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "How this arena's outputs are normalised on ingest (one format, frame size, "
+            "duration, splat count): keys of workers.normalise.Profile, e.g. "
+            '{"image_side": 1024}; empty for the defaults.'
+        ),
+    )
     is_active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0, help_text="Order on the home page.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -248,6 +257,11 @@ def asset_upload_to(instance: Asset, filename: str) -> str:
     return f"assets/{instance.public_id}.{extension}"
 
 
+def asset_original_upload_to(instance: Asset, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"originals/{instance.public_id}.{extension}"
+
+
 class Asset(models.Model):
     """One generated output of (model, prompt, seed)."""
 
@@ -255,7 +269,15 @@ class Asset(models.Model):
     model = models.ForeignKey(GenerativeModel, on_delete=models.CASCADE, related_name="assets")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="assets")
     seed = models.IntegerField(default=0)
-    file = models.FileField(upload_to=asset_upload_to, blank=True)
+    file = models.FileField(
+        upload_to=asset_upload_to, blank=True, help_text="What battles serve: normalised."
+    )
+    original = models.FileField(
+        upload_to=asset_original_upload_to,
+        blank=True,
+        help_text="The model's own file (metadata stripped), shown after the vote.",
+    )
+    original_fmt = models.CharField(max_length=10, blank=True)
     media_type = models.CharField(max_length=10, choices=MediaType.choices)
     fmt = models.CharField("format", max_length=10)
     size_bytes = models.PositiveIntegerField(default=0)

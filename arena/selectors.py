@@ -95,6 +95,15 @@ class SlotView:
     model_name: str = ""
     model_organisation: str = ""
     model_link: str = ""
+    original_url: str = ""  # the model's own file (the slot serves its normalised form)
+    original_fmt: str = ""
+
+
+def _original(asset: Asset) -> tuple[str, str]:
+    """(link, format) of the model's own file: the stored original, or the served file when
+    normalising left it as it was."""
+    stored = asset.original or asset.file
+    return stored.url, asset.original_fmt or asset.fmt
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,8 @@ def battle_view(*, battle: Battle) -> BattleView:
             model_name=slot.model.name if revealed else "",
             model_organisation=slot.model.organisation if revealed else "",
             model_link=slot.model.link if revealed else "",
+            original_url=_original(slot.asset)[0] if revealed else "",
+            original_fmt=_original(slot.asset)[1] if revealed else "",
         )
         for slot in slot_rows
     ]

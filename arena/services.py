@@ -815,9 +815,21 @@ def asset_store(
     height: int | None,
     duration_s: float | None,
     generation_ms: int,
+    original: bytes | None = None,
+    original_fmt: str = "",
 ) -> Asset:
-    """Save a validated output under a random name and mark the asset ready."""
+    """Save a validated output under a random name and mark the asset ready.
+
+    ``data`` is what battles serve; ``original`` (when it differs) is the model's own file, kept
+    for the reveal and for export."""
     asset.file.save(f"{asset.public_id}.{fmt}", ContentFile(data), save=False)
+    if original is not None and (original != data or original_fmt != fmt):
+        asset.original.save(
+            f"{asset.public_id}.{original_fmt or fmt}", ContentFile(original), save=False
+        )
+    else:
+        asset.original = ""  # the served file is the original
+    asset.original_fmt = original_fmt or fmt
     asset.fmt = fmt
     asset.media_type = MEDIA_TYPE_BY_FORMAT[fmt]
     asset.size_bytes = len(data)

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKIE = "arena_voter"
-ARENAS = ("text-to-image", "text-to-video", "image-to-3d")
+ARENAS = ("text-to-image", "text-to-video", "image-to-3d", "image-to-splat")
 
 
 def _env(var_dir: Path) -> dict[str, str]:

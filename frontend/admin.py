@@ -25,6 +25,8 @@ from arena.models import (
 )
 from arena.services import asset_regenerate, assets_enqueue, assets_retry
 from workers.backends import BackendConfigError, backend_get, backend_names
+from workers.media import MEDIA_TYPE
+from workers.normalise import Profile
 
 
 class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
@@ -84,8 +86,56 @@ class PromptAdmin(admin.ModelAdmin[Prompt]):
     search_fields = ("text",)
 
 
+def mixed_representations(models: list[GenerativeModel]) -> str:
+    """Why these models cannot share an arena ("" when they can): an arena shows one
+    representation, since a slot that is a splat among meshes halves the candidates for its
+    model, and voters ask not to compare unlike outputs."""
+    by_kind: dict[str, list[str]] = {}
+    for model in models:
+        kind = MEDIA_TYPE.get(model.primary_format, model.primary_format)
+        by_kind.setdefault(kind, []).append(model.name)
+    if len(by_kind) < 2:
+        return ""
+    groups = "; ".join(
+        f"{kind}: {', '.join(sorted(names))}" for kind, names in sorted(by_kind.items())
+    )
+    return (
+        "An arena shows one representation, and these models make different kinds of output "
+        f"({groups}). Put each kind in its own arena."
+    )
+
+
+class ArenaForm(forms.ModelForm[Arena]):
+    """Checks the media profile and that the models make one kind of output."""
+
+    class Meta:
+        model = Arena
+        fields = (
+            "name", "slug", "description", "task", "prompt_set", "generative_models", "k_values",
+            "vote_modes", "default_mode", "outputs_per_prompt", "allow_user_prompts",
+            "media_profile", "is_active", "position",
+        )  # fmt: skip
+
+    def clean_media_profile(self) -> dict[str, Any]:
+        profile = self.cleaned_data.get("media_profile") or {}
+        if not isinstance(profile, dict):
+            raise forms.ValidationError("The media profile must be a JSON object.")
+        try:
+            Profile.from_config(profile)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return profile
+
+    def clean_generative_models(self) -> Any:
+        models = self.cleaned_data.get("generative_models")
+        if models is not None and (problem := mixed_representations(list(models))):
+            raise forms.ValidationError(problem)
+        return models
+
+
 @admin.register(Arena)
 class ArenaAdmin(admin.ModelAdmin[Arena]):
+    form = ArenaForm
     list_display = ("name", "slug", "task", "default_mode", "is_active", "position")
     filter_horizontal = ("generative_models",)
     prepopulated_fields = {"slug": ("name",)}

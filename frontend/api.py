@@ -153,6 +153,10 @@ class RevealOut(Schema):
     model: str
     organisation: str
     link: str
+    original_url: str = Field(
+        description="The model's own file; battles serve every output normalised to one form."
+    )
+    original_format: str
 
 
 class VoteOut(Schema):
@@ -277,6 +281,8 @@ def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Statu
                     "model": s.model_name,
                     "organisation": s.model_organisation,
                     "link": s.model_link,
+                    "original_url": s.original_url,
+                    "original_format": s.original_fmt,
                 }
                 for s in view.slots
             ],

@@ -64,6 +64,17 @@ class ArenaFactory(DjangoModelFactory[Arena]):
         lambda: [VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K]
     )
     default_mode = VoteMode.PAIRWISE
+    # Small served forms keep generation in tests quick (the defaults suit real models).
+    media_profile = factory.LazyFunction(
+        lambda: {
+            "image_side": 256,
+            "video_width": 128,
+            "video_height": 128,
+            "video_fps": 12,
+            "video_seconds": 1,
+            "splat_count": 4000,
+        }
+    )
 
 
 class AssetFactory(DjangoModelFactory[Asset]):

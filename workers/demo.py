@@ -6,7 +6,7 @@ The models are procedural generators in four visibly different quality tiers (se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -156,6 +156,9 @@ class DemoArena:
     vote_modes: tuple[str, ...] = (VoteMode.PAIRWISE, VoteMode.BEST_OF_K, VoteMode.RANK_K)
     default_mode: str = VoteMode.PAIRWISE
     allow_user_prompts: bool = True
+    # The built-in generators' frame sizes (normalising changes formats, not sizes), and a
+    # padding above their largest files, so every served file of an arena has one size.
+    media_profile: dict[str, int | float] = field(default_factory=dict)
 
 
 _NAMES = ["Aurora", "Brushfire", "Cinder", "Dapple", "Etch", "Fresco", "Gouache", "Halftone"]
@@ -168,6 +171,7 @@ DEMO_ARENAS = [
         task=Task.TEXT_TO_IMAGE,
         prompts=IMAGE_PROMPTS,
         models=_models("Image", _NAMES, [("png",), ("webp",)]),
+        media_profile={"image_side": 384, "pad_bytes": 256 * 1024},
     ),
     DemoArena(
         slug="text-to-video",
@@ -176,14 +180,33 @@ DEMO_ARENAS = [
         task=Task.TEXT_TO_VIDEO,
         prompts=VIDEO_PROMPTS,
         models=_models("Video", _NAMES, [("webm",), ("mp4",)]),
+        media_profile={
+            "video_width": 256,
+            "video_height": 256,
+            "video_fps": 12,
+            "video_seconds": 2,
+            "pad_bytes": 128 * 1024,
+        },
     ),
     DemoArena(
         slug="image-to-3d",
         name="Image to 3D",
-        description="One input image, turned into a 3D mesh or Gaussian splat. Rotate one and all follow.",
+        description="One input image, turned into a coloured 3D mesh. Rotate one and all follow.",
         task=Task.IMAGE_TO_3D,
         prompts=OBJECT_PROMPTS,
-        models=_models("3D", _NAMES, [("glb",), ("ply",)]),
+        models=_models("3D", _NAMES, [("glb",)]),
+        media_profile={"pad_bytes": 512 * 1024},
+    ),
+    # Meshes and splats in separate arenas: a slot's representation would otherwise halve the
+    # candidates for its model, and voters ask not to compare unlike outputs.
+    DemoArena(
+        slug="image-to-splat",
+        name="Image to Splat",
+        description="One input image, turned into a 3D Gaussian splat. Rotate one and all follow.",
+        task=Task.IMAGE_TO_3D,
+        prompts=OBJECT_PROMPTS,
+        models=_models("Splat", _NAMES, [("ply",)]),
+        media_profile={"splat_count": 15000},
     ),
 ]
 
@@ -208,6 +231,7 @@ def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
                     "default_mode": str(spec.default_mode),
                     "position": position,
                     "allow_user_prompts": spec.allow_user_prompts,
+                    "media_profile": dict(spec.media_profile),
                 },
             )
             created["arenas"] += was_created

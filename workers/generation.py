@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection
 
-from arena.models import Asset
+from arena.models import Arena, Asset
 from arena.services import asset_claim, asset_fail, asset_heartbeat, asset_release, asset_store
 from workers.backends import (
     BackendConfigError,
@@ -21,7 +21,8 @@ from workers.backends import (
     backend_get,
 )
 from workers.generators import GeneratedFile
-from workers.media import InvalidMedia, strip_metadata, validate
+from workers.media import InvalidMedia, normalise_format, strip_metadata, validate
+from workers.normalise import Profile, normalise
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def generation_request_for(asset: Asset) -> GenerationRequest:
         with prompt.conditioning_image.open("rb") as handle:
             conditioning = handle.read()
     return GenerationRequest(
-        fmt=asset.fmt,
+        fmt=asset.original_fmt or asset.fmt,
         prompt=prompt.text,
         seed=asset.seed,
         config=dict(asset.model.backend_config or {}),
@@ -41,14 +42,36 @@ def generation_request_for(asset: Asset) -> GenerationRequest:
     )
 
 
+def media_profile_for(asset: Asset) -> Profile:
+    """The normalisation profile of the arena the asset's prompt belongs to (the first by
+    position when several arenas share a prompt set); raises ValueError for a bad profile."""
+    arena = (
+        Arena.objects.filter(prompt_set_id=asset.prompt.prompt_set_id)
+        .order_by("position", "pk")
+        .only("media_profile", "slug")
+        .first()
+    )
+    try:
+        return Profile.from_config(arena.media_profile if arena else None)
+    except ValueError as exc:
+        raise ValueError(f"arena {arena.slug if arena else '?'}: {exc}") from None
+
+
 def asset_store_generated(*, asset: Asset, output: GeneratedFile, generation_ms: int) -> Asset:
-    """Strip identifying metadata, validate, and store a backend's output (raises InvalidMedia)."""
-    data = strip_metadata(output.data, output.extension)
-    info = validate(data, output.extension)
+    """Strip identifying metadata, validate, normalise to the arena's one served form and store
+    both files: battles serve the normalised one, the reveal links the original (raises
+    InvalidMedia or ValueError)."""
+    original_fmt = normalise_format(output.extension)
+    original = strip_metadata(output.data, original_fmt)
+    validate(original, original_fmt)
+    data, fmt = normalise(original, original_fmt, media_profile_for(asset))
+    info = validate(data, fmt)
     return asset_store(
         asset=asset,
         data=data,
-        fmt=output.extension,
+        fmt=fmt,
+        original=original,
+        original_fmt=original_fmt,
         width=info.width,
         height=info.height,
         duration_s=info.duration_s,

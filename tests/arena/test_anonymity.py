@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from arena.models import Arena, AssetStatus, GenerativeModel
+from workers.media import sniff_format
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def test_no_page_url_filename_or_file_served_before_the_vote_names_a_model(
     client: Client, demo: None
 ) -> None:
     needles = _needles()
-    assert GenerativeModel.objects.filter(assets__status=AssetStatus.READY).distinct().count() == 24
+    assert GenerativeModel.objects.filter(assets__status=AssetStatus.READY).distinct().count() == 32
 
     for arena in Arena.objects.all():
         for mode in ("pairwise", "rank_k"):
@@ -81,3 +82,56 @@ def test_the_reveal_names_the_models(client: Client, demo: None) -> None:
 
     assert vote.status_code == 201
     assert _leaks(vote.content, _needles())
+
+
+_EXTENSION = re.compile(r"\.(png|webp|jpe?g|gif|mp4|webm|mov|glb|gltf|ply|splat)\b", re.I)
+
+
+def _served(client: Client, url: str) -> tuple[str, bytes]:
+    answer = client.get(url)
+    assert answer.status_code == 200, url
+    return answer["Content-Type"], b"".join(answer.streaming_content)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("slug", "made"),
+    [
+        ("text-to-image", {"png", "webp"}),
+        ("text-to-video", {"webm", "mp4"}),
+        ("image-to-3d", {"glb"}),
+        ("image-to-splat", {"ply"}),
+    ],
+)
+def test_a_normalised_battle_shows_one_format_and_size_and_the_reveal_links_the_original(
+    client: Client, demo: None, slug: str, made: set[str]
+) -> None:
+    urls: list[str] = []
+    served: set[tuple[str, int]] = set()
+    originals: dict[str, str] = {}
+    for _ in range(3):
+        battle = client.post(
+            f"/api/v1/arenas/{slug}/battles", {"mode": "rank_k"}, content_type="application/json"
+        ).json()
+        assert not {"format", "fmt", "extension"} & {k for s in battle["slots"] for k in s}
+        for slot in battle["slots"]:
+            assert not _EXTENSION.search(slot["url"]), "no extension in the link"
+            content_type, body = _served(client, slot["url"])
+            served.add((content_type, len(body)))
+            urls.append(slot["url"])
+        vote = client.post(
+            f"/api/v1/battles/{battle['id']}/vote",
+            {"token": battle["token"], "ranking": [["A"], ["B"], ["C"], ["D"]]},
+            content_type="application/json",
+        ).json()
+        for shown in vote["reveal"]:
+            originals[shown["model"]] = shown["original_url"]
+            model = GenerativeModel.objects.get(name=shown["model"])
+            assert shown["original_format"] == model.primary_format
+
+    assert {sniff_format(_served(client, url)[1]) for url in originals.values()} == made
+    assert len(urls) == len(set(urls)) == 12, "no link served twice"
+    assert len(served) == 1, f"one Content-Type and one size in {slug}: {served}"
+    for name, url in originals.items():
+        _, original = _served(client, url)
+        model = GenerativeModel.objects.get(name=name)
+        assert sniff_format(original) == model.primary_format, name

@@ -132,7 +132,8 @@ def _media_loaded(page: Any, media: str) -> bool:
     [
         ("text-to-image", {"image"}),
         ("text-to-video", {"video"}),
-        ("image-to-3d", {"mesh", "splat"}),
+        ("image-to-3d", {"mesh"}),
+        ("image-to-splat", {"splat"}),
     ],
 )
 def test_a_voter_votes_in_every_mode_and_sees_names_revealed(

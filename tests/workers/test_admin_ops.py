@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from arena.models import Asset, AssetStatus, GenerativeModel
+from arena.models import Arena, Asset, AssetStatus, GenerativeModel
 from arena.services import asset_request
 from config.celery import app
 from tests.factories import GenerativeModelFactory, PromptFactory
@@ -140,3 +140,48 @@ def test_the_model_admin_refuses_an_unknown_backend(admin_client: Client) -> Non
 
     assert "unknown backend &#x27;teleport&#x27;" in response.content.decode()
     assert not GenerativeModel.objects.filter(slug="nope").exists()
+
+
+def _arena_form(prompt_set: int, models: list[int], profile: str) -> dict[str, Any]:
+    return {
+        "slug": "sculpt", "name": "Sculpt", "description": "", "task": "image-to-3d",
+        "prompt_set": prompt_set, "generative_models": models, "k_values": "[4]",
+        "vote_modes": '["pairwise"]', "default_mode": "pairwise", "outputs_per_prompt": 1,
+        "media_profile": profile, "is_active": "on", "position": 0,
+    }  # fmt: skip
+
+
+def test_the_arena_admin_refuses_meshes_and_splats_in_one_arena(admin_client: Client) -> None:
+    mesh = GenerativeModelFactory.create(name="Mesher", task="image-to-3d", output_formats=["glb"])
+    splat = GenerativeModelFactory.create(
+        name="Splatter", task="image-to-3d", output_formats=["ply"]
+    )
+    prompt_set = PromptFactory.create().prompt_set
+
+    response = admin_client.post(
+        "/admin/arena/arena/add/", _arena_form(prompt_set.pk, [mesh.pk, splat.pk], "{}")
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "An arena shows one representation" in page
+    assert "mesh: Mesher; splat: Splatter" in page
+    assert not Arena.objects.filter(slug="sculpt").exists()
+
+
+def test_the_arena_admin_refuses_a_bad_media_profile_and_saves_a_good_one(
+    admin_client: Client,
+) -> None:
+    mesh = GenerativeModelFactory.create(task="image-to-3d", output_formats=["glb"])
+    prompt_set = PromptFactory.create().prompt_set
+
+    refused = admin_client.post(
+        "/admin/arena/arena/add/", _arena_form(prompt_set.pk, [mesh.pk], '{"pad_bytes": 3}')
+    )
+    saved = admin_client.post(
+        "/admin/arena/arena/add/", _arena_form(prompt_set.pk, [mesh.pk], '{"pad_bytes": 4096}')
+    )
+
+    assert "pad_bytes must be 0 or a multiple of 4 from 1024" in refused.content.decode()
+    assert saved.status_code == 302
+    assert Arena.objects.get(slug="sculpt").media_profile == {"pad_bytes": 4096}

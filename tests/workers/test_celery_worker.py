@@ -27,7 +27,7 @@ from config.celery import app
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
 from tests.workers.test_http_backend import Reply, ScriptedApi, sample
 from workers.cache import cache_top_up
-from workers.media import validate
+from workers.media import sniff_format, validate
 from workers.ops import queue_depths
 from workers.tasks import generate_asset_enqueue, reap_stale_generations
 
@@ -123,6 +123,10 @@ def test_a_real_worker_generates_image_video_and_3d_assets(
     assets = _wait_until_settled(asset_ids, worker)
 
     assert [a.status for a in assets] == [AssetStatus.READY] * 4, [a.error for a in assets]
+    # Served normalised (the WebM clip as MP4); the model's own file is kept for the reveal.
+    assert [(a.original_fmt, a.fmt) for a in assets] == [
+        ("png", "png"), ("webm", "mp4"), ("glb", "glb"), ("ply", "ply")
+    ]  # fmt: skip
     for asset in assets:
         path = Path(asset.file.path)
         assert path.parent == worker["media"] / "assets"
@@ -131,6 +135,10 @@ def test_a_real_worker_generates_image_video_and_3d_assets(
         assert info.media_type == asset.media_type
         assert asset.size_bytes == len(data)
         assert asset.attempts == 1
+        if asset.original:
+            assert sniff_format(Path(asset.original.path).read_bytes()) == asset.original_fmt
+    assert assets[1].original, "the WebM original is kept"
+    assert validate(Path(assets[3].file.path).read_bytes(), "ply").detail["splats"] == 4000
 
 
 def test_the_same_job_delivered_twice_generates_once(worker: dict[str, Any], settings: Any) -> None:
