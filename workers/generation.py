@@ -57,6 +57,33 @@ def media_profile_for(asset: Asset) -> Profile:
         raise ValueError(f"arena {arena.slug if arena else '?'}: {exc}") from None
 
 
+def asset_normalise_stored(asset: Asset) -> bool:
+    """Bring an output stored before normalising existed into its arena's served form, keeping
+    its file as the original. False when it is already normalised (nothing changes then);
+    raises InvalidMedia or ValueError, leaving the asset as it was."""
+    if asset.original_fmt or not asset.file:
+        return False
+    with asset.file.open("rb") as handle:
+        original = handle.read()
+    data, fmt = normalise(original, asset.fmt, media_profile_for(asset))
+    info = validate(data, fmt)
+    old_name = asset.file.name
+    asset_store(
+        asset=asset,
+        data=data,
+        fmt=fmt,
+        original=original,
+        original_fmt=asset.fmt,
+        width=info.width,
+        height=info.height,
+        duration_s=info.duration_s,
+        generation_ms=asset.generation_ms or 0,
+    )
+    if asset.file.name != old_name:
+        asset.file.storage.delete(old_name)  # its bytes live on as the original
+    return True
+
+
 def asset_store_generated(*, asset: Asset, output: GeneratedFile, generation_ms: int) -> Asset:
     """Strip identifying metadata, validate, normalise to the arena's one served form and store
     both files: battles serve the normalised one, the reveal links the original (raises

@@ -8,7 +8,7 @@ from workers.demo import demo_seed
 
 
 class Command(BaseCommand):
-    help = "Create the three demo arenas (text-to-image, text-to-video, image-to-3D) with models and prompts. Idempotent."
+    help = "Create the four demo arenas (text-to-image, text-to-video, image-to-3D meshes, image-to-splat) with models and prompts. Idempotent."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
