@@ -248,6 +248,7 @@ def fraud_scan(
         evidence,
         arena_counted(arena=arena),
         trust=_weights_now(arena=arena, votes=evidence),
+        uncounted=_uncounted(arena=arena),
         judge={str(v) for v in dirty},
         recent=recent_votes,
         campaigns=stored_campaigns(arena=arena),
@@ -275,10 +276,27 @@ def fraud_scan(
         # Light votes change only with a search; between searches they are already out.
         light_votes=step.excluded_votes if search else (),
     )
+    # A voter whose votes on one model went out (or came back) weighs the floor (or its
+    # earned trust again) from now on.
+    result.votes_reweighted += voters_trust_set(
+        arena_id=arena.pk,
+        trust=_trust_earned(base=base, voter_ids=[int(v) for v in reports], config=config),
+    )
     if changed or result.votes_reweighted:
         # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
         ratings_replay(arena_id=arena.pk)
     return result
+
+
+def _uncounted(*, arena: Arena) -> frozenset[str]:
+    """The arena's votes its counts do not hold (excluded or kept out), so that the clean
+    consensus does not take them out twice."""
+    return frozenset(
+        str(pk)
+        for pk in Vote.objects.filter(arena=arena, exclusion__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def _weights_now(*, arena: Arena, votes: Sequence[fraud.VoteEvidence]) -> dict[str, float]:
@@ -291,7 +309,9 @@ def _trust_earned(
     *, base: QuerySet[Vote], voter_ids: Iterable[int], config: fraud.FraudConfig
 ) -> dict[int, float]:
     """Each voter's earned trust (``ranking.fraud.trust_of``) from all its counted-or-not
-    votes in the arena: how many, and how far apart the first and the last."""
+    votes in the arena: how many, and how far apart the first and the last; at most the floor
+    while some of its votes are kept out for targeting one model (``FraudConfig.
+    targeting_scoped``, as ``replay_scans`` does)."""
     out: dict[int, float] = {}
     for chunk in _chunks(sorted(set(voter_ids))):
         rows = (
@@ -299,9 +319,17 @@ def _trust_earned(
             .values("voter_id")
             .annotate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
         )
+        capped = set(
+            base.filter(voter_id__in=chunk, exclusion__reason=TARGETING_REASON)
+            .values_list("voter_id", flat=True)
+            .distinct()
+        )
         for row in rows:
             span = (row["last"] - row["first"]).total_seconds()
-            out[row["voter_id"]] = fraud.trust_of(row["n"], span, config)
+            trust = fraud.trust_of(row["n"], span, config)
+            if row["voter_id"] in capped:
+                trust = min(trust, config.trust_floor)
+            out[row["voter_id"]] = trust
     return out
 
 
@@ -523,7 +551,38 @@ def _apply_report(
         _audit(arena, voter_id, AuditAction.AUTO_CLEARED, report, restored=restored)
     elif report.verdict == Verdict.SUSPICIOUS and previous_verdict != Verdict.SUSPICIOUS:
         _audit(arena, voter_id, AuditAction.AUTO_SUSPECTED, report)
-    return excluded, restored
+    out, back = _kept_out_sync(arena=arena, voter_id=voter_id, report=report, flag=flag)
+    if out or back:
+        _audit(arena, voter_id, AuditAction.AUTO_SUSPECTED, report, excluded=out, restored=back)
+    return excluded + out, restored + back
+
+
+#: Reason of the exclusions of a voter's votes where one model was shown (a strong
+#: model-targeting finding with no other evidence: the voter itself is not excluded).
+TARGETING_REASON = "model targeting: this voter's votes where the model was shown"
+
+
+def _kept_out_sync(
+    *, arena: Arena, voter_id: int, report: fraud.VoterReport, flag: VoterFlag
+) -> tuple[int, int]:
+    """Keep out exactly the report's ``kept_out`` votes of a voter who is not excluded:
+    returns (newly kept out, counted again). Nothing moves for an excluded or confirmed
+    voter (all their votes are out already)."""
+    if flag.is_excluding or flag.review == Review.CONFIRMED:
+        return 0, 0
+    wanted = {int(v) for v in report.kept_out}
+    mine = Vote.objects.filter(arena=arena, voter_id=voter_id)
+    current = set(mine.filter(exclusion__reason=TARGETING_REASON).values_list("pk", flat=True))
+    add: list[Vote] = []
+    for start in range(0, len(wanted - current), MAX_IN_VOTERS):
+        chunk = sorted(wanted - current)[start : start + MAX_IN_VOTERS]
+        add += mine.filter(pk__in=chunk, is_named=False, pk__gt=flag.cleared_through_vote_id)
+    back: list[Vote] = []
+    for start in range(0, len(current - wanted), MAX_IN_VOTERS):
+        back += mine.filter(pk__in=sorted(current - wanted)[start : start + MAX_IN_VOTERS])
+    reasons = ["model_targeting"]
+    out = votes_exclude(arena_id=arena.pk, votes=add, reason=TARGETING_REASON, reasons=reasons)
+    return out, votes_restore(arena_id=arena.pk, votes=back)
 
 
 def _audit(
@@ -583,7 +642,7 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
             .select_related(None)
             .order_by("pk")
         )
-        excluded = restored = 0
+        excluded = restored = reweighted = 0
         if action == "confirm":
             flag.review = Review.CONFIRMED
             reasons = list(flag.reasons) or ["admin"]
@@ -598,6 +657,15 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
             flag.review = Review.CLEARED
             flag.cleared_through_vote_id = votes[-1].pk if votes else 0
             restored = votes_restore(arena_id=flag.arena_id, votes=votes)
+            # Votes kept out for targeting one model are back: so is the voter's earned trust.
+            reweighted = voters_trust_set(
+                arena_id=flag.arena_id,
+                trust=_trust_earned(
+                    base=Vote.objects.filter(arena_id=flag.arena_id, is_named=False),
+                    voter_ids=[flag.voter_id],
+                    config=replace(fraud.DEFAULT_CONFIG, trust_floor=trust_floor()),
+                ),
+            )
             audit_action = AuditAction.CLEARED
         flag.reviewed_by = actor if getattr(actor, "is_authenticated", False) else None
         flag.reviewed_at = timezone.now()
@@ -612,7 +680,7 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
             votes_excluded=excluded,
             votes_restored=restored,
         )
-    if excluded or restored:
+    if excluded or restored or reweighted:
         ratings_replay(arena_id=flag.arena_id)
     return entry
 

@@ -29,8 +29,10 @@ Bots, mixed to make ``--bot-share`` (15%) of all votes, one sixth per strategy:
 ``fast``          random choices in 0.3-1.2 s with automated pacing, 50-300 votes.
 
 The scan runs as in production: consensus from all votes -> scan -> drop the
-excluded voters' votes -> refit -> rescan (``--rounds`` 3).  Reported per
-strategy: voters, votes, share of its votes and voters excluded; honest voters
+excluded voters' votes (and the votes a report keeps out: a lone strong targeting
+finding keeps out the voter's votes where its model was shown, not the voter) ->
+refit -> rescan (``--rounds`` 3).  Reported per strategy: voters, votes, share of
+its votes excluded or kept out and of its voters excluded; honest voters
 excluded and flagged suspicious; Kendall's tau (Kendall 1938, scipy) of the
 Bradley-Terry leaderboard against the clean (honest-only) one, unfiltered and
 filtered.  The Chatbot Arena baseline (Chiang et al. 2024: e-values 1/(2p),
@@ -354,6 +356,7 @@ def simulate(
 @dataclass
 class Outcome:
     excluded: set[str]
+    kept_out: set[str]  # vote ids kept out of voters who are not excluded (lone targeting)
     suspicious: set[str]
     reasons: dict[str, tuple[str, ...]]
     scores: dict[str, float]
@@ -364,14 +367,17 @@ def filter_loop(votes: Sequence[VoteEvidence], config: FraudConfig, rounds: int)
     baseline = TrafficBaseline.from_votes(votes, config=config)
     kept = list(votes)
     excluded: set[str] = set()
+    kept_out: set[str] = set()
     reports = {}
     for _ in range(rounds):
         consensus = Consensus.from_votes(kept)
         reports = scan(votes, consensus, config=config, baseline=baseline)
         excluded = {v for v, r in reports.items() if r.verdict == "excluded"}
-        kept = [v for v in votes if v.voter not in excluded]
+        kept_out = {i for r in reports.values() if r.verdict != "excluded" for i in r.kept_out}
+        kept = [v for v in votes if v.voter not in excluded and v.vote_id not in kept_out]
     return Outcome(
         excluded,
+        kept_out,
         {v for v, r in reports.items() if r.verdict == "suspicious"},
         {v: r.reasons for v, r in reports.items() if r.verdict != "ok"},
         dict(Consensus.from_votes(kept).scores),
@@ -421,6 +427,9 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, tally: Tally) -> None:
             if name == "ours":
                 for d in out.reasons[voter]:
                     tally.caught_by[lab][d] += 1
+        for v in votes:
+            if v.vote_id in out.kept_out:
+                tally.ex_votes[name][world.label[v.voter]] += 1
         for voter in out.suspicious:
             tally.suspicious[name][world.label[voter]] += 1
             if name == "ours" and world.label[voter] == "honest":

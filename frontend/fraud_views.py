@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from arena import fraud
 from arena.leaderboards import voter_weights
-from arena.models import Arena, AuditEntry, Review, Vote, VoterFlag
+from arena.models import Arena, AuditEntry, GenerativeModel, Review, Vote, VoterFlag
 from workers.tasks import scan_fraud
 
 VOTES_SHOWN = 200
@@ -85,6 +85,19 @@ def _flag(slug: str, voter_id: str) -> VoterFlag:
     )
 
 
+def _targeted_model(flag: VoterFlag) -> str | None:
+    """The name of the model the voter's targeting finding is about, if any."""
+    for r in flag.results:
+        if r.get("detector") == "model_targeting" and r.get("evidence", {}).get("model"):
+            model_id = str(r["evidence"]["model"])
+            if not model_id.isdigit():
+                return None
+            return (
+                GenerativeModel.objects.filter(pk=model_id).values_list("name", flat=True).first()
+            )
+    return None
+
+
 @staff_member_required
 def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
     flag = _flag(slug, voter_id)
@@ -124,5 +137,9 @@ def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
         .order_by("-created_at", "-pk"),
         "reviewed": flag.review != Review.UNREVIEWED,
         "trust": voter_weights(arena_id=flag.arena_id, voter_ids=[flag.voter_id])[flag.voter_id],
+        "kept_out": Vote.objects.filter(
+            arena=flag.arena, voter=flag.voter, exclusion__reason=fraud.TARGETING_REASON
+        ).count(),
+        "targeted_model": _targeted_model(flag),
     }
     return render(request, "admin/fraud_voter.html", context)

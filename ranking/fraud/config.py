@@ -109,6 +109,13 @@ class FraudConfig:
     #: Adjusted p-value for a strong targeting verdict: the shift gate carries the weight (in
     #: the simulation 0 of 9000 honest voters pass both at 1e-3, 2 at 3e-3, 6 at 1e-2).
     targeting_strong_p: float = 1e-3
+    #: A strong targeting finding with no other evidence keeps out only the voter's votes where
+    #: the model was shown (``VoterReport.kept_out``), not the voter: choices alone cannot tell
+    #: a genuine fan from a promoter, and either way those votes are its whole influence on the
+    #: model. While the finding stands its other votes weigh the trust floor (an identity with an
+    #: agenda has not earned a full say). With other evidence (another family suspicious) the
+    #: voter is excluded.
+    targeting_scoped: bool = True
 
     # -- coordination ------------------------------------------------------------------------
     #: A group's time-sorted votes split into sessions where the gap exceeds this, seconds.
@@ -151,6 +158,10 @@ class FraudConfig:
     trust_full_s: float = 2 * 86_400.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.targeting_scoped, bool):
+            raise ValueError(
+                f"targeting_scoped: must be True or False, got {self.targeting_scoped!r}"
+            )
         self._check_detectors()
         self._check_p_values()
         self._check_disagreement()

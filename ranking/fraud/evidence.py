@@ -194,6 +194,9 @@ class VoterReport:
     reasons: tuple[str, ...]
     results: tuple[DetectorResult, ...]
     n_votes: int
+    #: Vote ids kept out though the voter is not excluded: with a lone strong model-targeting
+    #: finding (``FraudConfig.targeting_scoped``), the votes where that model was shown.
+    kept_out: tuple[str, ...] = ()
 
     def result(self, detector: str) -> DetectorResult:
         """The result of ``detector``."""
@@ -210,4 +213,5 @@ class VoterReport:
             "reasons": list(self.reasons),
             "n_votes": self.n_votes,
             "results": [r.to_dict() for r in self.results],
+            "kept_out": list(self.kept_out),
         }

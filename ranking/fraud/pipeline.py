@@ -127,7 +127,11 @@ def _report(voter: str, preps: Sequence[_Prep], ctx: _Context) -> VoterReport:
     decided = [p for p in mine if p.decided]
     results = tuple(_jsonable(_detect(d, voter, mine_votes, decided, ctx)) for d in DETECTORS)
     verdict, reasons = decide(results, config=ctx.config)
-    return VoterReport(voter, verdict, reasons, results, len(mine))
+    targeting = results[DETECTORS.index("model_targeting")]
+    kept_out: tuple[str, ...] = ()
+    if verdict != "excluded" and targeting.level == "strong":
+        kept_out = targeting.vote_ids  # the scoped case of ``decide``
+    return VoterReport(voter, verdict, reasons, results, len(mine), kept_out)
 
 
 def scan(

@@ -66,10 +66,13 @@ def clean_consensus(
     *,
     l2: float = 0.1,
     trust: Mapping[str, float] | None = None,
+    uncounted: Collection[str] = frozenset(),
 ) -> Consensus:
     """The Bradley-Terry consensus of ``counted`` without ``judged_votes`` (those among them).
 
     ``trust``: the weight each voter's votes carry in ``counted`` (voters not in it: 1).
+    ``uncounted``: ids of votes ``counted`` does not hold (kept out): they are not taken out
+    twice.
 
     When the judged votes are most of the counted ones (a young arena, a full scan), leaving
     them out would leave too little to judge against, so they stay in.
@@ -77,7 +80,13 @@ def clean_consensus(
     players = counted.players
     index = {p: i for i, p in enumerate(players)}
     mine_w, mine_t = _pair_arrays(
-        (v for v in judged_votes if all(m in index for m in v.slots)), index, trust
+        (
+            v
+            for v in judged_votes
+            if v.vote_id not in uncounted and all(m in index for m in v.slots)
+        ),
+        index,
+        trust,
     )
     wins, ties = counted.wins - mine_w, counted.ties - mine_t
     if wins.sum() + ties.sum() >= 0.5 * (counted.wins.sum() + counted.ties.sum()):
@@ -133,6 +142,7 @@ def scan_step(
     config: FraudConfig = DEFAULT_CONFIG,
     baseline: TrafficBaseline | None = None,
     trust: Mapping[str, float] | None = None,
+    uncounted: Collection[str] = frozenset(),
 ) -> StepResult:
     """One periodic scan of an arena.
 
@@ -142,6 +152,8 @@ def scan_step(
     ``recent``: the arena's recent votes to look for campaigns in (None: no campaign
     search this time, the ``campaigns`` in force still apply).
     ``trust``: the weight each voter's votes carry in ``counted`` (voters not in it: 1).
+    ``uncounted``: ids of the votes among ``votes`` and ``recent`` that ``counted`` does not
+    hold (excluded or kept out), so the clean consensus does not take them out twice.
     Campaign members are judged too, so their verdicts follow the finding.
     """
     votes = _check_votes(votes)
@@ -152,7 +164,8 @@ def scan_step(
         raise ValueError(f"counted: must be a PairCounts, got {type(counted).__name__}")
     wanted = set(judge) if judge is not None else {v.voter for v in votes}
     judged = [v for v in votes if v.voter in wanted]
-    consensus = clean_consensus(counted, judged, trust=trust)
+    uncounted = frozenset(uncounted)
+    consensus = clean_consensus(counted, judged, trust=trust, uncounted=uncounted)
     if recent is not None:
         recent = _check_votes(recent)
         # Campaigns are judged against what established identities show and choose: a
@@ -162,7 +175,7 @@ def scan_step(
         established = [v for v in recent if per_voter[v.voter] >= config.campaign_established_votes]
         base = established if len(established) >= 0.3 * len(recent) else recent
         shares = model_shares(base) if base else {}
-        suspects_out = clean_consensus(counted, light, trust=trust)
+        suspects_out = clean_consensus(counted, light, trust=trust, uncounted=uncounted)
         preps = [_prepare(v, suspects_out) for v in recent]
         campaigns = merge_campaigns(campaigns, find_campaigns(preps, shares, config), recent)
     # Members old and new are judged, so a verdict follows its identity in or out of a campaign.
@@ -186,8 +199,9 @@ def scan_step(
 class ReplayResult:
     """The outcome of the last scan of a replayed log.
 
-    ``excluded``: vote ids kept out of the leaderboard (excluded voters' votes and the light
-    identities' votes on models they were found pushing as a whole); ``weights``: per counted
+    ``excluded``: vote ids kept out of the leaderboard (excluded voters' votes, the votes a
+    report keeps out on its own (``VoterReport.kept_out``) and the light identities' votes on
+    models they were found pushing as a whole); ``weights``: per counted
     vote id a weight below 1, its voter's earned trust (``trust`` module; votes not listed count
     fully); ``trust``: each voter's trust; ``verdicts``: each voter's last verdict;
     ``reports``: the reports behind them; ``campaigns``: the campaigns found; ``scans``: how
@@ -207,7 +221,8 @@ class ReplayResult:
 @dataclass
 class _ReplayState:
     """The replay's view of the arena: votes by voter, verdicts, trust and the counts the
-    leaderboard counts now (each voter's votes weighted by its trust, excluded voters' out)."""
+    leaderboard counts now (each voter's votes weighted by its trust; ``out`` holds each
+    voter's votes kept out: all of an excluded voter's, or a report's ``kept_out``)."""
 
     players: list[str]
     counted: PairCounts
@@ -216,6 +231,7 @@ class _ReplayState:
     by_prefix: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     reports: dict[str, VoterReport] = field(default_factory=dict)
     excluded_voters: set[str] = field(default_factory=set)
+    out: dict[str, frozenset[str]] = field(default_factory=dict)
     judged_at_size: dict[str, int] = field(default_factory=dict)
     campaigns: tuple[CampaignFinding, ...] = ()
     baseline: TrafficBaseline | None = None
@@ -227,39 +243,62 @@ class _ReplayState:
         if v.prefix:
             self.by_prefix[v.prefix].add(v.voter)
         weight = self.trust.setdefault(v.voter, self.config.trust_floor)
-        if v.voter not in self.excluded_voters:
+        if v.voter in self.excluded_voters:
+            self.out[v.voter] = self.out.get(v.voter, frozenset()) | {v.vote_id}
+        else:
             self.counted.add(v.ranking, weight)
         self.seen += 1
 
     def earn(self, voters: Collection[str]) -> None:
         """Update the trust of ``voters`` (after new votes) and their votes' weight."""
         for voter in sorted(voters):
-            votes = self.by_voter[voter]
-            now = trust_of(len(votes), votes[-1].time_s - votes[0].time_s, self.config)
-            was = self.trust[voter]
-            if now != was:
-                self.trust[voter] = now
-                if voter not in self.excluded_voters:
-                    self._move(voter, now - was)
+            self._retrust(voter)
+
+    def _retrust(self, voter: str) -> None:
+        """Set the voter's trust from its history (at most the floor while a report keeps some
+        of its votes out) and move its counted votes to the new weight."""
+        votes = self.by_voter[voter]
+        now = trust_of(len(votes), votes[-1].time_s - votes[0].time_s, self.config)
+        rep = self.reports.get(voter)
+        if rep is not None and rep.kept_out and rep.verdict != "excluded":
+            now = min(now, self.config.trust_floor)
+        was = self.trust[voter]
+        if now != was:
+            self.trust[voter] = now
+            out = self.out.get(voter, frozenset())
+            self._move(voter, now - was, [v for v in votes if v.vote_id not in out])
 
     def apply(self, reports: dict[str, VoterReport]) -> None:
-        """Store verdicts; move the votes of voters whose exclusion changed."""
+        """Store verdicts; move the votes that went out or came back in."""
         for voter, rep in reports.items():
             self.reports[voter] = rep
             self.judged_at_size[voter] = self.seen
-            was = voter in self.excluded_voters
-            now = rep.verdict == "excluded"
-            if now and not was:
+            votes = self.by_voter[voter]
+            if rep.verdict == "excluded":
                 self.excluded_voters.add(voter)
-                self._move(voter, -self.trust[voter])
-            elif was and not now:
+                now = frozenset(v.vote_id for v in votes)
+            else:
                 self.excluded_voters.discard(voter)
-                self._move(voter, +self.trust[voter])
+                now = frozenset(rep.kept_out)
+            was = self.out.get(voter, frozenset())
+            if now != was:
+                self.out[voter] = now
+                self._move(voter, -self.trust[voter], [v for v in votes if v.vote_id in now - was])
+                self._move(voter, +self.trust[voter], [v for v in votes if v.vote_id in was - now])
+            self._retrust(voter)
 
-    def _move(self, voter: str, weight: float) -> None:
-        """Add ``weight`` times the voter's votes to the counts (a negative one takes out)."""
+    def uncounted(self) -> frozenset[str]:
+        """The votes the counts do not hold: excluded voters' and reports' kept-out votes.
+        (The light identities' votes that campaigns cut stay in the counts the replay judges
+        against; they leave the leaderboard it returns.)"""
+        return frozenset(v for out in self.out.values() for v in out)
+
+    def _move(self, voter: str, weight: float, votes: Sequence[VoteEvidence]) -> None:
+        """Add ``weight`` times ``votes`` to the counts (a negative one takes them out)."""
+        if not votes or not weight:
+            return
         index = {p: i for i, p in enumerate(self.players)}
-        wins, ties = _pair_arrays(self.by_voter[voter], index)
+        wins, ties = _pair_arrays(votes, index)
         self.counted.wins = (self.counted.wins + weight * wins).clip(min=0.0)
         self.counted.ties = (self.counted.ties + weight * ties).clip(min=0.0)
 
@@ -334,13 +373,12 @@ def replay_scans(
             config=config,
             baseline=state.baseline,
             trust=state.trust,
+            uncounted=state.uncounted(),
         )
         state.campaigns = step.campaigns
         state.apply(step.reports)
         scans += 1
-    excluded = frozenset(
-        v.vote_id for voter in state.excluded_voters for v in state.by_voter[voter]
-    ) | frozenset(v for f in state.campaigns for v in f.vote_ids)
+    excluded = state.uncounted() | frozenset(v for f in state.campaigns for v in f.vote_ids)
     return ReplayResult(
         excluded=excluded,
         weights=vote_weights((v for v in votes if v.vote_id not in excluded), state.trust),

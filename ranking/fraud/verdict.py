@@ -30,21 +30,25 @@ def decide(
     the suspicious ones come from at least ``config.combine_families`` of
     :data:`FAMILIES` (a rate suspicion that only comes from the voter's network
     prefix does not count); "suspicious" when any is suspicious; else "ok".
+    With ``config.targeting_scoped`` a strong ``model_targeting`` alone counts as a
+    suspicion (the scan keeps out that voter's votes on the model instead).
     """
     _check_config(config)
     for r in results:
         if not isinstance(r, DetectorResult) or r.detector not in FAMILIES:
             raise ValueError(f"results: must be DetectorResults of known detectors, got {r!r}")
     strong = tuple(r.detector for r in results if r.level == "strong")
-    if strong:
+    if strong and not (config.targeting_scoped and strong == ("model_targeting",)):
         return "excluded", strong
-    suspicious = tuple(r.detector for r in results if r.level == "suspicious")
+    # A lone strong targeting finding counts as one family of evidence (its votes on the model
+    # are kept out by the caller, see ``VoterReport.kept_out``).
+    suspicious = tuple(r.detector for r in results if r.level != "ok")
     # A busy network prefix says something about the network, not the person: it never adds a
     # family of evidence against them on its own.
     counted = {
         FAMILIES[r.detector]
         for r in results
-        if r.level == "suspicious" and not r.evidence.get("prefix_only")
+        if r.level != "ok" and not r.evidence.get("prefix_only")
     }
     if len(counted) >= config.combine_families:
         return "excluded", suspicious

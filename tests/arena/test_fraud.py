@@ -67,12 +67,16 @@ def honest(arena: Arena) -> Pick:
     return pick
 
 
-def promoter(target: int, arena: Arena) -> Pick:
-    """Votes for ``target`` whenever it is shown, like an honest voter otherwise."""
+def promoter(target: int, arena: Arena, *, careless: bool = True) -> Pick:
+    """Votes for ``target`` whenever it is shown; otherwise clicks slot A (``careless``, a bot
+    whose position bias is a second family of evidence, so the voter is excluded as a whole)
+    or votes like an honest voter (a lone targeting finding: only those votes are kept out)."""
     fallback = honest(arena)
 
     def pick(labels: dict[int, str], rng: random.Random) -> str:
-        return labels[target] if target in labels else fallback(labels, rng)
+        if target in labels:
+            return labels[target]
+        return "A" if careless else fallback(labels, rng)
 
     return pick
 
@@ -143,8 +147,10 @@ def crowd(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, An
         call_command("flush", interactive=False, verbosity=0)
 
 
-def promoter_votes() -> tuple[Any, Any]:
-    """Eight honest voters (20 votes each) and a promoter of the weakest model (50 votes)."""
+def promoter_votes(*, careless: bool = True) -> tuple[Any, Any]:
+    """Eight honest voters (20 votes each) and a promoter of the weakest model (50 votes): a
+    ``careless`` one votes within half a second (speed evidence besides its targeting, so it
+    is excluded as a whole), the other looks like a fan (only its votes on the model go)."""
     rng = random.Random(11)
     with pytest.MonkeyPatch.context() as patch:
         clock = Clock(timezone.now() - timedelta(days=1))
@@ -157,7 +163,9 @@ def promoter_votes() -> tuple[Any, Any]:
                 cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.9")
         bot = VoterFactory.create()
         for _ in range(50):
-            cast(arena, bot, promoter(weakest, arena), clock, rng, ip="203.0.113.5")
+            pick = promoter(weakest, arena, careless=False)
+            view_s = 0.5 if careless else 6.0
+            cast(arena, bot, pick, clock, rng, ip="203.0.113.5", view_s=view_s)
     return arena, bot
 
 
@@ -515,6 +523,45 @@ def test_addresses_are_stored_as_keyed_prefix_hashes_only(clock: Clock) -> None:
 # --- review pages -----------------------------------------------------------------------------
 
 
+def test_a_fan_like_promoter_keeps_its_other_votes_and_loses_those_on_its_model(
+    admin_client: Any, admin_user: Any
+) -> None:
+    arena, bot = promoter_votes(careless=False)
+    weakest = max(arena.generative_models.values_list("pk", flat=True))
+    counted_before = ArenaTally.objects.get(arena=arena).votes
+
+    result = fraud.fraud_scan(arena=arena)
+
+    flag = _flag(arena, bot)
+    assert (flag.verdict, flag.reasons, flag.is_excluding) == (
+        Verdict.SUSPICIOUS, ["model_targeting"], False,
+    )  # fmt: skip
+    on_model = {
+        v.pk
+        for v in Vote.objects.filter(arena=arena, voter=bot).prefetch_related("battle__slots")
+        if weakest in {s.model_id for s in v.battle.slots.all()} and v.outcome != "tie"
+    }
+    kept_out = set(
+        VoteExclusion.objects.filter(reason=fraud.TARGETING_REASON).values_list(
+            "vote_id", flat=True
+        )
+    )
+    assert kept_out == on_model and len(kept_out) > 10
+    assert result.votes_excluded == len(kept_out)
+    assert ArenaTally.objects.get(arena=arena).votes == counted_before - len(kept_out)
+    # Its other votes count (at the floor while the finding stands: tests/arena/test_trust.py).
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{bot.public_id}/").content.decode()
+    model_name = arena.generative_models.get(pk=weakest).name
+    assert f"<strong>{len(kept_out)}</strong> votes where {model_name} was shown" in page
+
+    again = fraud.fraud_scan(arena=arena)  # no new votes: nothing moves
+
+    assert (again.votes_excluded, again.votes_restored) == (0, 0)
+    entry = fraud.voter_review(flag=_flag(arena, bot), action="clear", actor=admin_user)
+    assert entry.votes_restored == len(kept_out)
+    assert ArenaTally.objects.get(arena=arena).votes == counted_before
+
+
 def test_the_review_pages_show_the_evidence_and_apply_decisions(
     crowd: dict[str, Any], admin_client: Any
 ) -> None:
@@ -604,7 +651,7 @@ def test_the_task_can_scan_one_arena(crowd: dict[str, Any]) -> None:
     assert [r["voters_scanned"] for r in results] == [15]
 
 
-def test_simulated_votes_look_human_and_only_the_simulated_promoter_is_excluded() -> None:
+def test_simulated_votes_look_human_and_only_the_simulated_promoters_pushes_are_kept_out() -> None:
     arena = ready_arena(models=6, prompts=3)
 
     call_command(
@@ -622,10 +669,22 @@ def test_simulated_votes_look_human_and_only_the_simulated_promoter_is_excluded(
     fraud.fraud_scan(arena=arena)
 
     assert not Vote.objects.filter(too_fast=True).exists()
-    excluded = VoterFlag.objects.filter(arena=arena, verdict=Verdict.EXCLUDED)
-    assert excluded.count() == 1
-    assert excluded.get().n_votes == 60
-    assert ArenaTally.objects.get(arena=arena).votes == 240
+    # The bot only ever pushes its model: its votes where that model was shown are kept out,
+    # the rest count (choices alone cannot tell a promoter from a fan; see FraudConfig).
+    (flag,) = VoterFlag.objects.filter(arena=arena).exclude(verdict=Verdict.OK)
+    assert (flag.verdict, flag.n_votes, flag.reasons) == (
+        Verdict.SUSPICIOUS,
+        60,
+        ["model_targeting"],
+    )
+    target = next(r for r in flag.results if r["detector"] == "model_targeting")["evidence"]
+    kept_out = Vote.objects.filter(arena=arena, exclusion__reason=fraud.TARGETING_REASON)
+    assert kept_out.count() > 10
+    assert set(kept_out.values_list("voter_id", flat=True)) == {flag.voter_id}
+    for vote in kept_out.select_related("battle"):
+        assert int(target["model"]) in set(vote.battle.slots.values_list("model_id", flat=True))
+    counted = ArenaTally.objects.get(arena=arena).votes
+    assert counted == 300 - kept_out.count()
 
 
 def test_the_public_leaderboard_says_how_many_votes_fraud_checks_excluded(

@@ -20,7 +20,8 @@ from arena.leaderboards import (
     votes_exclude,
     votes_restore,
 )
-from arena.models import Arena, ArenaTally, PairTally, Vote, Voter, VoterTrust
+from arena.models import Arena, ArenaTally, PairTally, Vote, Voter, VoterFlag, VoterTrust
+from ranking.fraud import FraudConfig
 from tests.arena.test_aggregator import assert_tallies_equal_a_replay
 from tests.arena.test_fraud import cast, honest
 from tests.factories import VoterFactory, ready_arena
@@ -92,6 +93,37 @@ def test_the_scan_gives_a_returning_voter_full_weight_and_moves_all_its_votes(
     assert_tallies_equal_a_replay(arena)  # pairs, digest and ratings at the new weights
     # Scanning again changes nothing.
     assert fraud.fraud_scan(arena=arena, full=True).votes_reweighted == 0
+
+
+def test_a_returning_voter_with_votes_kept_out_for_targeting_weighs_the_floor_until_cleared(
+    clock: Clock, admin_user: Any
+) -> None:
+    arena = ready_arena(models=4)
+    back, _ = returning_and_once(arena, clock, per_day=5, once_votes=3, seed=2)
+    fraud.fraud_scan(arena=arena)
+    assert weight(arena, back) == 1.0
+    # What a lone strong targeting finding does (tests/arena/test_fraud.py): a few of its votes
+    # out for one model.
+    some = list(Vote.objects.filter(arena=arena, voter=back).order_by("pk")[:4])
+    votes_exclude(arena_id=arena.pk, votes=some, reason=fraud.TARGETING_REASON)
+
+    trust = fraud._trust_earned(
+        base=Vote.objects.filter(arena=arena), voter_ids=[back.pk], config=FraudConfig()
+    )
+    assert trust == {back.pk: pytest.approx(0.1)}
+    voters_trust_set(arena_id=arena.pk, trust=trust)
+    ratings_replay(arena_id=arena.pk)  # as the scan does after moving votes
+    assert weight(arena, back) == pytest.approx(0.1)
+    assert_tallies_equal_a_replay(arena)
+
+    fraud.voter_review(flag=_flag_for(arena, back), action="clear", actor=admin_user)
+
+    assert weight(arena, back) == 1.0, "clearing gives the voter its earned trust back"
+    assert_tallies_equal_a_replay(arena)
+
+
+def _flag_for(arena: Arena, voter: Voter) -> VoterFlag:
+    return VoterFlag.objects.get_or_create(arena=arena, voter=voter)[0]
 
 
 def test_excluding_and_restoring_a_weighted_voters_votes_moves_exactly_their_weight(

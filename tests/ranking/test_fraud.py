@@ -199,7 +199,28 @@ def test_it_catches_a_promoter() -> None:
     assert res.level == "strong"
     assert res.evidence["model"] == "m7" and res.evidence["direction"] == "promote"
     assert set(res.vote_ids) == {v.vote_id for v in votes if "m7" in v.slots}
-    assert rep.verdict == "excluded" and "model_targeting" in rep.reasons
+    # Choices alone: its votes where m7 was shown are kept out, not the voter.
+    assert rep.verdict == "suspicious" and rep.reasons == ("model_targeting",)
+    assert set(rep.kept_out) == {v.vote_id for v in votes if "m7" in v.slots}
+
+
+def test_without_scoping_a_lone_targeting_finding_excludes_the_voter() -> None:
+    votes = cast("promo", 150, promoter("m7"))
+    rep = scan(CROWD + votes, SPREAD, config=FraudConfig(targeting_scoped=False))["promo"]
+    assert rep.verdict == "excluded" and rep.reasons == ("model_targeting",)
+    assert rep.kept_out == ()
+
+
+def test_targeting_with_other_evidence_excludes_the_voter_whole() -> None:
+    # Pushing m7 from slot A every time: targeting and position bias are two families.
+    def promote_from_a(slots: tuple[str, ...], rng: random.Random) -> int:
+        return slots.index("m7") if "m7" in slots else 0
+
+    votes = cast("both", 150, promote_from_a)
+    rep = scan(CROWD + votes, SPREAD)["both"]
+    assert rep.result("model_targeting").level == "strong"
+    assert rep.result("position_bias").level != "ok"
+    assert rep.verdict == "excluded" and rep.kept_out == ()
 
 
 def test_it_does_not_exclude_an_honest_voter_with_a_strong_genuine_taste() -> None:
@@ -225,7 +246,8 @@ def test_it_catches_a_demoter() -> None:
     assert res.level == "strong"
     assert res.evidence["model"] == "m0" and res.evidence["direction"] == "demote"
     assert res.evidence["chosen"] == 0
-    assert rep.verdict == "excluded"
+    assert rep.verdict == "suspicious"
+    assert set(rep.kept_out) == {v.vote_id for v in votes if "m0" in v.slots}
 
 
 def test_it_catches_an_always_slot_a_voter() -> None:
@@ -359,7 +381,7 @@ def test_it_does_not_blame_a_campus_for_one_bot_among_students() -> None:
         campus += cast(f"student{j}", 15, honest(), start=50_000.0 + 30.0 * j, prefix="campus")
     campus += cast("bot", 150, promoter("m7"), start=50_000.0, gap=10.0, prefix="campus")
     reports = scan(CROWD + campus, SPREAD)
-    assert reports["bot"].verdict == "excluded"
+    assert reports["bot"].verdict == "suspicious" and len(reports["bot"].kept_out) > 20
     for j in range(3):
         assert reports[f"student{j}"].result("coordination").level == "ok"
 
@@ -592,3 +614,18 @@ def test_the_simulation_chart_draws_one_bar_per_group_and_method_to_scale() -> N
     assert bars["promoter, LMArena e-value test alone: 10.0%"] == pytest.approx(0.1 * 420)
     assert bars["honest, ours (six detectors): 0.2%"] == pytest.approx(0.002 * 420, abs=0.05)
     assert len(bars) == 4
+
+
+def test_a_lone_strong_targeting_finding_is_one_family_of_evidence() -> None:
+    targeting = DetectorResult("model_targeting", "strong", 9.0, "pushes m7", {})
+    position = DetectorResult("position_bias", "suspicious", 4.0, "slot A", {})
+
+    assert decide([targeting]) == ("suspicious", ("model_targeting",))
+    assert decide([targeting, position]) == ("excluded", ("model_targeting", "position_bias"))
+    unscoped = FraudConfig(targeting_scoped=False)
+    assert decide([targeting], config=unscoped) == ("excluded", ("model_targeting",))
+
+
+def test_targeting_scoped_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="targeting_scoped: must be True or False"):
+        FraudConfig(targeting_scoped=1)  # type: ignore[arg-type]

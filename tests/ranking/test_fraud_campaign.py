@@ -28,6 +28,7 @@ from tests.ranking.test_fraud import (
     Chooser,
     cast,
     honest,
+    promoter,
     random_clicker,
     vote,
 )
@@ -249,6 +250,28 @@ def test_replaying_the_log_excludes_the_campaign_and_no_honest_voter() -> None:
     counted = {v.vote_id for v in votes} - result.excluded
     assert result.weights == dict.fromkeys(sorted(counted), FraudConfig().trust_floor)
     assert result.scans > 10
+
+
+def test_replaying_keeps_out_a_lone_promoters_votes_on_its_model_and_counts_the_rest() -> None:
+    crowd = [v for i in range(60) for v in cast(f"h{i}", 20, honest(), seed=i, start=i * 1800.0)]
+    # One established identity, back every few hours for days, always choosing m7 when shown.
+    fan = [
+        v
+        for day in range(6)
+        for v in cast("fan", 25, promoter(TARGET), seed=100 + day, start=day * 86_400.0, gap=60.0)
+    ]
+    fan = [VoteEvidence(**{**v.__dict__, "vote_id": f"fan{i}"}) for i, v in enumerate(fan)]
+
+    result = replay_scans(crowd + fan, scan_every_s=900)
+
+    assert result.verdicts["fan"] == "suspicious"
+    on_target = {v.vote_id for v in fan if TARGET in v.slots}
+    assert result.excluded == on_target == set(result.reports["fan"].kept_out)
+    # Its other votes count, at the trust floor while the finding stands (six days of
+    # returning would otherwise have earned it full trust).
+    floor = FraudConfig().trust_floor
+    assert result.trust["fan"] == floor
+    assert {result.weights[v.vote_id] for v in fan if v.vote_id not in on_target} == {floor}
 
 
 def test_replaying_is_deterministic_whatever_the_order_of_the_log() -> None:

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             type=int,
             default=0,
             help="Also cast this many votes from a bot that always picks one contested model when "
-            "it is shown (to see fraud detection at work).",
+            "it is shown (to see fraud detection at work: its votes on that model are kept out).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
