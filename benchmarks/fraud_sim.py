@@ -357,6 +357,7 @@ def simulate(
 class Outcome:
     excluded: set[str]
     kept_out: set[str]  # vote ids kept out of voters who are not excluded (lone targeting)
+    scoped: set[str]  # those voters: their other votes weigh the trust floor in the app
     suspicious: set[str]
     reasons: dict[str, tuple[str, ...]]
     scores: dict[str, float]
@@ -368,16 +369,19 @@ def filter_loop(votes: Sequence[VoteEvidence], config: FraudConfig, rounds: int)
     kept = list(votes)
     excluded: set[str] = set()
     kept_out: set[str] = set()
+    scoped: set[str] = set()
     reports = {}
     for _ in range(rounds):
         consensus = Consensus.from_votes(kept)
         reports = scan(votes, consensus, config=config, baseline=baseline)
         excluded = {v for v, r in reports.items() if r.verdict == "excluded"}
-        kept_out = {i for r in reports.values() if r.verdict != "excluded" for i in r.kept_out}
+        scoped = {v for v, r in reports.items() if r.verdict != "excluded" and r.kept_out}
+        kept_out = {i for v in scoped for i in reports[v].kept_out}
         kept = [v for v in votes if v.voter not in excluded and v.vote_id not in kept_out]
     return Outcome(
         excluded,
         kept_out,
+        scoped,
         {v for v, r in reports.items() if r.verdict == "suspicious"},
         {v: r.reasons for v, r in reports.items() if r.verdict != "ok"},
         dict(Consensus.from_votes(kept).scores),
@@ -395,10 +399,23 @@ class Tally:
     votes: Counter[str] = field(default_factory=Counter)
     ex_voters: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     ex_votes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    floor_votes: Counter[str] = field(default_factory=Counter)  # ours: counted at the floor
     suspicious: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     caught_by: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     taus: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     taus_true: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _count_kept_out(
+    votes: Sequence[VoteEvidence], out: Outcome, label: dict[str, str], name: str, tally: Tally
+) -> None:
+    """Votes kept out of voters who are not excluded count as excluded; the scoped voters'
+    other votes as counted at the trust floor (what the app and ``replay_scans`` do)."""
+    for v in votes:
+        if v.vote_id in out.kept_out:
+            tally.ex_votes[name][label[v.voter]] += 1
+        elif v.voter in out.scoped:
+            tally.floor_votes[label[v.voter]] += 1
 
 
 def run_seed(seed: int, args: argparse.Namespace, k: int, tally: Tally) -> None:
@@ -427,9 +444,7 @@ def run_seed(seed: int, args: argparse.Namespace, k: int, tally: Tally) -> None:
             if name == "ours":
                 for d in out.reasons[voter]:
                     tally.caught_by[lab][d] += 1
-        for v in votes:
-            if v.vote_id in out.kept_out:
-                tally.ex_votes[name][world.label[v.voter]] += 1
+        _count_kept_out(votes, out, world.label, name, tally)
         for voter in out.suspicious:
             tally.suspicious[name][world.label[voter]] += 1
             if name == "ours" and world.label[voter] == "honest":
@@ -451,23 +466,25 @@ def report(tally: Tally, k: int, seeds: int, args: argparse.Namespace) -> None:
         f"{args.rounds} scan rounds"
     )
     print(
-        "| voters | n voters | n votes | votes excluded (ours) | voters excluded (ours) "
-        "| votes excluded (LMArena) | voters excluded (LMArena) |"
+        "| voters | n voters | n votes | votes excluded (ours) | excluded or at the trust floor "
+        "(ours) | voters excluded (ours) | votes excluded (LMArena) | voters excluded (LMArena) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for lab in [*bots, "honest"]:
         print(
             f"| {lab} | {tally.voters[lab]} | {tally.votes[lab]} "
             f"| {_pct(tally.ex_votes['ours'][lab], tally.votes[lab])} "
+            f"| {_pct(tally.ex_votes['ours'][lab] + tally.floor_votes[lab], tally.votes[lab])} "
             f"| {_pct(tally.ex_voters['ours'][lab], tally.voters[lab])} "
             f"| {_pct(tally.ex_votes['lmarena'][lab], tally.votes[lab])} "
             f"| {_pct(tally.ex_voters['lmarena'][lab], tally.voters[lab])} |"
         )
     for name in ("ours", "lmarena"):
         ex_bot = sum(tally.ex_votes[name][s] for s in bots)
+        floor = sum(tally.floor_votes[s] for s in bots) if name == "ours" else 0
         print(
             f"| all bots ({name}) | {sum(tally.voters[s] for s in bots)} | {total_bot_votes} "
-            f"| {_pct(ex_bot, total_bot_votes)} | "
+            f"| {_pct(ex_bot, total_bot_votes)} | {_pct(ex_bot + floor, total_bot_votes)} | "
             f"{_pct(sum(tally.ex_voters[name][s] for s in bots), sum(tally.voters[s] for s in bots))}"
             " | | |"
         )
