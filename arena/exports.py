@@ -1,0 +1,240 @@
+"""Vote datasets: an arena's vote log as JSON Lines or CSV, with a dataset card and checksums.
+
+Streaming (the log is read in batches of ``BATCH`` votes in id order), so memory stays flat
+whatever the log's size. Each row is one vote: the arena, mode, prompt, the models in slot order,
+the ranking (best first; ties share a group), the outcome, when and how fast it was cast, whether
+the leaderboard counts it, its weight (the voter's earned trust) and why it is excluded if it is.
+
+Voters appear as a pseudonym: an HMAC of their id under a key drawn for this export and never
+stored, so a voter's votes can be grouped within one export but not linked across exports. No
+address, network prefix, user agent or hash of them is exported.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from django.utils import timezone
+
+from arena.errors import ArenaError
+from arena.models import Arena, ArenaTally, BattleSlot, Vote, VoterTrust
+
+FORMATS = ("jsonl", "csv")
+BATCH = 2000
+
+#: The columns, in order, with what each holds (the dataset card lists them).
+FIELDS: dict[str, str] = {
+    "vote_id": "the vote's id in this arena's log (increasing with time)",
+    "arena": "the arena's slug",
+    "mode": "pairwise, best_of_k or rank_k",
+    "prompt_id": "the prompt's id",
+    "prompt": "the prompt's text",
+    "models": "the models shown, by slug, in slot order (A, B, ...)",
+    "ranking": "groups of model slugs, best first; models in one group tied (the last group of "
+    "a best-of-K vote is unordered: the winner beat each, they were not compared)",
+    "outcome": "the vote as cast: a, b, tie, both_bad, best or ranked",
+    "is_partial": "true for best-of-K votes (only the winner is known)",
+    "created_at": "when the vote was cast (UTC, ISO 8601)",
+    "time_to_vote_ms": "from the battle being shown to the vote",
+    "too_fast": "cast before the media's minimum viewing time",
+    "counts": "whether the leaderboard counts the vote",
+    "weight": "the weight a counted vote carries: its voter's earned trust (0 when not counted)",
+    "excluded_because": "the detectors (or admin) behind an exclusion; empty when counted",
+    "voter": "a pseudonym, stable within this export only",
+}
+
+
+class InvalidExport(ArenaError):
+    """The export cannot be made as asked (bad format, folder not empty)."""
+
+
+@dataclass
+class ExportSummary:
+    arena: str
+    fmt: str
+    votes: int = 0
+    counted: int = 0
+    files: dict[str, str] = field(default_factory=dict)  # name -> sha256
+
+
+def _pseudonym(key: bytes) -> Callable[[str], str]:
+    def name(voter_public_id: str) -> str:
+        return hmac.new(key, voter_public_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+    return name
+
+
+def vote_rows(
+    *, arena: Arena, since: datetime | None = None, key: bytes | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every vote of ``arena`` (cast at or after ``since``) as an export row, in id order."""
+    pseudonym = _pseudonym(key or secrets.token_bytes(32))
+    votes = Vote.objects.filter(arena=arena).order_by("pk")
+    if since is not None:
+        votes = votes.filter(created_at__gte=since)
+    slugs = dict(arena.generative_models.values_list("pk", "slug"))
+    last = 0
+    while True:
+        batch = list(
+            votes.filter(pk__gt=last)
+            .select_related("battle__prompt", "voter", "exclusion")
+            .only(
+                "id", "mode", "outcome", "ranking", "is_partial", "created_at",
+                "time_to_vote_ms", "too_fast", "is_named", "voter__public_id", "voter_id",
+                "battle__prompt__id", "battle__prompt__text", "exclusion__reasons",
+            )[:BATCH]
+        )  # fmt: skip
+        if not batch:
+            return
+        last = batch[-1].pk
+        yield from _rows(arena, batch, slugs, pseudonym)
+
+
+def _rows(
+    arena: Arena, batch: list[Vote], slugs: dict[int, str], pseudonym: Callable[[str], str]
+) -> Iterator[dict[str, Any]]:
+    shown: dict[int, list[int]] = {}
+    for battle_id, model_id in (
+        BattleSlot.objects.filter(battle_id__in=[v.battle_id for v in batch])
+        .order_by("battle_id", "position")
+        .values_list("battle_id", "model_id")
+    ):
+        shown.setdefault(battle_id, []).append(model_id)
+    weights = dict(
+        VoterTrust.objects.filter(
+            arena=arena, voter_id__in={v.voter_id for v in batch}
+        ).values_list("voter_id", "weight")
+    )
+    for vote in batch:
+        exclusion = getattr(vote, "exclusion", None)
+        counts = exclusion is None and not vote.is_named
+        reasons = list(exclusion.reasons) if exclusion is not None else []
+        if vote.is_named:
+            reasons.append("named battle (the voter chose the models)")
+        yield {
+            "vote_id": vote.pk,
+            "arena": arena.slug,
+            "mode": vote.mode,
+            "prompt_id": vote.battle.prompt.pk,
+            "prompt": vote.battle.prompt.text,
+            "models": [slugs.get(m, str(m)) for m in shown.get(vote.battle_id, [])],
+            "ranking": [[slugs.get(m, str(m)) for m in group] for group in vote.ranking],
+            "outcome": vote.outcome,
+            "is_partial": vote.is_partial,
+            "created_at": vote.created_at.astimezone(UTC).isoformat(),
+            "time_to_vote_ms": vote.time_to_vote_ms,
+            "too_fast": vote.too_fast,
+            "counts": counts,
+            "weight": float(weights.get(vote.voter_id, 1.0)) if counts else 0.0,
+            "excluded_because": reasons,
+            "voter": pseudonym(str(vote.voter.public_id)),
+        }
+
+
+def _write_rows(rows: Iterator[dict[str, Any]], fmt: str, handle: TextIO) -> Iterator[bool]:
+    """Write rows to ``handle``; yields each row's ``counts`` (for progress and totals)."""
+    if fmt == "jsonl":
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            yield bool(row["counts"])
+        return
+    writer = csv.DictWriter(handle, fieldnames=list(FIELDS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        flat = {
+            k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
+            for k, v in row.items()
+        }
+        writer.writerow(flat)
+        yield bool(row["counts"])
+
+
+def export_votes(
+    *,
+    arena: Arena,
+    out_dir: Path,
+    fmt: str,
+    since: datetime | None = None,
+    licence: str = "cc-by-4.0",
+    progress: Callable[[int], object] | None = None,
+) -> ExportSummary:
+    """Write ``votes.<fmt>``, a dataset card (``README.md``) and ``SHA256SUMS`` into
+    ``out_dir`` (created; it must be empty). Raises InvalidExport before writing anything."""
+    if fmt not in FORMATS:
+        hint = (
+            " (Parquet needs pyarrow, which this install does not have)" if fmt == "parquet" else ""
+        )
+        raise InvalidExport(f"Unknown format {fmt!r}{hint}; use one of {', '.join(FORMATS)}.")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InvalidExport(f"{out_dir} exists and is not an empty folder; pick a new one.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = ExportSummary(arena=arena.slug, fmt=fmt)
+    data = out_dir / f"votes.{fmt}"
+    with data.open("w", encoding="utf-8", newline="") as handle:
+        for counts in _write_rows(vote_rows(arena=arena, since=since), fmt, handle):
+            summary.votes += 1
+            summary.counted += counts
+            if progress is not None:
+                progress(1)
+    card = out_dir / "README.md"
+    card.write_text(_card(arena, summary, since, licence), encoding="utf-8")
+    for path in (data, card):
+        summary.files[path.name] = _sha256(path)
+    (out_dir / "SHA256SUMS").write_text(
+        "".join(f"{digest}  {name}\n" for name, digest in sorted(summary.files.items())),
+        encoding="utf-8",
+    )
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _card(arena: Arena, summary: ExportSummary, since: datetime | None, licence: str) -> str:
+    tally = ArenaTally.objects.filter(arena=arena).first()
+    out = io.StringIO()
+    out.write(
+        "---\n"
+        f"license: {licence}\n"
+        f"pretty_name: {arena.name} votes\n"
+        "task_categories:\n- other\n"
+        "tags:\n- human-preference\n- arena\n- pairwise-comparison\n"
+        "configs:\n- config_name: default\n"
+        f"  data_files: votes.{summary.fmt}\n"
+        "---\n\n"
+    )
+    out.write(f"# {arena.name}: human preference votes\n\n{arena.description}\n\n")
+    out.write(
+        f"- Arena: `{arena.slug}` (task {arena.task})\n"
+        f"- Votes: {summary.votes}, of which the leaderboard counts {summary.counted}\n"
+        f"- Cast since: {since.isoformat() if since else 'the first vote'}\n"
+        f"- Exported: {timezone.now().astimezone(UTC).isoformat()}\n"
+        f"- Vote-set hash of the counted votes at export time: "
+        f"`{tally.digest if tally else '0' * 32}` ({tally.votes if tally else 0} votes)\n"
+        f"- Licence: {licence}\n\n"
+    )
+    out.write("## Fields\n\n| field | meaning |\n|---|---|\n")
+    for name, meaning in FIELDS.items():
+        out.write(f"| `{name}` | {meaning} |\n")
+    out.write(
+        "\n## Privacy\n\nVoters appear as a pseudonym (an HMAC under a key drawn for this export "
+        "and discarded), stable within this export and unlinkable across exports. No address, "
+        "network prefix, user agent or hash of them is included.\n\n"
+        "## Integrity\n\n`SHA256SUMS` holds the SHA-256 of every file (`sha256sum -c SHA256SUMS`).\n"
+    )
+    return out.getvalue()

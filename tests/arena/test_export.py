@@ -1,0 +1,151 @@
+"""An arena's votes exported as a dataset: rows, pseudonyms, card, checksums and bad input."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from arena.clock import SimulatedClock as Clock
+from arena.exports import FIELDS
+from arena.leaderboards import votes_exclude
+from arena.models import Arena, ArenaTally, Vote
+from tests.arena.test_fraud import cast, honest
+from tests.factories import VoterFactory, ready_arena
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def voted(monkeypatch: pytest.MonkeyPatch) -> Arena:
+    """Three voters, 12 votes; the first two votes excluded by fraud detection."""
+    clock = Clock(timezone.now() - timedelta(days=2))
+    monkeypatch.setattr(timezone, "now", clock)
+    arena = ready_arena(models=3)
+    rng = random.Random(3)
+    for i in range(3):
+        voter = VoterFactory.create()
+        for _ in range(4):
+            cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.100.{i + 1}")
+    first_two = list(Vote.objects.filter(arena=arena).order_by("pk")[:2])
+    votes_exclude(arena_id=arena.pk, votes=first_two, reason="test", reasons=["speed", "rate"])
+    return arena
+
+
+def _export(arena: Arena, out: Path, *args: str) -> None:
+    call_command("export_votes", "--arena", arena.slug, "--out", str(out), *args, verbosity=0)
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_vote_is_a_row_with_what_a_researcher_needs(voted: Arena, tmp_path: Path) -> None:
+    _export(voted, tmp_path / "out")
+
+    rows = _jsonl(tmp_path / "out" / "votes.jsonl")
+    votes = list(Vote.objects.filter(arena=voted).order_by("pk").select_related("battle__prompt"))
+    assert [r["vote_id"] for r in rows] == [v.pk for v in votes]
+    assert list(rows[0]) == list(FIELDS)
+    slugs = dict(voted.generative_models.values_list("pk", "slug"))
+    for row, vote in zip(rows, votes, strict=True):
+        assert row["prompt"] == vote.battle.prompt.text
+        shown = vote.battle.slots.order_by("position").values_list("model_id", flat=True)
+        assert row["models"] == [slugs[m] for m in shown]
+        assert row["ranking"] == [[slugs[m] for m in group] for group in vote.ranking]
+        assert row["outcome"] == vote.outcome and row["time_to_vote_ms"] == vote.time_to_vote_ms
+    assert [(r["counts"], r["excluded_because"]) for r in rows[:3]] == [
+        (False, ["speed", "rate"]), (False, ["speed", "rate"]), (True, []),
+    ]  # fmt: skip
+    assert rows[0]["weight"] == 0.0 and rows[2]["weight"] == pytest.approx(0.1)  # one sitting
+
+
+def test_voters_are_pseudonyms_that_do_not_link_across_exports(
+    voted: Arena, tmp_path: Path
+) -> None:
+    _export(voted, tmp_path / "a")
+    _export(voted, tmp_path / "b")
+
+    a, b = _jsonl(tmp_path / "a" / "votes.jsonl"), _jsonl(tmp_path / "b" / "votes.jsonl")
+    assert len({r["voter"] for r in a}) == 3, "stable within one export"
+    assert not {r["voter"] for r in a} & {r["voter"] for r in b}, "unlinkable across exports"
+    text = (tmp_path / "a" / "votes.jsonl").read_text()
+    for vote in Vote.objects.filter(arena=voted):
+        assert str(vote.voter.public_id) not in text
+        assert vote.prefix_hash not in text and vote.client_hash not in text
+    assert "198.51.100" not in text
+
+
+def test_csv_holds_the_same_rows(voted: Arena, tmp_path: Path) -> None:
+    _export(voted, tmp_path / "j")
+    _export(voted, tmp_path / "c", "--format", "csv")
+
+    with (tmp_path / "c" / "votes.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = _jsonl(tmp_path / "j" / "votes.jsonl")
+    assert [int(r["vote_id"]) for r in rows] == [r["vote_id"] for r in expected]
+    assert [json.loads(r["ranking"]) for r in rows] == [r["ranking"] for r in expected]
+    assert [r["counts"] for r in rows[:3]] == ["False", "False", "True"]
+
+
+def test_the_card_and_checksums_describe_the_files(voted: Arena, tmp_path: Path) -> None:
+    _export(voted, tmp_path / "out", "--license", "cc0-1.0")
+
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc0-1.0\n")
+    assert "Votes: 12, of which the leaderboard counts 10" in card
+    assert ArenaTally.objects.get(arena=voted).digest in card
+    assert all(f"`{name}`" in card for name in FIELDS)
+    sums = (tmp_path / "out" / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == 2
+    for line in sums:
+        digest, name = line.split("  ")
+        assert hashlib.sha256((tmp_path / "out" / name).read_bytes()).hexdigest() == digest
+
+
+def test_since_keeps_only_later_votes(voted: Arena, tmp_path: Path) -> None:
+    votes = list(Vote.objects.filter(arena=voted).order_by("pk"))
+    cut = votes[6].created_at
+
+    _export(voted, tmp_path / "out", "--since", cut.isoformat())
+
+    assert [r["vote_id"] for r in _jsonl(tmp_path / "out" / "votes.jsonl")] == [
+        v.pk for v in votes[6:]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "parquet"], "Parquet needs pyarrow"),
+        (["--format", "xml"], "Unknown format 'xml'"),
+        (["--since", "yesterday"], "--since 'yesterday' is not a date"),
+    ],
+)
+def test_bad_options_are_refused_and_write_nothing(
+    voted: Arena, tmp_path: Path, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=message):
+        _export(voted, tmp_path / "out", *args)
+
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_unknown_arena_or_a_used_folder_is_refused(voted: Arena, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="Unknown arena 'nowhere'"):
+        call_command("export_votes", "--arena", "nowhere", "--out", str(tmp_path / "x"))
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("mine")
+
+    with pytest.raises(CommandError, match="not an empty folder"):
+        _export(voted, tmp_path / "used")
+
+    assert [p.name for p in (tmp_path / "used").iterdir()] == ["keep.txt"]
