@@ -24,10 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from django.db.models import Max
 from django.utils import timezone
 
 from arena.errors import ArenaError
-from arena.models import Arena, ArenaTally, BattleSlot, Vote, VoterTrust
+from arena.leaderboards import PARAMS, leaderboard_rebuild, trust_floor
+from arena.models import Arena, ArenaTally, BattleSlot, GenerativeModel, Vote, VoterTrust
 
 FORMATS = ("jsonl", "csv")
 BATCH = 2000
@@ -75,11 +77,18 @@ def _pseudonym(key: bytes) -> Callable[[str], str]:
 
 
 def vote_rows(
-    *, arena: Arena, since: datetime | None = None, key: bytes | None = None
+    *,
+    arena: Arena,
+    since: datetime | None = None,
+    key: bytes | None = None,
+    through: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every vote of ``arena`` (cast at or after ``since``) as an export row, in id order."""
+    """Every vote of ``arena`` (cast at or after ``since``, with an id up to ``through``) as an
+    export row, in id order."""
     pseudonym = _pseudonym(key or secrets.token_bytes(32))
     votes = Vote.objects.filter(arena=arena).order_by("pk")
+    if through is not None:
+        votes = votes.filter(pk__lte=through)
     if since is not None:
         votes = votes.filter(created_at__gte=since)
     slugs = dict(arena.generative_models.values_list("pk", "slug"))
@@ -115,6 +124,7 @@ def _rows(
             arena=arena, voter_id__in={v.voter_id for v in batch}
         ).values_list("voter_id", "weight")
     )
+    floor = trust_floor()  # a voter without a trust row yet counts at the floor
     for vote in batch:
         exclusion = getattr(vote, "exclusion", None)
         counts = exclusion is None and not vote.is_named
@@ -135,7 +145,7 @@ def _rows(
             "time_to_vote_ms": vote.time_to_vote_ms,
             "too_fast": vote.too_fast,
             "counts": counts,
-            "weight": float(weights.get(vote.voter_id, 1.0)) if counts else 0.0,
+            "weight": float(weights.get(vote.voter_id, floor)) if counts else 0.0,
             "excluded_because": reasons,
             "voter": pseudonym(str(vote.voter.public_id)),
         }
@@ -179,22 +189,51 @@ def export_votes(
         raise InvalidExport(f"{out_dir} exists and is not an empty folder; pick a new one.")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary(arena=arena.slug, fmt=fmt)
+    live, through = _live_leaderboard(arena)
+    board = out_dir / "leaderboard.json"
+    board.write_text(json.dumps(live, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     data = out_dir / f"votes.{fmt}"
+    rows = vote_rows(arena=arena, since=since, through=through)
     with data.open("w", encoding="utf-8", newline="") as handle:
-        for counts in _write_rows(vote_rows(arena=arena, since=since), fmt, handle):
+        for counts in _write_rows(rows, fmt, handle):
             summary.votes += 1
             summary.counted += counts
             if progress is not None:
                 progress(1)
     card = out_dir / "README.md"
     card.write_text(_card(arena, summary, since, licence), encoding="utf-8")
-    for path in (data, card):
+    for path in (data, card, board):
         summary.files[path.name] = _sha256(path)
     (out_dir / "SHA256SUMS").write_text(
         "".join(f"{digest}  {name}\n" for name, digest in sorted(summary.files.items())),
         encoding="utf-8",
     )
     return summary
+
+
+def _live_leaderboard(arena: Arena) -> tuple[dict[str, Any], int]:
+    """The leaderboard the export is checked against (``python -m ranking.replay``): rebuilt
+    now (pending votes drained first), with the highest vote id it holds."""
+    high = Vote.objects.filter(arena=arena).aggregate(high=Max("pk"))["high"] or 0
+    snapshots = leaderboard_rebuild(arena=arena).snapshots  # drains the votes up to ``high``
+    tally = ArenaTally.objects.get(arena=arena)
+    slugs = dict(GenerativeModel.objects.filter(arenas=arena).values_list("pk", "slug"))
+    return {
+        "arena": arena.slug,
+        "vote_set_hash": tally.digest,
+        "votes": tally.votes,
+        "players": [slugs[pk] for pk in sorted(slugs)],
+        "methods": {
+            s.method: {
+                "params": PARAMS[s.method],
+                "standings": [
+                    {"model": r["slug"], "score": r["score"], "low": r["low"], "high": r["high"]}
+                    for r in s.standings
+                ],
+            }
+            for s in snapshots
+        },
+    }, high
 
 
 def _sha256(path: Path) -> str:

@@ -17,7 +17,6 @@ the number of models, not of votes. Readers only ever get snapshots.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from arena.models import (
     VoterFlag,
     VoterTrust,
 )
+from ranking import replay as ranking_replay
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ BETA = 25.0 / 6.0  # openskill's default performance noise, shared with ranking.
 
 def _vote_hash(vote_id: int, weight: float = 1.0) -> int:
     """The digest's term for one vote counted at ``weight`` (a full vote's term is unchanged
-    since before weights, so digests of unweighted vote sets stay what they were)."""
-    key = f"vote:{vote_id}" if weight == 1.0 else f"vote:{vote_id}@{round(weight * 10_000)}"
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big")
+    since before weights, so digests of unweighted vote sets stay what they were); the same
+    function ``python -m ranking.replay`` checks an export with."""
+    return ranking_replay.vote_hash(vote_id, weight)
 
 
 def trust_floor() -> float:
@@ -707,19 +707,12 @@ def _standing_dict(row: ranking.Standing, models: dict[int, GenerativeModel]) ->
 def _standings(
     method: str, counts: ranking.PairCounts, elo: dict[str, float]
 ) -> list[ranking.Standing]:
-    """Standings of ``method`` from aggregated counts (ELO: from the online ratings)."""
-    players = counts.players
-    rater: ranking.EloRater | ranking.BradleyTerryRater | ranking.BayesianRater
-    if method == "elo":
-        rater = ranking.EloRater(players, **PARAMS["elo"])
-        rater.ratings = np.array([elo.get(p, PARAMS["elo"]["init"]) for p in players])
-    elif method == "bradley_terry":
-        rater = ranking.BradleyTerryRater(players, **PARAMS["bradley_terry"])
-    else:
-        rater = ranking.BayesianRater(players, **PARAMS["bayesian"])
-    rater.counts = counts
-    rater.n_votes = int(counts.votes.sum())
-    return rater.standings()
+    """Standings of ``method`` from aggregated counts (ELO: from the online ratings), as
+    ``python -m ranking.replay`` computes them from an export."""
+    online = [elo.get(p, PARAMS["elo"]["init"]) for p in counts.players]
+    return ranking_replay.standings_for(
+        method, counts, PARAMS[method], online if method == "elo" else None
+    )
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from arena.clock import SimulatedClock as Clock
 from arena.exports import FIELDS
-from arena.leaderboards import votes_exclude
+from arena.leaderboards import leaderboard_current, ratings_replay, voters_trust_set, votes_exclude
 from arena.models import Arena, ArenaTally, Vote
+from ranking.replay import main as replay_main
+from ranking.replay import replay_export
 from tests.arena.test_fraud import cast, honest
 from tests.factories import VoterFactory, ready_arena
 
@@ -105,7 +107,7 @@ def test_the_card_and_checksums_describe_the_files(voted: Arena, tmp_path: Path)
     assert ArenaTally.objects.get(arena=voted).digest in card
     assert all(f"`{name}`" in card for name in FIELDS)
     sums = (tmp_path / "out" / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 2
+    assert len(sums) == 3  # votes, card, leaderboard.json
     for line in sums:
         digest, name = line.split("  ")
         assert hashlib.sha256((tmp_path / "out" / name).read_bytes()).hexdigest() == digest
@@ -149,3 +151,59 @@ def test_an_unknown_arena_or_a_used_folder_is_refused(voted: Arena, tmp_path: Pa
         _export(voted, tmp_path / "used")
 
     assert [p.name for p in (tmp_path / "used").iterdir()] == ["keep.txt"]
+
+
+# -- anyone can recompute the leaderboard from an export -----------------------------------------
+
+
+def _trusted(arena: Arena) -> None:
+    """Give one voter full trust, so the export holds votes of two weights."""
+    voter_id = (
+        Vote.objects.filter(arena=arena).order_by("-pk").values_list("voter_id", flat=True)[0]
+    )
+    voters_trust_set(arena_id=arena.pk, trust={voter_id: 1.0})
+    ratings_replay(arena_id=arena.pk)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_the_replay_recomputes_the_live_leaderboard_from_the_export_alone(
+    voted: Arena, tmp_path: Path, fmt: str
+) -> None:
+    _trusted(voted)
+    _export(voted, tmp_path / "out", "--format", fmt)
+
+    result = replay_export(tmp_path / "out")
+
+    live = ArenaTally.objects.get(arena=voted)
+    assert result.vote_set_hash == live.digest == result.expected_hash
+    assert result.votes == live.votes == 10
+    assert result.mismatches == [] and result.matches
+    snapshot = leaderboard_current(arena=voted, method="bradley_terry")
+    assert snapshot is not None
+    slugs = dict(voted.generative_models.values_list("pk", "slug"))
+    mine = {s.player: round(s.score, 2) for s in result.standings["bradley_terry"]}
+    assert mine == {slugs[r["model_id"]]: r["score"] for r in snapshot.snapshot.standings}
+
+
+def test_the_replay_says_so_when_the_export_was_tampered_with(
+    voted: Arena, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _export(voted, tmp_path / "out")
+    path = tmp_path / "out" / "votes.jsonl"
+    rows = _jsonl(path)
+    rows[5]["ranking"] = rows[5]["ranking"][::-1]  # one vote turned round
+    rows = [r for r in rows if r["vote_id"] != rows[-1]["vote_id"]]  # and one dropped
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert replay_main([str(tmp_path / "out")]) == 1
+
+    out = capsys.readouterr().out
+    assert "mismatch: the vote-set hash differs" in out
+    assert "mismatch: bradley_terry" in out or "mismatch: elo" in out
+
+
+def test_the_replay_refuses_a_folder_that_is_not_an_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert replay_main([str(tmp_path)]) == 2
+    assert "leaderboard.json cannot be read" in capsys.readouterr().err
