@@ -194,6 +194,10 @@ class Arena(models.Model):
             '{"image_side": 1024}; empty for the defaults.'
         ),
     )
+    publish_votes = models.BooleanField(
+        default=False,
+        help_text="Anyone may download the arena's votes (pseudonymised) from its leaderboard.",
+    )
     is_active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0, help_text="Order on the home page.")
     created_at = models.DateTimeField(auto_now_add=True)

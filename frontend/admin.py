@@ -5,7 +5,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from arena.errors import ArenaError
 from arena.models import (
@@ -113,7 +114,7 @@ class ArenaForm(forms.ModelForm[Arena]):
         fields = (
             "name", "slug", "description", "task", "prompt_set", "generative_models", "k_values",
             "vote_modes", "default_mode", "outputs_per_prompt", "allow_user_prompts",
-            "media_profile", "is_active", "position",
+            "media_profile", "publish_votes", "is_active", "position",
         )  # fmt: skip
 
     def clean_media_profile(self) -> dict[str, Any]:
@@ -136,7 +137,26 @@ class ArenaForm(forms.ModelForm[Arena]):
 @admin.register(Arena)
 class ArenaAdmin(admin.ModelAdmin[Arena]):
     form = ArenaForm
-    list_display = ("name", "slug", "task", "default_mode", "is_active", "position")
+    list_display = (
+        "name",
+        "slug",
+        "task",
+        "default_mode",
+        "publish_votes",
+        "is_active",
+        "position",
+    )
+    actions = ("download_votes",)
+
+    @admin.action(description="Download the votes of the selected arena (JSON Lines)")
+    def download_votes(
+        self, request: HttpRequest, queryset: QuerySet[Arena]
+    ) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one arena to download.", messages.ERROR)
+            return None
+        return redirect("frontend:votes-download", slug=queryset.get().slug)
+
     filter_horizontal = ("generative_models",)
     prepopulated_fields = {"slug": ("name",)}
 

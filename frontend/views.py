@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena import selectors, services
 from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle, RateLimited
+from arena.exports import vote_rows
 from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_current
 from arena.middleware import client_ip, request_voter
 from arena.models import Arena, Battle, BattleState, GenerativeModel, VoteMode
@@ -354,3 +356,22 @@ class LogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         response.delete_cookie(settings.VOTER_COOKIE_NAME, samesite="Lax")
         return response
+
+
+@require_GET
+def votes_download(request: HttpRequest, slug: str) -> HttpResponse | StreamingHttpResponse:
+    """The arena's votes as JSON Lines (the rows of ``manage.py export_votes``, pseudonyms under
+    a key drawn for this download), streamed. For staff, and for anyone when the arena
+    publishes its votes; others get a 404, as if there were nothing to download."""
+    try:
+        arena = selectors.arena_get(slug=slug)
+    except ArenaError as exc:
+        return render(request, "frontend/error.html", {"message": exc.message}, status=exc.status)
+    if not (arena.publish_votes or request.user.is_staff):
+        message = "This arena does not publish its votes."
+        return render(request, "frontend/error.html", {"message": message}, status=404)
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in vote_rows(arena=arena))
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{arena.slug}-votes.jsonl"'
+    response["Cache-Control"] = "private, no-store"
+    return response

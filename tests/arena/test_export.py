@@ -207,3 +207,53 @@ def test_the_replay_refuses_a_folder_that_is_not_an_export(
 ) -> None:
     assert replay_main([str(tmp_path)]) == 2
     assert "leaderboard.json cannot be read" in capsys.readouterr().err
+
+
+# -- downloads --------------------------------------------------------------------------------
+
+
+def _download(client: Any, arena: Arena) -> Any:
+    return client.get(f"/arena/{arena.slug}/votes.jsonl")
+
+
+def test_staff_download_the_votes_as_json_lines(voted: Arena, admin_client: Any) -> None:
+    answer = _download(admin_client, voted)
+
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("application/x-ndjson")
+    assert f'filename="{voted.slug}-votes.jsonl"' in answer["Content-Disposition"]
+    rows = [json.loads(line) for line in b"".join(answer.streaming_content).splitlines()]
+    assert [r["vote_id"] for r in rows] == list(
+        Vote.objects.filter(arena=voted).order_by("pk").values_list("pk", flat=True)
+    )
+    assert len({r["voter"] for r in rows}) == 3
+
+
+def test_the_public_downloads_only_what_an_arena_publishes(voted: Arena, client: Any) -> None:
+    refused = _download(client, voted)
+    page = client.get(f"/arena/{voted.slug}/leaderboard/").content.decode()
+
+    assert refused.status_code == 404
+    assert "does not publish its votes" in refused.content.decode()
+    assert "lb-download" not in page
+
+    Arena.objects.filter(pk=voted.pk).update(publish_votes=True)
+
+    assert _download(client, voted).status_code == 200
+    assert 'id="lb-download"' in client.get(f"/arena/{voted.slug}/leaderboard/").content.decode()
+    assert client.get("/arena/no-such-arena/votes.jsonl").status_code == 404
+
+
+def test_the_arena_admin_action_downloads_one_arena(voted: Arena, admin_client: Any) -> None:
+    one = admin_client.post(
+        "/admin/arena/arena/", {"action": "download_votes", "_selected_action": [voted.pk]}
+    )
+    other = ready_arena(models=2)
+    two = admin_client.post(
+        "/admin/arena/arena/",
+        {"action": "download_votes", "_selected_action": [voted.pk, other.pk]},
+        follow=True,
+    )
+
+    assert one.status_code == 302 and one["Location"] == f"/arena/{voted.slug}/votes.jsonl"
+    assert "Select exactly one arena" in two.content.decode()
