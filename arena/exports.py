@@ -12,9 +12,11 @@ address, network prefix, user agent or hash of them is exported.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
+import importlib.util
 import io
 import json
 import secrets
@@ -31,7 +33,7 @@ from arena.errors import ArenaError
 from arena.leaderboards import PARAMS, leaderboard_rebuild, trust_floor
 from arena.models import Arena, ArenaTally, BattleSlot, GenerativeModel, Vote, VoterTrust
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "parquet")
 BATCH = 2000
 
 #: The columns, in order, with what each holds (the dataset card lists them).
@@ -151,6 +153,39 @@ def _rows(
         }
 
 
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    text, names = pa.string(), pa.list_(pa.string())
+    return pa.schema(
+        [
+            ("vote_id", pa.int64()), ("arena", text), ("mode", text), ("prompt_id", pa.int64()),
+            ("prompt", text), ("models", names), ("ranking", pa.list_(names)),
+            ("outcome", text), ("is_partial", pa.bool_()), ("created_at", text),
+            ("time_to_vote_ms", pa.int64()), ("too_fast", pa.bool_()), ("counts", pa.bool_()),
+            ("weight", pa.float64()), ("excluded_because", names), ("voter", text),
+        ]
+    )  # fmt: skip
+
+
+def _write_parquet(rows: Iterator[dict[str, Any]], path: Path) -> Iterator[bool]:
+    """Write rows to a Parquet file in row groups of ``BATCH``; yields each row's ``counts``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _parquet_schema()
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            yield bool(row["counts"])
+            if len(batch) == BATCH:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+
+
 def _write_rows(rows: Iterator[dict[str, Any]], fmt: str, handle: TextIO) -> Iterator[bool]:
     """Write rows to ``handle``; yields each row's ``counts`` (for progress and totals)."""
     if fmt == "jsonl":
@@ -181,10 +216,12 @@ def export_votes(
     """Write ``votes.<fmt>``, a dataset card (``README.md``) and ``SHA256SUMS`` into
     ``out_dir`` (created; it must be empty). Raises InvalidExport before writing anything."""
     if fmt not in FORMATS:
-        hint = (
-            " (Parquet needs pyarrow, which this install does not have)" if fmt == "parquet" else ""
+        raise InvalidExport(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise InvalidExport(
+            "Parquet needs pyarrow, which this install does not have: "
+            "pip install 'genai-arena[export]' (or use jsonl or csv)."
         )
-        raise InvalidExport(f"Unknown format {fmt!r}{hint}; use one of {', '.join(FORMATS)}.")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InvalidExport(f"{out_dir} exists and is not an empty folder; pick a new one.")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,8 +231,13 @@ def export_votes(
     board.write_text(json.dumps(live, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     data = out_dir / f"votes.{fmt}"
     rows = vote_rows(arena=arena, since=since, through=through)
-    with data.open("w", encoding="utf-8", newline="") as handle:
-        for counts in _write_rows(rows, fmt, handle):
+    with contextlib.ExitStack() as stack:
+        if fmt == "parquet":
+            written = _write_parquet(rows, data)
+        else:
+            handle = stack.enter_context(data.open("w", encoding="utf-8", newline=""))
+            written = _write_rows(rows, fmt, handle)
+        for counts in written:
             summary.votes += 1
             summary.counted += counts
             if progress is not None:

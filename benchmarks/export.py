@@ -1,6 +1,6 @@
 """Vote export speed and size, and the replay of an export, at 100k and 1M votes.
 
-    python benchmarks/export.py [--sizes 100000 1000000] [--models 50]
+    python benchmarks/export.py [--sizes 100000 1000000] [--models 50] [--formats jsonl csv parquet]
 
 For each size it loads that many votes into a fresh arena of the configured database (a
 throw-away SQLite file by default; DATABASE_URL for PostgreSQL), with the aggregates the app
@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--formats", nargs="+", default=["jsonl", "csv", "parquet"])
     args = parser.parse_args()
     if any(n < 1 for n in args.sizes) or args.models < 2:
         parser.error("--sizes must be positive and --models at least 2")
@@ -50,7 +51,7 @@ def main() -> None:
         arena = _load(n, args.models, seed=n)
         voter_id = Vote.objects.filter(arena=arena).values_list("voter_id", flat=True)[0]
         VoterTrust.objects.create(arena=arena, voter_id=voter_id, weight=1.0)  # as drained
-        for fmt in ("jsonl", "csv"):
+        for fmt in args.formats:
             with tempfile.TemporaryDirectory(prefix="arena-export-") as tmp:
                 out = Path(tmp) / "export"
                 with tqdm(total=n, desc=f"export {n:,} {fmt}", unit="vote") as bar:

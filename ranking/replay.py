@@ -2,7 +2,8 @@
 
     python -m ranking.replay DIR
 
-``DIR`` is what ``manage.py export_votes`` wrote: ``votes.jsonl`` (or ``votes.csv``) and
+``DIR`` is what ``manage.py export_votes`` wrote: ``votes.jsonl`` (or ``.csv``, or ``.parquet``,
+which needs pyarrow) and
 ``leaderboard.json`` (the live leaderboard at export time: its vote-set hash, the methods'
 parameters, the models in the order the fits use, and the standings). The replay sums the
 vote-set hash of the counted votes at their weights, rebuilds the pair counts and the online
@@ -81,14 +82,21 @@ class Replayed:
 
 
 def _rows(folder: Path) -> Iterator[dict[str, Any]]:
-    jsonl, table = folder / "votes.jsonl", folder / "votes.csv"
+    jsonl, table, parquet = folder / "votes.jsonl", folder / "votes.csv", folder / "votes.parquet"
+    if parquet.exists():
+        import pyarrow.parquet as pq  # only needed for Parquet exports
+
+        columns = ["vote_id", "ranking", "is_partial", "counts", "weight"]
+        for batch in pq.ParquetFile(parquet).iter_batches(columns=columns):
+            yield from batch.to_pylist()
+        return
     if jsonl.exists():
         with jsonl.open(encoding="utf-8") as handle:
             for line in handle:
                 yield json.loads(line)
         return
     if not table.exists():
-        raise ValueError(f"{folder} holds neither votes.jsonl nor votes.csv")
+        raise ValueError(f"{folder} holds no votes.jsonl, votes.csv or votes.parquet")
     with table.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             yield {
