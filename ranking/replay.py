@@ -120,7 +120,11 @@ def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
     elo = EloRater(players, **live["methods"]["elo"]["params"]) if players else None
     digest = votes = 0
     known = set(players)
-    for row in sorted(_rows(folder), key=lambda r: int(r["vote_id"])):
+    last = -1
+    for row in _rows(folder):  # streamed: the export writes votes in id order
+        if int(row["vote_id"]) <= last:
+            raise ValueError(f"votes are not in id order at vote {row['vote_id']} (after {last})")
+        last = int(row["vote_id"])
         if not row["counts"]:
             continue
         weight = float(row["weight"])

@@ -284,3 +284,13 @@ def test_the_arena_admin_action_downloads_one_arena(voted: Arena, admin_client: 
 
     assert one.status_code == 302 and one["Location"] == f"/arena/{voted.slug}/votes.jsonl"
     assert "Select exactly one arena" in two.content.decode()
+
+
+def test_the_replay_refuses_rows_out_of_order(voted: Arena, tmp_path: Path) -> None:
+    _export(voted, tmp_path / "out")
+    path = tmp_path / "out" / "votes.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+
+    with pytest.raises(ValueError, match="not in id order"):
+        replay_export(tmp_path / "out")
