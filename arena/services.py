@@ -745,15 +745,19 @@ def asset_regenerate(*, asset: Asset) -> Asset:
     """
     if asset.status == AssetStatus.RUNNING:
         raise ArenaError("This output is being generated right now; try again when it finishes.")
-    old_file = asset.file.name
+    old_files = [name for name in (asset.file.name, asset.original.name) if name]
     asset.public_id = secrets.token_hex(16)
     asset.file = None
+    asset.original = None
+    # The model is asked for its own format again (not the arena's served one).
+    asset.fmt = asset.original_fmt or asset.fmt
+    asset.original_fmt = ""
     asset.status = AssetStatus.PENDING
     asset.error, asset.checksum, asset.size_bytes = "", "", 0
     asset.enqueued_at = None
     asset.save()
-    if old_file:
-        asset.file.storage.delete(old_file)
+    for name in old_files:
+        asset.file.storage.delete(name)
     return asset
 
 

@@ -57,30 +57,33 @@ def media_profile_for(asset: Asset) -> Profile:
         raise ValueError(f"arena {arena.slug if arena else '?'}: {exc}") from None
 
 
-def asset_normalise_stored(asset: Asset) -> bool:
-    """Bring an output stored before normalising existed into its arena's served form, keeping
-    its file as the original. False when it is already normalised (nothing changes then);
-    raises InvalidMedia or ValueError, leaving the asset as it was."""
-    if asset.original_fmt or not asset.file:
+def asset_normalise_stored(asset: Asset, *, again: bool = False) -> bool:
+    """Bring a stored output into its arena's served form, keeping the model's own file as the
+    original: one stored before normalising existed, or with ``again`` any (after the arena's
+    media profile changed; normalised afresh from the kept original). False when there is
+    nothing to do; raises InvalidMedia or ValueError, leaving the asset as it was."""
+    if not asset.file or (asset.original_fmt and not again):
         return False
-    with asset.file.open("rb") as handle:
+    source = asset.original if asset.original else asset.file
+    original_fmt = asset.original_fmt or asset.fmt
+    with source.open("rb") as handle:
         original = handle.read()
-    data, fmt = normalise(original, asset.fmt, media_profile_for(asset))
+    data, fmt = normalise(original, original_fmt, media_profile_for(asset))
     info = validate(data, fmt)
-    old_name = asset.file.name
+    old_names = {name for name in (asset.file.name, asset.original.name) if name}
     asset_store(
         asset=asset,
         data=data,
         fmt=fmt,
         original=original,
-        original_fmt=asset.fmt,
+        original_fmt=original_fmt,
         width=info.width,
         height=info.height,
         duration_s=info.duration_s,
         generation_ms=asset.generation_ms or 0,
     )
-    if asset.file.name != old_name:
-        asset.file.storage.delete(old_name)  # its bytes live on as the original
+    for name in old_names - {asset.file.name, asset.original.name}:
+        asset.file.storage.delete(name)  # replaced: the model's bytes live on as the original
     return True
 
 

@@ -179,6 +179,8 @@ def _image(data: bytes, profile: Profile) -> bytes:
     with Image.open(io.BytesIO(data)) as opened:
         opened.seek(0)  # an animation's first frame: arenas compare still pictures
         im: Image.Image = ImageOps.exif_transpose(opened) or opened
+        if im.mode == "I" or im.mode.startswith("I;16"):  # 16-bit grey: scale, don't clip
+            im = im.convert("I").point(lambda v: v / 257).convert("L")
         has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
         picture = im.convert("RGBA" if has_alpha else "RGB")
     picture = ImageOps.contain(picture, (side, side), Image.Resampling.LANCZOS)
@@ -204,8 +206,9 @@ def _video(data: bytes, fmt: str, profile: Profile) -> bytes:
             f"scale={w}:{h}:force_original_aspect_ratio=decrease:flags=lanczos",
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
             "setsar=1",
-            f"fps={fps}",
+            # Hold the last frame first: a clip shorter than one output frame still has one.
             f"tpad=stop_mode=clone:stop_duration={seconds}",
+            f"fps={fps}",
             f"trim=duration={seconds}",
             "setpts=PTS-STARTPTS",
             "format=yuv420p",
@@ -265,7 +268,9 @@ def _mesh(data: bytes) -> bytes:
     carries its face's normal, which is exactly how a viewer shades a mesh without normals)."""
     glb = _parse_glb(data)
     doc, blob = glb.doc, glb.bin
-    if blob is None:
+    if blob is None or len(doc.get("buffers", [])) != 1 or doc.get("extensionsUsed"):
+        # Only the GLB's own buffer is rewritten; extensions (Draco, instancing...) hold
+        # references this rewrite does not follow, so such files are served as they are.
         return data
     extra = bytearray()
     base = len(_pad4(blob, b"\x00"))
@@ -355,6 +360,11 @@ def _repack(doc: dict[str, Any], blob: bytes) -> bytes:
     """Drop accessors and views nothing references any more, then the unreferenced bytes."""
     doc["accessors"] = _keep_referenced(doc["accessors"], _accessor_refs(doc))
     view_refs = [(a, "bufferView") for a in doc["accessors"] if "bufferView" in a]
+    for acc in doc["accessors"]:  # a sparse accessor's indices and values have views too
+        sparse = acc.get("sparse", {})
+        view_refs += [
+            (sparse[part], "bufferView") for part in ("indices", "values") if part in sparse
+        ]
     view_refs += [(img, "bufferView") for img in doc.get("images", []) if "bufferView" in img]
     doc["bufferViews"] = _keep_referenced(doc["bufferViews"], view_refs)
     packed = bytearray()

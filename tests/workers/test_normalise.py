@@ -316,3 +316,24 @@ def test_a_gap_too_small_for_the_filler_moves_to_the_next_multiple() -> None:
 
     assert len(padded) % exact == 0 and len(padded) >= len(data) + 12
     validate(padded, "png")
+
+
+def test_a_16_bit_grey_picture_is_scaled_not_clipped() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 96, dtype=np.uint16), (96, 1))
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")  # uint16: mode I;16
+
+    data, _ = normalise(buf.getvalue(), "png", SMALL)
+
+    with Image.open(io.BytesIO(data)) as im:
+        row = np.asarray(im.convert("L"))[48]
+    assert row[0] == 0 and row[-1] == 255 and 100 < row[48] < 155
+
+
+def test_a_clip_shorter_than_one_frame_still_becomes_a_whole_clip(tmp_path: Path) -> None:
+    one_frame = _clip(tmp_path, "testsrc=size=64x48:rate=25:duration=0.04", "mp4")
+
+    data, _ = normalise(one_frame, "mp4", SMALL)
+
+    info = validate(data, "mp4")
+    assert info.detail["frames"] == 15 and info.duration_s == pytest.approx(1.5, abs=0.05)

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from arena.models import Asset
-from arena.services import asset_request, asset_store
+from arena.services import asset_regenerate, asset_request, asset_store
 from tests.factories import ArenaFactory, GenerativeModelFactory, PromptFactory
 from workers.generators import generate
 from workers.media import sniff_format, strip_metadata, validate
@@ -78,3 +78,38 @@ def test_a_file_it_cannot_read_fails_loudly_and_changes_nothing(media: Path) -> 
 def test_an_unknown_arena_is_refused_by_name(media: Path) -> None:
     with pytest.raises(CommandError, match="Unknown arena\\(s\\): nowhere"):
         call_command("normalise_assets", "--arena", "nowhere", verbosity=0)
+
+
+def test_again_renormalises_from_the_original_after_the_profile_changed(media: Path) -> None:
+    asset = _stored_the_old_way("webp")
+    call_command("normalise_assets", verbosity=0)
+    asset.refresh_from_db()
+    first_file, original = asset.file.name, Path(asset.original.path).read_bytes()
+    arena = asset.prompt.prompt_set.arenas.get()
+    arena.media_profile = {**arena.media_profile, "image_side": 128}
+    arena.save()
+
+    call_command("normalise_assets", "--again", verbosity=0)
+
+    asset.refresh_from_db()
+    assert (asset.fmt, asset.original_fmt, asset.width) == ("png", "webp", 128)
+    assert Path(asset.original.path).read_bytes() == original, "still the model's own file"
+    assert validate(Path(asset.file.path).read_bytes(), "png").width == 128
+    assert asset.file.name != first_file and not (media / first_file).exists()
+    assert sorted(p.name for p in (media / "originals").iterdir()) == [
+        Path(asset.original.name).name
+    ]
+
+
+def test_regenerating_drops_both_files_and_asks_for_the_models_own_format(media: Path) -> None:
+    asset = _stored_the_old_way("webp")
+    call_command("normalise_assets", verbosity=0)
+    asset.refresh_from_db()
+    files = [Path(asset.file.path), Path(asset.original.path)]
+
+    asset_regenerate(asset=asset)
+
+    asset.refresh_from_db()
+    assert not asset.file and not asset.original
+    assert (asset.fmt, asset.original_fmt) == ("webp", "")
+    assert not any(p.exists() for p in files)

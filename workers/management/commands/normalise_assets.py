@@ -20,11 +20,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--arena", action="append", default=[], help="Arena slug (repeatable; default: all)."
         )
+        parser.add_argument(
+            "--again",
+            action="store_true",
+            help="Normalise every ready output afresh from its original (after an arena's "
+            "media profile changed), not only those stored before normalising existed.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        assets = Asset.objects.filter(status=AssetStatus.READY, original_fmt="").select_related(
-            "prompt"
-        )
+        assets = Asset.objects.filter(status=AssetStatus.READY).select_related("prompt")
+        if not options["again"]:
+            assets = assets.filter(original_fmt="")
         if options["arena"]:
             known = set(Arena.objects.values_list("slug", flat=True))
             if unknown := sorted(set(options["arena"]) - known):
@@ -37,7 +43,7 @@ class Command(BaseCommand):
         rows = list(assets.order_by("pk"))
         for asset in tqdm(rows, desc="normalising", unit="file", disable=options["verbosity"] < 1):
             try:
-                changed = asset_normalise_stored(asset)
+                changed = asset_normalise_stored(asset, again=options["again"])
             except (InvalidMedia, ValueError, OSError) as exc:
                 failed += 1
                 self.stderr.write(f"asset {asset.public_id}: {exc}")
