@@ -26,12 +26,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from django.db.models import Max
 from django.utils import timezone
 
 from arena.errors import ArenaError
 from arena.leaderboards import PARAMS, leaderboard_rebuild, trust_floor
-from arena.models import Arena, ArenaTally, BattleSlot, GenerativeModel, Vote, VoterTrust
+from arena.models import (
+    Arena,
+    ArenaTally,
+    BattleSlot,
+    GenerativeModel,
+    PendingVote,
+    Prompt,
+    Vote,
+    VoterTrust,
+)
+from arena.services import USER_PROMPT_SET
 
 FORMATS = ("jsonl", "csv", "parquet")
 BATCH = 2000
@@ -84,9 +93,14 @@ def vote_rows(
     since: datetime | None = None,
     key: bytes | None = None,
     through: int | None = None,
+    public: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Every vote of ``arena`` (cast at or after ``since``, with an id up to ``through``) as an
-    export row, in id order."""
+    export row, in id order.
+
+    ``public`` (the download anyone may take when the arena publishes its votes): the text of
+    prompts voters typed themselves is left out, an exclusion says only "excluded" and
+    ``too_fast`` is null, so the file is no oracle for tuning a campaign against the checks."""
     pseudonym = _pseudonym(key or secrets.token_bytes(32))
     votes = Vote.objects.filter(arena=arena).order_by("pk")
     if through is not None:
@@ -94,6 +108,15 @@ def vote_rows(
     if since is not None:
         votes = votes.filter(created_at__gte=since)
     slugs = dict(arena.generative_models.values_list("pk", "slug"))
+    typed = (
+        set(
+            Prompt.objects.filter(prompt_set__slug__startswith=USER_PROMPT_SET).values_list(
+                "pk", flat=True
+            )
+        )
+        if public
+        else set()
+    )
     last = 0
     while True:
         batch = list(
@@ -102,13 +125,24 @@ def vote_rows(
             .only(
                 "id", "mode", "outcome", "ranking", "is_partial", "created_at",
                 "time_to_vote_ms", "too_fast", "is_named", "voter__public_id", "voter_id",
-                "battle__prompt__id", "battle__prompt__text", "exclusion__reasons",
+                "battle__prompt__id", "battle__prompt__text", "battle__prompt__prompt_set_id",
+                "exclusion__reasons",
             )[:BATCH]
         )  # fmt: skip
         if not batch:
             return
         last = batch[-1].pk
-        yield from _rows(arena, batch, slugs, pseudonym)
+        for row in _rows(arena, batch, slugs, pseudonym):
+            yield _public(row, typed) if public else row
+
+
+def _public(row: dict[str, Any], typed: set[int]) -> dict[str, Any]:
+    return {
+        **row,
+        "prompt": "" if row["prompt_id"] in typed else row["prompt"],
+        "excluded_because": ["excluded"] if row["excluded_because"] else [],
+        "too_fast": None,
+    }
 
 
 def _rows(
@@ -127,9 +161,14 @@ def _rows(
         ).values_list("voter_id", "weight")
     )
     floor = trust_floor()  # a voter without a trust row yet counts at the floor
+    pending = set(
+        PendingVote.objects.filter(vote_id__in=[v.pk for v in batch]).values_list(
+            "vote_id", flat=True
+        )
+    )
     for vote in batch:
         exclusion = getattr(vote, "exclusion", None)
-        counts = exclusion is None and not vote.is_named
+        counts = exclusion is None and not vote.is_named and vote.pk not in pending
         reasons = list(exclusion.reasons) if exclusion is not None else []
         if vote.is_named:
             reasons.append("named battle (the voter chose the models)")
@@ -228,7 +267,8 @@ def export_votes(
     summary = ExportSummary(arena=arena.slug, fmt=fmt)
     live, through = _live_leaderboard(arena)
     board = out_dir / "leaderboard.json"
-    board.write_text(json.dumps(live, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if since is None:  # a partial export cannot be replayed into the whole leaderboard
+        board.write_text(json.dumps(live, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     data = out_dir / f"votes.{fmt}"
     rows = vote_rows(arena=arena, since=since, through=through)
     with contextlib.ExitStack() as stack:
@@ -245,7 +285,8 @@ def export_votes(
     card = out_dir / "README.md"
     card.write_text(_card(arena, summary, since, licence), encoding="utf-8")
     for path in (data, card, board):
-        summary.files[path.name] = _sha256(path)
+        if path.exists():
+            summary.files[path.name] = _sha256(path)
     (out_dir / "SHA256SUMS").write_text(
         "".join(f"{digest}  {name}\n" for name, digest in sorted(summary.files.items())),
         encoding="utf-8",
@@ -255,10 +296,14 @@ def export_votes(
 
 def _live_leaderboard(arena: Arena) -> tuple[dict[str, Any], int]:
     """The leaderboard the export is checked against (``python -m ranking.replay``): rebuilt
-    now (pending votes drained first), with the highest vote id it holds."""
-    high = Vote.objects.filter(arena=arena).aggregate(high=Max("pk"))["high"] or 0
-    snapshots = leaderboard_rebuild(arena=arena).snapshots  # drains the votes up to ``high``
-    tally = ArenaTally.objects.get(arena=arena)
+    now (pending votes drained first), with the highest vote id the tallies hold. Read again if
+    votes were counted between the rebuild and the read (the snapshots' hash must be the
+    tally's)."""
+    for _ in range(5):
+        snapshots = leaderboard_rebuild(arena=arena).snapshots
+        tally = ArenaTally.objects.get(arena=arena)
+        if all(s.vote_set_hash == tally.digest for s in snapshots):
+            break
     slugs = dict(GenerativeModel.objects.filter(arenas=arena).values_list("pk", "slug"))
     return {
         "arena": arena.slug,
@@ -275,7 +320,7 @@ def _live_leaderboard(arena: Arena) -> tuple[dict[str, Any], int]:
             }
             for s in snapshots
         },
-    }, high
+    }, tally.applied_through
 
 
 def _sha256(path: Path) -> str:
@@ -291,8 +336,8 @@ def _card(arena: Arena, summary: ExportSummary, since: datetime | None, licence:
     out = io.StringIO()
     out.write(
         "---\n"
-        f"license: {licence}\n"
-        f"pretty_name: {arena.name} votes\n"
+        f"license: {json.dumps(licence)}\n"  # JSON strings are valid YAML scalars
+        f"pretty_name: {json.dumps(arena.name + ' votes', ensure_ascii=False)}\n"
         "task_categories:\n- other\n"
         "tags:\n- human-preference\n- arena\n- pairwise-comparison\n"
         "configs:\n- config_name: default\n"
@@ -303,7 +348,8 @@ def _card(arena: Arena, summary: ExportSummary, since: datetime | None, licence:
     out.write(
         f"- Arena: `{arena.slug}` (task {arena.task})\n"
         f"- Votes: {summary.votes}, of which the leaderboard counts {summary.counted}\n"
-        f"- Cast since: {since.isoformat() if since else 'the first vote'}\n"
+        f"- Cast since: {since.isoformat() if since else 'the first vote'}"
+        f"{' (a partial export: it cannot be replayed into the leaderboard)' if since else ''}\n"
         f"- Exported: {timezone.now().astimezone(UTC).isoformat()}\n"
         f"- Vote-set hash of the counted votes at export time: "
         f"`{tally.digest if tally else '0' * 32}` ({tally.votes if tally else 0} votes)\n"

@@ -362,7 +362,8 @@ class LogoutView(auth_views.LogoutView):
 def votes_download(request: HttpRequest, slug: str) -> HttpResponse | StreamingHttpResponse:
     """The arena's votes as JSON Lines (the rows of ``manage.py export_votes``, pseudonyms under
     a key drawn for this download), streamed. For staff, and for anyone when the arena
-    publishes its votes; others get a 404, as if there were nothing to download."""
+    publishes its votes (without voters' own prompt texts or exclusion details: see
+    ``vote_rows(public=True)``); others get a 404, as if there were nothing to download."""
     try:
         arena = selectors.arena_get(slug=slug)
     except ArenaError as exc:
@@ -370,7 +371,8 @@ def votes_download(request: HttpRequest, slug: str) -> HttpResponse | StreamingH
     if not (arena.publish_votes or request.user.is_staff):
         message = "This arena does not publish its votes."
         return render(request, "frontend/error.html", {"message": message}, status=404)
-    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in vote_rows(arena=arena))
+    rows = vote_rows(arena=arena, public=not request.user.is_staff)
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{arena.slug}-votes.jsonl"'
     response["Cache-Control"] = "private, no-store"

@@ -18,7 +18,8 @@ from django.utils import timezone
 from arena.clock import SimulatedClock as Clock
 from arena.exports import FIELDS
 from arena.leaderboards import leaderboard_current, ratings_replay, voters_trust_set, votes_exclude
-from arena.models import Arena, ArenaTally, Vote
+from arena.models import Arena, ArenaTally, Prompt, PromptSet, Vote
+from arena.services import USER_PROMPT_SET
 from ranking.replay import main as replay_main
 from ranking.replay import replay_export
 from tests.arena.test_fraud import cast, honest
@@ -130,7 +131,7 @@ def test_the_card_and_checksums_describe_the_files(voted: Arena, tmp_path: Path)
     _export(voted, tmp_path / "out", "--license", "cc0-1.0")
 
     card = (tmp_path / "out" / "README.md").read_text()
-    assert card.startswith("---\nlicense: cc0-1.0\n")
+    assert card.startswith('---\nlicense: "cc0-1.0"\npretty_name: "')
     assert "Votes: 12, of which the leaderboard counts 10" in card
     assert ArenaTally.objects.get(arena=voted).digest in card
     assert all(f"`{name}`" in card for name in FIELDS)
@@ -150,6 +151,9 @@ def test_since_keeps_only_later_votes(voted: Arena, tmp_path: Path) -> None:
     assert [r["vote_id"] for r in _jsonl(tmp_path / "out" / "votes.jsonl")] == [
         v.pk for v in votes[6:]
     ]
+    # Part of the log cannot be replayed into the whole leaderboard: it does not pretend to.
+    assert not (tmp_path / "out" / "leaderboard.json").exists()
+    assert "a partial export" in (tmp_path / "out" / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -266,8 +270,13 @@ def test_the_public_downloads_only_what_an_arena_publishes(voted: Arena, client:
 
     Arena.objects.filter(pk=voted.pk).update(publish_votes=True)
 
-    assert _download(client, voted).status_code == 200
+    public = _download(client, voted)
+    assert public.status_code == 200
     assert 'id="lb-download"' in client.get(f"/arena/{voted.slug}/leaderboard/").content.decode()
+    rows = [json.loads(line) for line in b"".join(public.streaming_content).splitlines()]
+    # No oracle for tuning a campaign: exclusions say only that they happened.
+    assert [r["excluded_because"] for r in rows[:3]] == [["excluded"], ["excluded"], []]
+    assert {r["too_fast"] for r in rows} == {None}
     assert client.get("/arena/no-such-arena/votes.jsonl").status_code == 404
 
 
@@ -294,3 +303,19 @@ def test_the_replay_refuses_rows_out_of_order(voted: Arena, tmp_path: Path) -> N
 
     with pytest.raises(ValueError, match="not in id order"):
         replay_export(tmp_path / "out")
+
+
+def test_the_public_download_leaves_out_prompts_voters_typed(voted: Arena, client: Any) -> None:
+    vote = Vote.objects.filter(arena=voted).order_by("pk").select_related("battle__prompt").last()
+    assert vote is not None
+    typed = PromptSet.objects.create(slug=f"{USER_PROMPT_SET}-{voted.slug}", name="typed")
+    Prompt.objects.filter(pk=vote.battle.prompt_id).update(prompt_set=typed)
+    Arena.objects.filter(pk=voted.pk).update(publish_votes=True)
+
+    rows = [
+        json.loads(line)
+        for line in b"".join(_download(client, voted).streaming_content).splitlines()
+    ]
+
+    assert rows[-1]["prompt_id"] == vote.battle.prompt_id and rows[-1]["prompt"] == ""
+    assert all(r["prompt"] for r in rows if r["prompt_id"] != vote.battle.prompt_id)
