@@ -35,6 +35,7 @@ from arena.models import (
     ArenaTally,
     BattleSlot,
     GenerativeModel,
+    ModelRating,
     PendingVote,
     Prompt,
     Vote,
@@ -107,7 +108,7 @@ def vote_rows(
         votes = votes.filter(pk__lte=through)
     if since is not None:
         votes = votes.filter(created_at__gte=since)
-    slugs = dict(arena.generative_models.values_list("pk", "slug"))
+    slugs = dict(GenerativeModel.objects.values_list("pk", "slug"))  # removed models too
     typed = (
         set(
             Prompt.objects.filter(prompt_set__slug__startswith=USER_PROMPT_SET).values_list(
@@ -305,11 +306,16 @@ def _live_leaderboard(arena: Arena) -> tuple[dict[str, Any], int]:
         if all(s.vote_set_hash == tally.digest for s in snapshots):
             break
     slugs = dict(GenerativeModel.objects.filter(arenas=arena).values_list("pk", "slug"))
+    rated = sorted(ModelRating.objects.filter(arena=arena).values_list("model_id", flat=True))
+    rated_slugs = dict(GenerativeModel.objects.filter(pk__in=rated).values_list("pk", "slug"))
     return {
         "arena": arena.slug,
         "vote_set_hash": tally.digest,
         "votes": tally.votes,
+        # The models the standings rank, and every model the online ratings follow (these
+        # include models removed from the arena since: their votes still moved the others).
         "players": [slugs[pk] for pk in sorted(slugs)],
+        "rated": [rated_slugs[pk] for pk in rated],
         "methods": {
             s.method: {
                 "params": PARAMS[s.method],

@@ -116,10 +116,14 @@ def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{folder}/leaderboard.json cannot be read: {exc}") from None
     players: list[str] = list(live["players"])
-    counts = PairCounts(players)
-    elo = EloRater(players, **live["methods"]["elo"]["params"]) if players else None
+    # The online ratings follow every model that was ever rated here, removed ones too; the
+    # standings rank the arena's models now, from the counts among them.
+    rated: list[str] = list(live.get("rated") or players)
+    rated += [p for p in players if p not in set(rated)]
+    every = PairCounts(rated)
+    elo = EloRater(rated, **live["methods"]["elo"]["params"]) if rated else None
     digest = votes = 0
-    known = set(players)
+    known = set(rated)
     last = -1
     for row in _rows(folder):  # streamed: the export writes votes in id order
         if int(row["vote_id"]) <= last:
@@ -135,13 +139,18 @@ def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
         if elo is None or not set(vote.players) <= known:
             continue  # a model no longer in the arena
         elo.record(vote, weight)
-        counts.add(vote, weight)
+        every.add(vote, weight)
+    at = [every.players.index(p) for p in players]
+    counts = PairCounts(players)
+    counts.wins, counts.ties = every.wins[np.ix_(at, at)], every.ties[np.ix_(at, at)]
+    counts.votes = every.votes[at]
+    online = elo.ratings[at].tolist() if elo is not None else None
     standings = {
         method: standings_for(
             method,
             counts,
             spec["params"],
-            elo.ratings.tolist() if (method == "elo" and elo is not None) else None,
+            online if method == "elo" else None,
         )
         for method, spec in live["methods"].items()
     }

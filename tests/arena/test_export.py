@@ -319,3 +319,16 @@ def test_the_public_download_leaves_out_prompts_voters_typed(voted: Arena, clien
 
     assert rows[-1]["prompt_id"] == vote.battle.prompt_id and rows[-1]["prompt"] == ""
     assert all(r["prompt"] for r in rows if r["prompt_id"] != vote.battle.prompt_id)
+
+
+def test_the_replay_matches_after_a_model_left_the_arena(voted: Arena, tmp_path: Path) -> None:
+    _trusted(voted)
+    gone = voted.generative_models.order_by("pk").last()
+    voted.generative_models.remove(gone)
+    ratings_replay(arena_id=voted.pk)
+    _export(voted, tmp_path / "out")
+
+    result = replay_export(tmp_path / "out")
+
+    assert gone.slug not in {s.player for s in result.standings["elo"]}
+    assert result.mismatches == [] and result.matches
