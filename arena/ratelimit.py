@@ -37,10 +37,10 @@ from arena.privacy import prefix_hash
 
 logger = logging.getLogger(__name__)
 
-Action = Literal["battle", "vote"]
+Action = Literal["battle", "vote", "download"]
 SCOPES = ("voter", "prefix", "global")  # checked in this order: narrowest first
 
-_ACTION_NOUNS = {"battle": "new battles", "vote": "votes"}
+_ACTION_NOUNS = {"battle": "new battles", "vote": "votes", "download": "vote downloads"}
 _SCOPE_SOURCES = {"voter": "this browser", "prefix": "your network"}
 
 
@@ -55,10 +55,23 @@ class Rate:
 def _rates(action: Action) -> dict[str, Rate]:
     """The configured rates of ``action`` per scope (settings hold ``(limit, window_s)`` pairs,
     parsed by ``config.env.env_rates`` at start-up)."""
-    pairs = settings.RATE_LIMIT_BATTLES if action == "battle" else settings.RATE_LIMIT_VOTES
+    pairs = {
+        "battle": settings.RATE_LIMIT_BATTLES,
+        "vote": settings.RATE_LIMIT_VOTES,
+        "download": settings.RATE_LIMIT_DOWNLOADS,
+    }[action]
     return {
         scope: Rate(limit=limit, window_s=window_s) for scope, (limit, window_s) in pairs.items()
     }
+
+
+def rate_limit_network(request: HttpRequest, *, action: Action) -> None:
+    """Rate-limit ``action`` per network prefix and for everybody, without a voter (a download
+    of an arena's votes is not a vote and creates no voter)."""
+    rate_limit_check(
+        action=action,
+        identities={"prefix": prefix_hash(client_ip(request)) or "unknown", "global": "all"},
+    )
 
 
 def rate_limit_now() -> float:

@@ -303,6 +303,7 @@ VOTER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
 RATE_LIMIT_BATTLES = env_rates("RATE_LIMIT_BATTLES", "voter=60/m,prefix=600/m,global=6000/m")
 RATE_LIMIT_VOTES = env_rates("RATE_LIMIT_VOTES", "voter=30/m,prefix=300/m,global=3000/m")
+RATE_LIMIT_DOWNLOADS = env_rates("RATE_LIMIT_DOWNLOADS", "prefix=10/h,global=120/h")
 
 LOGGING = {
     "version": 1,

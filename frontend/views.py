@@ -19,7 +19,7 @@ from arena.exports import vote_rows
 from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_current
 from arena.middleware import client_ip, request_voter
 from arena.models import Arena, Battle, BattleState, GenerativeModel, VoteMode
-from arena.ratelimit import rate_limit_request
+from arena.ratelimit import rate_limit_network, rate_limit_request
 from arena.tokens import battle_token_make
 
 MODE_LABELS = {
@@ -371,6 +371,15 @@ def votes_download(request: HttpRequest, slug: str) -> HttpResponse | StreamingH
     if not (arena.publish_votes or request.user.is_staff):
         message = "This arena does not publish its votes."
         return render(request, "frontend/error.html", {"message": message}, status=404)
+    if not request.user.is_staff:
+        try:
+            rate_limit_network(request, action="download")
+        except RateLimited as exc:
+            refused = render(
+                request, "frontend/error.html", {"message": exc.message}, status=exc.status
+            )
+            refused["Retry-After"] = str(exc.retry_after_s)
+            return refused
     rows = vote_rows(arena=arena, public=not request.user.is_staff)
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")

@@ -323,7 +323,7 @@ def test_the_public_download_leaves_out_prompts_voters_typed(voted: Arena, clien
 
 def test_the_replay_matches_after_a_model_left_the_arena(voted: Arena, tmp_path: Path) -> None:
     _trusted(voted)
-    gone = voted.generative_models.order_by("pk").last()
+    gone = voted.generative_models.order_by("-pk")[0]
     voted.generative_models.remove(gone)
     ratings_replay(arena_id=voted.pk)
     _export(voted, tmp_path / "out")
@@ -332,3 +332,17 @@ def test_the_replay_matches_after_a_model_left_the_arena(voted: Arena, tmp_path:
 
     assert gone.slug not in {s.player for s in result.standings["elo"]}
     assert result.mismatches == [] and result.matches
+
+
+def test_public_downloads_are_rate_limited_per_network(
+    voted: Arena, client: Any, settings: Any
+) -> None:
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMIT_DOWNLOADS = {"prefix": (2, 3600)}
+    Arena.objects.filter(pk=voted.pk).update(publish_votes=True)
+
+    answers = [_download(client, voted) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2]["Retry-After"]) > 0
+    assert "vote downloads" in answers[2].content.decode()
