@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from django.db.models import Max
 from django.utils import timezone
 
 from arena.errors import ArenaError
@@ -300,6 +301,7 @@ def _live_leaderboard(arena: Arena) -> tuple[dict[str, Any], int]:
     now (pending votes drained first), with the highest vote id the tallies hold. Read again if
     votes were counted between the rebuild and the read (the snapshots' hash must be the
     tally's)."""
+    high = Vote.objects.filter(arena=arena).aggregate(high=Max("pk"))["high"] or 0
     for _ in range(5):
         snapshots = leaderboard_rebuild(arena=arena).snapshots
         tally = ArenaTally.objects.get(arena=arena)
@@ -326,7 +328,8 @@ def _live_leaderboard(arena: Arena) -> tuple[dict[str, Any], int]:
             }
             for s in snapshots
         },
-    }, tally.applied_through
+        # Every vote up to ``high`` was drained by the rebuild; the tallies may hold later ones.
+    }, max(high, tally.applied_through)
 
 
 def _sha256(path: Path) -> str:

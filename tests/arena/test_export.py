@@ -346,3 +346,14 @@ def test_public_downloads_are_rate_limited_per_network(
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert int(answers[2]["Retry-After"]) > 0
     assert "vote downloads" in answers[2].content.decode()
+
+
+def test_the_export_holds_every_drained_vote_whatever_the_ratings_watermark_says(
+    voted: Arena, tmp_path: Path
+) -> None:
+    ArenaTally.objects.filter(arena=voted).update(applied_through=0)  # e.g. loaded in bulk
+
+    _export(voted, tmp_path / "out")
+
+    assert len(_jsonl(tmp_path / "out" / "votes.jsonl")) == 12
+    assert replay_export(tmp_path / "out").matches
