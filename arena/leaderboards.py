@@ -59,7 +59,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "bayesian": {"display": "map", "level": 0.95},
     "elo": {"k_factor": 16.0, "scale": 400.0, "base": 10.0, "init": 1000.0},
 }
-_DIGEST_MOD = 2**128
+_DIGEST_MOD = ranking_replay.DIGEST_MOD  # one vote-set hash, live and in the replay
 BETA = 25.0 / 6.0  # openskill's default performance noise, shared with ranking.bayesian
 
 

@@ -31,9 +31,9 @@ from .core import Ranking, Standing
 from .counts import PairCounts
 from .elo import EloRater
 
-__all__ = ["Replayed", "replay_export", "standings_for", "vote_hash"]
+__all__ = ["DIGEST_MOD", "Replayed", "replay_export", "standings_for", "vote_hash"]
 
-_DIGEST_MOD = 2**128
+DIGEST_MOD = 2**128  # the vote-set hash is the sum of the votes' terms modulo this
 
 
 def vote_hash(vote_id: int, weight: float = 1.0) -> int:
@@ -132,7 +132,7 @@ def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
         if not row["counts"]:
             continue
         weight = float(row["weight"])
-        digest = (digest + vote_hash(int(row["vote_id"]), weight)) % _DIGEST_MOD
+        digest = (digest + vote_hash(int(row["vote_id"]), weight)) % DIGEST_MOD
         votes += 1
         groups = tuple(tuple(group) for group in row["ranking"])
         vote = Ranking(groups, partial=bool(row["is_partial"]) and len(groups) > 1)

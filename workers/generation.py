@@ -68,20 +68,8 @@ def asset_normalise_stored(asset: Asset, *, again: bool = False) -> bool:
     original_fmt = asset.original_fmt or asset.fmt
     with source.open("rb") as handle:
         original = handle.read()
-    data, fmt = normalise(original, original_fmt, media_profile_for(asset))
-    info = validate(data, fmt)
     old_names = {name for name in (asset.file.name, asset.original.name) if name}
-    asset_store(
-        asset=asset,
-        data=data,
-        fmt=fmt,
-        original=original,
-        original_fmt=original_fmt,
-        width=info.width,
-        height=info.height,
-        duration_s=info.duration_s,
-        generation_ms=asset.generation_ms or 0,
-    )
+    _store_normalised(asset, original, original_fmt, generation_ms=asset.generation_ms or 0)
     for name in old_names - {asset.file.name, asset.original.name}:
         asset.file.storage.delete(name)  # replaced: the model's bytes live on as the original
     return True
@@ -94,6 +82,13 @@ def asset_store_generated(*, asset: Asset, output: GeneratedFile, generation_ms:
     original_fmt = normalise_format(output.extension)
     original = strip_metadata(output.data, original_fmt)
     validate(original, original_fmt)
+    return _store_normalised(asset, original, original_fmt, generation_ms=generation_ms)
+
+
+def _store_normalised(
+    asset: Asset, original: bytes, original_fmt: str, *, generation_ms: int
+) -> Asset:
+    """Normalise ``original`` to the arena's served form, validate it and store both files."""
     data, fmt = normalise(original, original_fmt, media_profile_for(asset))
     info = validate(data, fmt)
     return asset_store(
