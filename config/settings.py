@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONCE
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_rates, env_str, env_url
+from config.observability import sentry_init
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at run time
 
@@ -39,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "csp",
+    "axes",
     "ninja",  # serves the Swagger UI from its own static files (otherwise it loads them from a CDN)
     "arena",
     "workers",
@@ -46,7 +53,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request carries its id, and the latency covers the rest.
+    "config.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session and CSRF: control characters and non-JSON API bodies stop here.
     "frontend.middleware.RequestHygieneMiddleware",
@@ -57,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "arena.middleware.VoterMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -73,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ]
         },
     }
@@ -222,20 +234,32 @@ GENERATION_RESEND_AFTER_S = env_int("GENERATION_RESEND_AFTER_S", 1800, minimum=6
 
 # --- auth, i18n, static, media ----------------------------------------------------------------
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",  # argon2-cffi is a dependency
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # reads (and upgrades) older hashes
 ]
-try:  # argon2-cffi is optional; fall back to Django's default hasher without it
-    import argon2  # noqa: F401
-except ImportError:
-    PASSWORD_HASHERS = PASSWORD_HASHERS[1:]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Brute-force protection (django-axes) on /accounts/login/ and /admin/login/: after
+# AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out
+# for AXES_COOLOFF_MINUTES (an attacker cannot lock a username out for everyone). Attempts and
+# lockouts are listed in the admin ("Axes"); `manage.py axes_reset` lifts them.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "arena.middleware.client_ip"  # honours ARENA_TRUST_X_FORWARDED_FOR
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
+# The pages are in English only; with nothing translated, i18n would only cost lookups.
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
@@ -268,6 +292,40 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Behind TLS (README, "Deploying behind TLS"): redirect plain HTTP and send HSTS. The probes stay
+# on plain HTTP inside the network. With a TLS-terminating proxy in front, SECURE_PROXY_SSL_HEADER
+# trusts its X-Forwarded-Proto (set it only when that proxy always sets the header).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp) on every response: scripts only from this origin, plus the
+# one inline import map, which carries the request's nonce. The splat viewer compiles WebAssembly
+# and runs its sorter in a blob: worker; model-viewer and it read textures from blob:/data: URLs.
+# Styles allow inline attributes (htmx and the viewers set them). CSP_REPORT_URI adds reporting.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF, NONCE, "'wasm-unsafe-eval'"],
+        "worker-src": [CSP_SELF, "blob:"],
+        "style-src": [CSP_SELF, "'unsafe-inline'"],
+        "img-src": [CSP_SELF, "data:", "blob:"],
+        "media-src": [CSP_SELF, "blob:"],
+        "connect-src": [CSP_SELF, "blob:", "data:"],
+        "font-src": [CSP_SELF, "data:"],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+        **(
+            {"report-uri": [env_str("CSP_REPORT_URI", "")]} if env_str("CSP_REPORT_URI", "") else {}
+        ),
+    }
+}
 
 # --- arena ------------------------------------------------------------------------------------
 # Client addresses and user agents are stored only as keyed HMACs (never raw) so that fraud
@@ -292,6 +350,10 @@ MIN_VIEW_MS = {
     "mesh": env_int("MIN_VIEW_MS_3D", 4000, minimum=0),
     "splat": env_int("MIN_VIEW_MS_3D", 4000, minimum=0),
 }
+# Single-key voting shortcuts (A, B, T, X, 1-4, N, P). WCAG 2.1.4 asks that they can be turned
+# off: this turns them off for the whole site; voters can also turn them off for themselves on
+# the voting page (a checkbox, remembered by their browser).
+VOTE_SHORTCUTS = env_bool("VOTE_SHORTCUTS", True)
 VOTER_COOKIE_NAME = "arena_voter"
 VOTER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
@@ -305,14 +367,42 @@ RATE_LIMIT_BATTLES = env_rates("RATE_LIMIT_BATTLES", "voter=60/m,prefix=600/m,gl
 RATE_LIMIT_VOTES = env_rates("RATE_LIMIT_VOTES", "voter=30/m,prefix=300/m,global=3000/m")
 RATE_LIMIT_DOWNLOADS = env_rates("RATE_LIMIT_DOWNLOADS", "prefix=10/h,global=120/h")
 
+# --- observability ----------------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id, and in a
+# Celery worker task_id/task_name). Every record carries the request id (X-Request-ID).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"request_id": {"()": "config.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.observability.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+            "stream": sys.stderr,
+        }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # httpx logs every URL at INFO, pre-signed query strings of remote generators included.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+# Celery workers log through the configuration above instead of replacing the root logger.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics (Prometheus). METRICS_TOKEN, when set, is required as "Authorization: Bearer <token>".
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Sentry (pip install '.[ops]'): errors of the web and the workers, with no personal data.
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    sentry_init(
+        SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=env_int("SENTRY_TRACES_SAMPLE_PCT", 0, minimum=0, maximum=100) / 100,
+    )

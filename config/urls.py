@@ -5,9 +5,14 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from frontend.admin_views import generation_dashboard
 from frontend.api import api
 from frontend.fraud_views import fraud_arena, fraud_overview, fraud_scan_now, fraud_voter
+from frontend.health import healthz, readyz
 from frontend.media import serve_battle_media, serve_media
+from frontend.metrics import metrics_view
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/generation/", generation_dashboard, name="admin-generation"),
     path("admin/fraud/", fraud_overview, name="admin-fraud"),
     path("admin/fraud/<slug:slug>/", fraud_arena, name="admin-fraud-arena"),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +33,79 @@ def test_nginx_sends_the_media_django_hands_over() -> None:
     assert prefix is not None
     assert re.search(rf"location {re.escape(prefix.group(1))} \{{\s*internal;", nginx)
     assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf" in compose
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+
+    assert users and users[-1] not in ("root", "0"), users
+    assert re.search(r"^HEALTHCHECK .*\n.*/healthz", dockerfile, re.M)
+    assert "requirements/ops.txt" in dockerfile  # the locked versions, not whatever is newest
+
+
+def test_web_and_workers_start_after_the_migrations_and_report_their_health() -> None:
+    services = _compose()["services"]
+    app_services = [name for name, s in services.items() if s.get("image") == "genai-arena:latest"]
+
+    for name in app_services:
+        if name == "migrate":
+            continue
+        migrate = services[name]["depends_on"].get("migrate", {})
+        assert migrate.get("condition") == "service_completed_successfully", name
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    for worker in ("worker-tallies", "worker-light", "worker-cpu", "worker-gpu"):
+        assert "inspect ping" in " ".join(services[worker]["healthcheck"]["test"]), worker
+        assert services[worker]["environment"]["CELERY_NODE"] in " ".join(
+            services[worker]["command"]
+        )
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_flower_is_off_by_default_behind_auth_and_on_loopback_only() -> None:
+    flower = _compose()["services"]["flower"]
+
+    assert flower["profiles"] == ["ops"]
+    assert all(str(port).startswith("127.0.0.1:") for port in flower["ports"])
+    assert "FLOWER_BASIC_AUTH" in " ".join(flower["command"])
+
+
+def test_nginx_keeps_the_metrics_inside() -> None:
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+
+    assert re.search(r"location = /metrics \{\s*return 404;", nginx)
+
+
+def test_docker_compose_validates_the_stack() -> None:
+    if not shutil.which("docker-compose"):
+        if os.environ.get("ARENA_REQUIRE_COMPOSE") == "1":
+            pytest.fail("docker-compose is not installed (ARENA_REQUIRE_COMPOSE=1)")
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        env={**os.environ, "SECRET_KEY": "validate-only"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_lock_files_pin_every_dependency() -> None:
+    for kind in ("base", "dev", "ops"):
+        lines = [
+            line.split("#")[0].strip()
+            for line in (ROOT / "requirements" / f"{kind}.txt").read_text().splitlines()
+        ]
+        pins = [line for line in lines if line]
+        assert pins, kind
+        assert all("==" in pin for pin in pins), [p for p in pins if "==" not in p]
+    base = (ROOT / "requirements" / "base.txt").read_text()
+    dev = (ROOT / "requirements" / "dev.txt").read_text()
+    assert "pytest==" not in base and "ruff==" not in base  # the run command installs no test tools
+    assert "pytest==" in dev and "trimesh==" in dev and "trimesh==" not in base

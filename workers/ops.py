@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from celery import current_app as app
 from django.db.models import Avg, Count, Q, QuerySet
+from kombu import Connection
 
 from arena.models import Asset, AssetStatus, GenerativeModel
 from workers.tasks import LIGHT_QUEUE, TALLIES_QUEUE
@@ -79,3 +80,16 @@ def generations_in(status: str, limit: int = 50) -> QuerySet[Asset]:
         .select_related("model", "prompt")
         .order_by("-updated_at")[:limit]
     )
+
+
+def broker_check(timeout_s: float = 2.0, url: str | None = None) -> str:
+    """Why the Celery broker (or the one at ``url``) does not answer in ``timeout_s``; "" if it does."""
+    try:
+        connection = (
+            Connection(url, connect_timeout=timeout_s) if url else app.connection_for_write()
+        )
+        with connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+    except Exception as exc:  # every transport raises its own kind
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return ""
