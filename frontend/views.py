@@ -35,7 +35,12 @@ def _mode_from(request: HttpRequest, arena: Arena) -> str:
 
 
 def _base_context(arena: Arena, mode: str) -> dict[str, Any]:
-    return {"arena": arena, "mode": mode, "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes]}
+    return {
+        "arena": arena,
+        "mode": mode,
+        "modes": [(m, MODE_LABELS[m]) for m in arena.vote_modes],
+        "shortcuts": settings.VOTE_SHORTCUTS,
+    }
 
 
 def _battle_context(
@@ -146,6 +151,7 @@ def vote(request: HttpRequest, battle_id: Any) -> HttpResponse:
             "vote": vote,
             "arena": arena,
             "mode": vote.battle.mode,
+            "shortcuts": settings.VOTE_SHORTCUTS,
             "slots": [(slot, placements.get(slot.label, "")) for slot in view.slots],
         },
         status=201,
@@ -284,14 +290,31 @@ def own_prompt(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "frontend/_generating.html", _generation_context(battle))
 
 
+# How the live region words the slots that are not ready yet, in this order.
+_GENERATION_STATES = (("running", "generating"), ("pending", "waiting"), ("failed", "failed"))
+
+
+def _generation_summary(statuses: list[str]) -> str:
+    """The sentence the progress live region reads out: "2 anonymous models are generating your
+    prompt: 1 of 2 ready, 1 generating." (it changes with every count, so each change is heard)."""
+    counts = Counter(statuses)
+    parts = [f"{counts['ready']} of {len(statuses)} ready"]
+    parts += [f"{counts[state]} {words}" for state, words in _GENERATION_STATES if counts[state]]
+    return f"{len(statuses)} anonymous models are generating your prompt: {', '.join(parts)}."
+
+
 def _generation_context(battle: Battle) -> dict[str, Any]:
     slots = selectors.battle_generation_status(battle=battle)
+    statuses = [s.status for s in slots]
     return {
         **_base_context(battle.arena, battle.mode),
         "battle": battle,
         "slots": slots,
         "failed": [s for s in slots if s.status == "failed"],
-        "done": sum(s.status == "ready" for s in slots),
+        "done": statuses.count("ready"),
+        "summary": _generation_summary(statuses),
+        # What the poller sends back as ``seen``: the slot states the page shows.
+        "digest": ",".join(statuses),
     }
 
 
@@ -302,16 +325,41 @@ def _own_battle(request: HttpRequest, battle_id: Any) -> Battle:
     return battle
 
 
+def _whole_container(response: HttpResponse) -> HttpResponse:
+    """The answer replaces everything in #battle-container, whatever element asked for it."""
+    response["HX-Retarget"] = "#battle-container"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
 @require_GET
 def battle_progress(request: HttpRequest, battle_id: Any) -> HttpResponse:
-    """Polled by htmx while a voter's own prompt is generated; answers the battle once ready."""
+    """The progress of a voter's own prompt; the battle once every output is ready.
+
+    Without ``seen`` it answers the whole generating view. The page's poller sends ``seen``, the
+    slot states it shows (``digest``): an unchanged state is a 204 (nothing swapped), a changed
+    one only the progress list plus the new text of the live region, which stays in the page so
+    that screen readers hear each change once (``_generation_poll.html``). The battle, a failure
+    and errors replace the whole container.
+    """
     try:
         battle = _own_battle(request, battle_id)
     except ArenaError as exc:
-        return render(request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status)
+        notice = render(
+            request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status
+        )
+        return _whole_container(notice)
     if battle.state != BattleState.GENERATING or services.battle_mark_ready(battle=battle):
-        return render(request, "frontend/_battle.html", _served_battle_context(battle))
-    return render(request, "frontend/_generating.html", _generation_context(battle))
+        ready = render(request, "frontend/_battle.html", _served_battle_context(battle))
+        return _whole_container(ready)
+    context = _generation_context(battle)
+    seen = request.GET.get("seen")
+    if seen is None or context["failed"]:
+        return _whole_container(render(request, "frontend/_generating.html", context))
+    if seen == context["digest"]:
+        return HttpResponse(status=204)
+    context["announce"] = _generation_summary(seen.split(",")) != context["summary"]
+    return render(request, "frontend/_generation_poll.html", context)
 
 
 @require_POST

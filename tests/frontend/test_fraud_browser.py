@@ -60,7 +60,7 @@ def test_a_reviewer_sees_the_plot_and_clears_the_voter(
     # Until the voter page has loaded, the arena page (no Chart.js) is still the document.
     page.wait_for_url(f"**/voter/{bot.public_id}/")
     page.wait_for_function(
-        "window.Chart && Chart.getChart(document.getElementById('choice-chart'))"
+        "() => window.Chart && Chart.getChart(document.getElementById('choice-chart'))"
     )
     chart = page.eval_on_selector(
         "#choice-chart",

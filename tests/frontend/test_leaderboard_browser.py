@@ -91,8 +91,8 @@ def test_it_draws_both_charts_from_local_assets(
         _cast(arena, voter, "rank_k", rng, _best_name_wins)
 
     page.goto(url)  # a second snapshot: the history has two points per model
-    page.wait_for_function("document.querySelector('[data-lb-charts]').hidden === false")
-    page.wait_for_function("Chart.getChart(document.getElementById('lb-history-chart'))")
+    page.wait_for_function("() => document.querySelector('[data-lb-charts]').hidden === false")
+    page.wait_for_function("() => Chart.getChart(document.getElementById('lb-history-chart'))")
 
     scores = page.eval_on_selector("#lb-scores-chart", CHART_STATE)
     history = page.eval_on_selector("#lb-history-chart", CHART_STATE)
@@ -108,7 +108,7 @@ def test_it_draws_both_charts_from_local_assets(
 
     page.click("a.tab[href='?method=elo']")
     page.wait_for_url("**/leaderboard/?method=elo")
-    page.wait_for_function("Chart.getChart(document.getElementById('lb-scores-chart'))")
+    page.wait_for_function("() => Chart.getChart(document.getElementById('lb-scores-chart'))")
     elo = page.eval_on_selector("#lb-scores-chart", CHART_STATE)
     assert elo is not None and elo["datasets"] == 1
     assert "xMin" not in elo["first"]
@@ -124,7 +124,7 @@ def test_it_fits_a_phone_screen(browser: Any, live_server: Any, transactional_db
     context, page, problems = _open(browser, width=390, height=844)
 
     page.goto(f"{live_server.url}/arena/{arena.slug}/leaderboard/?method=bradley_terry")
-    page.wait_for_function("Chart.getChart(document.getElementById('lb-scores-chart'))")
+    page.wait_for_function("() => Chart.getChart(document.getElementById('lb-scores-chart'))")
 
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "wide tables scroll inside their own box, not the page"

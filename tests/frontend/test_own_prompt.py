@@ -29,6 +29,11 @@ def _start(client: Client, arena: Any, text: str, mode: str = "pairwise", **extr
     return client.post(f"/arena/{arena.slug}/prompt/?mode={mode}", {"prompt": text, **extra})
 
 
+def _jobs(callbacks: list[Any]) -> list[Any]:
+    """The on-commit callbacks that send generation jobs (not the metrics' counters)."""
+    return [c for c in callbacks if getattr(c, "__module__", "") != "frontend.metrics"]
+
+
 def test_it_starts_a_live_battle_and_sends_one_job_per_slot(
     client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -41,7 +46,7 @@ def test_it_starts_a_live_battle_and_sends_one_job_per_slot(
     battle = Battle.objects.get()
     assert (battle.state, battle.k) == (BattleState.GENERATING, 4)
     assert Asset.objects.filter(status=AssetStatus.PENDING, enqueued_at__isnull=False).count() == 4
-    assert len(sent) == 1
+    assert len(_jobs(sent)) == 1
     html = response.content.decode()
     assert html.count('class="progress-slot"') == 4
     assert "hx-get" in html and "/progress/" in html
@@ -104,7 +109,7 @@ def test_a_failed_output_shows_a_clear_message_and_can_be_retried(
         retried = client.post(f"/battle/{battle.public_id}/retry/")
     assert retried.status_code == 200
     assert Asset.objects.get(pk=second).status == AssetStatus.PENDING
-    assert len(sent) == 1
+    assert len(_jobs(sent)) == 1
 
 
 @pytest.mark.parametrize(
@@ -179,3 +184,76 @@ def test_someone_else_cannot_poll_your_battle(client: Client) -> None:
     response = Client().get(f"/battle/{battle.public_id}/progress/")
 
     assert response.status_code == 403
+
+
+def _live_region(html: str) -> str:
+    match = re.search(r'<p [^>]*id="generation-status"[^>]*>', html)
+    assert match, "the generating view has its live region"
+    return match.group(0)
+
+
+def test_the_generating_view_reads_its_progress_out_in_a_polite_live_region(
+    client: Client,
+) -> None:
+    arena = _arena()
+
+    html = _start(client, arena, "a teal bicycle on the moon").content.decode()
+
+    region = _live_region(html)
+    assert 'role="status"' in region and 'aria-live="polite"' in region
+    assert 'aria-atomic="true"' in region
+    assert "0 of 2 ready, 2 waiting." in html
+    assert re.search(r'<progress [^>]*max="2" value="0"', html)
+    # The poll swaps what is around the region, never the region itself.
+    poller = re.search(r'<div id="generation-poll"[^>]*>', html)
+    assert poller and 'hx-target="#generation-progress"' in poller.group(0)
+    assert html.index('id="generation-status"') < html.index('id="generation-progress"')
+    assert 'name="seen" value=""' in html  # the first poll writes the region's text again
+
+
+def test_the_poll_answers_only_what_changed(client: Client) -> None:
+    arena = _arena()
+    _start(client, arena, "a teal bicycle on the moon")
+    battle = Battle.objects.get()
+    url = f"/battle/{battle.public_id}/progress/"
+    first, second = battle.slots.order_by("position").values_list("asset_id", flat=True)
+
+    refreshed = client.get(url, {"seen": ""})
+    unchanged = client.get(url, {"seen": "pending,pending"})
+    Asset.objects.filter(pk=second).update(status=AssetStatus.RUNNING)
+    running = client.get(url, {"seen": "pending,pending"}).content.decode()
+    Asset.objects.filter(pk=second).update(status=AssetStatus.PENDING)
+    asset_generate(asset_id=first)
+    one_ready = client.get(url, {"seen": "pending,running"}).content.decode()
+
+    assert refreshed.status_code == 200
+    assert 'hx-swap-oob="innerHTML"' in refreshed.content.decode()
+    assert unchanged.status_code == 204 and unchanged.content == b""
+    for html in (running, one_ready):
+        assert 'id="generation-status" hx-swap-oob="innerHTML"' in html
+        assert 'role="status"' not in html  # only the text: the region itself stays in the page
+        assert 'class="progress-slot"' in html and "HX-Retarget" not in html
+    assert "0 of 2 ready, 1 generating, 1 waiting." in running
+    assert "1 of 2 ready, 1 waiting." in one_ready
+    assert re.search(r'<progress [^>]*value="1"', one_ready)
+    assert 'name="seen" value="ready,pending"' in one_ready
+
+    asset_generate(asset_id=second)
+    ready = client.get(url, {"seen": "ready,pending"})
+    assert 'class="battle"' in ready.content.decode()
+    assert (ready["HX-Retarget"], ready["HX-Reswap"]) == ("#battle-container", "innerHTML")
+
+
+def test_a_poll_that_finds_a_failure_replaces_the_whole_view(client: Client) -> None:
+    arena = _arena()
+    _start(client, arena, "a teal bicycle on the moon")
+    battle = Battle.objects.get()
+    first = battle.slots.order_by("position").values_list("asset_id", flat=True)[0]
+    asset_fail(asset_id=first, error="BackendError: out of memory")
+
+    response = client.get(f"/battle/{battle.public_id}/progress/", {"seen": "pending,pending"})
+
+    assert response["HX-Retarget"] == "#battle-container"
+    html = response.content.decode()
+    assert "could not be generated" in html and 'role="alert"' in html
+    assert "generation-poll" not in html  # polling stops

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
 
 from arena.models import Battle, Vote
-from tests.factories import ready_arena
+from tests.factories import (
+    ArenaFactory,
+    AssetFactory,
+    GenerativeModelFactory,
+    PromptFactory,
+    ready_arena,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +133,54 @@ def test_an_unknown_arena_page_is_a_readable_404(client: Client) -> None:
 
     assert response.status_code == 404
     assert "No active arena" in response.content.decode()
+
+
+def test_the_arena_page_offers_single_key_shortcuts_that_a_voter_can_turn_off(
+    client: Client,
+) -> None:
+    arena = ready_arena(models=2)
+
+    html = client.get(f"/arena/{arena.slug}/").content.decode()
+
+    assert 'data-vote-shortcuts="on"' in html
+    assert 'id="vote-shortcuts-toggle"' in html and "Keyboard shortcuts" in html
+    assert '<kbd class="key-hint">A</kbd>' in html
+
+
+def test_the_vote_shortcuts_setting_turns_the_shortcuts_off_in_the_markup(
+    client: Client, settings: Any
+) -> None:
+    settings.VOTE_SHORTCUTS = False
+    arena = ready_arena(models=3)
+
+    page = client.get(f"/arena/{arena.slug}/").content.decode()
+    best_of = client.get(f"/arena/{arena.slug}/battle/?mode=best_of_k").content.decode()
+    battle = Battle.objects.order_by("-pk").first()
+    assert battle is not None
+    result = client.post(
+        f"/battle/{battle.public_id}/vote/", {"token": _token(best_of), "choice": "A"}
+    ).content.decode()
+
+    assert 'data-vote-shortcuts="off"' in page
+    assert "vote-shortcuts-toggle" not in page  # nothing for the voter to turn back on
+    for html in (page, best_of, result):
+        assert "<kbd" not in html and "key-hint" not in html
+    assert "(keys 1" not in best_of
+
+
+def test_3d_outputs_have_accessible_names_and_the_splat_viewer_a_role(client: Client) -> None:
+    arena = ArenaFactory.create(task="image-to-splat", k_values=[2])
+    models = GenerativeModelFactory.create_batch(2)
+    arena.generative_models.add(*models)
+    prompt = PromptFactory.create(prompt_set=arena.prompt_set)
+    for model in models:
+        AssetFactory.create(model=model, prompt=prompt, media_type="splat", fmt="ply")
+
+    html = client.get(f"/arena/{arena.slug}/").content.decode()
+
+    hosts = re.findall(r'<div class="splat-host"[^>]*>', html)
+    assert len(hosts) == 2
+    for label, host in zip("AB", hosts, strict=True):
+        assert 'role="application"' in host and 'aria-roledescription="3D viewer"' in host
+        assert 'tabindex="0"' in host
+        assert f'aria-label="Output {label}, 3D splat; drag or use the arrow keys to orbit"' in host

@@ -647,6 +647,36 @@ def test_linked_cameras(harness, tmp_path_factory) -> None:
     assert log.foreign_requests() == []
 
 
+def test_the_splat_viewer_is_a_named_application_that_orbits_with_arrow_keys(harness) -> None:
+    page, log = harness
+    wait_ready(page, "battle-3d")
+    # The harness's bare <div class="splat-host"> gets its role, name and focus from battle.js.
+    host = page.locator("#battle-3d").get_by_role(
+        "application", name="Output C, 3D splat; drag or use the arrow keys to orbit", exact=True
+    )
+    assert host.count() == 1
+    assert host.get_attribute("aria-roledescription") == "3D viewer"
+    assert host.get_attribute("tabindex") == "0"
+    assert host.locator("canvas").get_attribute("aria-hidden") == "true"
+    # model-viewer names its own (focusable) view after the alt text.
+    names = page.eval_on_selector_all(
+        "#battle-3d model-viewer",
+        "els => els.map(e => e.shadowRoot.querySelector('.userInput').getAttribute('aria-label'))",
+    )
+    assert [name.split(".")[0] for name in names] == ["Output A", "Output B"], names
+
+    before = assert_orbits_match(page, "battle-3d", "C")
+    host.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    turned = assert_orbits_match(page, "battle-3d", "C")
+    assert abs(angle_diff(turned["C"]["theta"], before["C"]["theta"]) - math.radians(20)) < 0.02
+    page.keyboard.press("ArrowDown")
+    tilted = assert_orbits_match(page, "battle-3d", "C")
+    assert abs(tilted["C"]["phi"] - turned["C"]["phi"] - math.radians(10)) < 0.02, tilted
+    assert log.errors == []
+
+
 def test_htmx_swap_reinitialises_and_tears_down(harness) -> None:
     page, log = harness
     wait_ready(page, "battle-3d")

@@ -26,7 +26,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from django.core.management import call_command  # noqa: E402
 from django.test import testcases  # noqa: E402
 
-from arena.models import Battle  # noqa: E402
+from arena.models import Battle, BattleState, Vote  # noqa: E402
+from workers.generation import asset_generate  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -95,7 +96,7 @@ def _revealed_names(page: Any) -> dict[str, str]:
     # 2-core machine: the reveal gets the same allowance as the load.
     page.wait_for_selector("#next-battle", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_function(
-        "document.querySelectorAll('.slot-foot.revealed .slot-model').length === document.querySelectorAll('figure.slot').length",
+        "() => document.querySelectorAll('.slot-foot.revealed .slot-model').length === document.querySelectorAll('figure.slot').length",
         timeout=LOAD_TIMEOUT_MS,
     )
     return {
@@ -154,7 +155,7 @@ def test_a_voter_votes_in_every_mode_and_sees_names_revealed(
     # "Next battle" swaps a new battle in without reloading the page.
     page.click("#next-battle")
     page.wait_for_function(
-        f"document.querySelector('.battle') && document.querySelector('.battle').dataset.battleId !== '{battle_id}'"
+        f"() => document.querySelector('.battle') && document.querySelector('.battle').dataset.battleId !== '{battle_id}'"
     )
     next_id = _wait_ready(page)
     assert page.evaluate("window.__samePage") is True
@@ -190,11 +191,13 @@ def test_the_video_controls_drive_every_video(page: Any, live_server: Any) -> No
 
     page.click(".vc-play")
     page.wait_for_function(
-        "[...document.querySelectorAll('.slot video')].every(v => !v.paused)", timeout=10_000
+        "() => [...document.querySelectorAll('.slot video')].every(v => !v.paused)",
+        timeout=10_000,
     )
     page.click(".vc-play")
     page.wait_for_function(
-        "[...document.querySelectorAll('.slot video')].every(v => v.paused)", timeout=10_000
+        "() => [...document.querySelectorAll('.slot video')].every(v => v.paused)",
+        timeout=10_000,
     )
     # One scrub bar seeks every video to the same moment.
     page.eval_on_selector(
@@ -202,8 +205,122 @@ def test_the_video_controls_drive_every_video(page: Any, live_server: Any) -> No
         "el => { el.value = '500'; el.dispatchEvent(new Event('input', {bubbles: true})); }",
     )
     page.wait_for_function(
-        "[...document.querySelectorAll('.slot video')].every(v => !v.seeking && v.currentTime > 0.5)",
+        "() => [...document.querySelectorAll('.slot video')].every(v => !v.seeking && v.currentTime > 0.5)",
         timeout=10_000,
     )
     times = page.eval_on_selector_all(".slot video", "vs => vs.map(v => v.currentTime)")
     assert max(times) - min(times) < 0.15, times
+
+
+def _no_vote_after_keys(page: Any, battle_id: str, keys: list[str]) -> None:
+    for key in keys:
+        page.keyboard.press(key)
+    page.wait_for_timeout(700)  # a vote would have come back by now (the click path takes ~100 ms)
+    assert page.locator("#next-battle").count() == 0
+    assert not Vote.objects.filter(battle__public_id=battle_id).exists()
+
+
+def test_single_key_shortcuts_vote_and_a_voter_can_turn_them_off(
+    page: Any, live_server: Any
+) -> None:
+    page.goto(f"{live_server.url}/arena/text-to-image/?mode=pairwise")
+    battle_id = _wait_ready(page)
+    toggle = page.locator("#vote-shortcuts-toggle")
+    assert toggle.is_checked() and page.locator(".key-hint").first.is_visible()
+
+    # Keys typed into a field, or pressed with Ctrl/Alt, are not votes.
+    page.click(".own-prompt summary")
+    page.focus("#own-prompt-text")
+    _no_vote_after_keys(page, battle_id, ["a", "b", "t"])
+    assert page.input_value("#own-prompt-text") == "abt"
+    page.evaluate("document.activeElement.blur()")
+    _no_vote_after_keys(page, battle_id, ["Alt+a", "Control+b"])
+
+    # The voter turns them off: no key votes, no key hints; the choice outlives a reload.
+    toggle.uncheck()
+    assert page.evaluate("document.body.dataset.voteShortcuts") == "off"
+    assert not page.locator(".key-hint").first.is_visible()
+    page.evaluate("document.activeElement.blur()")
+    _no_vote_after_keys(page, battle_id, ["a", "ArrowRight", "x"])
+    page.reload()
+    battle_id = _wait_ready(page)
+    assert not toggle.is_checked()
+    _no_vote_after_keys(page, battle_id, ["b", "t"])
+
+    # ... and on again: a key votes.
+    toggle.check()
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("b")
+    assert _revealed_names(page) == _expected_names(battle_id)
+    assert Battle.objects.get(public_id=battle_id).vote.slot_ranking[0] == ["B"]
+
+
+def test_the_vote_shortcuts_setting_turns_every_key_off(
+    page: Any, live_server: Any, settings: Any
+) -> None:
+    settings.VOTE_SHORTCUTS = False
+    page.goto(f"{live_server.url}/arena/text-to-image/?mode=pairwise")
+    battle_id = _wait_ready(page)
+
+    assert page.evaluate("document.body.dataset.voteShortcuts") == "off"
+    assert page.locator("#vote-shortcuts-toggle, kbd").count() == 0
+    _no_vote_after_keys(page, battle_id, ["a", "b", "ArrowLeft", "t", "x"])
+
+    page.click("button[value=A]")  # the buttons still vote
+    assert _revealed_names(page) == _expected_names(battle_id)
+    page.keyboard.press("n")
+    page.wait_for_timeout(700)
+    assert page.locator("#next-battle").count() == 1, "N did not load the next battle"
+
+
+SENT_JOBS: list[dict[str, Any]] = []
+
+
+def record_job(**job: Any) -> None:
+    """Generation jobs are recorded, not sent: the test generates the outputs itself."""
+    SENT_JOBS.append(job)
+
+
+def test_the_progress_of_an_own_prompt_is_read_out_from_a_live_region(
+    page: Any, live_server: Any, settings: Any
+) -> None:
+    settings.GENERATION_JOB_SENDER = f"{__name__}.record_job"
+    polls: list[int] = []
+    page.on("response", lambda r: polls.append(r.status) if "/progress/" in r.url else None)
+    page.goto(f"{live_server.url}/arena/text-to-image/?mode=pairwise")
+    _wait_ready(page)
+    page.click(".own-prompt summary")
+    page.fill("#own-prompt-text", "a lighthouse in a thunderstorm")
+    page.click(".own-prompt-form button[type=submit]")
+
+    region = page.locator("#generation-status")
+    region.wait_for()
+    assert (region.get_attribute("role"), region.get_attribute("aria-live")) == ("status", "polite")
+    assert "0 of 2 ready" in region.inner_text()
+    battle = Battle.objects.get(state=BattleState.GENERATING)
+    first, second = battle.slots.order_by("position").values_list("asset_id", flat=True)
+    # The first poll writes the text again into the region, now that it is in the page; then
+    # polls that find nothing new change nothing in it (204).
+    page.wait_for_function("() => document.querySelector('#generation-seen')?.value !== ''")
+    page.evaluate(
+        """() => { window.__region = document.getElementById('generation-status');
+                   window.__changes = 0;
+                   new MutationObserver(() => window.__changes++).observe(window.__region,
+                       {childList: true, characterData: true, subtree: true}); }"""
+    )
+    page.wait_for_timeout(2500)
+    assert page.evaluate("window.__changes") == 0
+    assert 204 in polls
+
+    asset_generate(asset_id=first)
+    page.wait_for_function(
+        """() => document.getElementById('generation-status') === window.__region
+                 && window.__region.textContent.includes('1 of 2 ready')""",
+        timeout=15_000,
+    )
+    assert page.eval_on_selector("progress.generation-bar", "p => [p.value, p.max]") == [1, 2]
+
+    asset_generate(asset_id=second)
+    battle_id = _wait_ready(page)
+    assert battle_id == str(battle.public_id)
+    assert page.locator("#generation-status").count() == 0

@@ -31,7 +31,9 @@
  *         video:  <video src="URL" muted loop playsinline preload="auto"></video>
  *         mesh:   <model-viewer src="URL.glb" camera-controls interaction-prompt="none"
  *                               disable-pan></model-viewer>
- *         splat:  <div class="splat-host"></div>   (viewer is created in it from data-src)
+ *         splat:  <div class="splat-host"></div>   (viewer is created in it from data-src;
+ *                 battle.js gives it role="application", aria-roledescription, an
+ *                 aria-label naming the slot and tabindex="0" unless the page did)
  *         (optional, anywhere in the figure after the media:
  *          <div class="rank-picker">…</div>, <div class="reveal"><span class="slot-model">Name</span></div>)
  *       </figure>
@@ -67,13 +69,16 @@
  *
  *   Videos: muted, looping, one play/pause button + one scrub bar drive all of
  *   them; a rAF loop re-aligns any video drifting > 0.1 s from the first one.
- *   Key "p" (outside text fields, no modifiers) toggles play; Space is NOT
+ *   Key "p" (outside text fields, no modifiers) toggles play, unless single-key
+ *   shortcuts are off (<body data-vote-shortcuts="off">, see vote.js); Space is NOT
  *   bound. 3D: every model-viewer and splat viewer of a battle share one camera
  *   orbit {theta, phi, r, fov} (three.js Spherical convention, Y up, same as
  *   model-viewer's camera-orbit; fov vertical, degrees) where r is the camera
  *   distance divided by the object's bounding-box half-diagonal (the camera
  *   looks at the box centre), so dragging / zooming any of them moves all the
- *   others. All start at theta 0, phi 75deg, r 4, fov 30deg (this overrides a
+ *   others. Arrow keys on a focused splat viewer turn (left/right) and tilt
+ *   (up/down) the shared orbit by 10deg, as model-viewer's own arrow keys do.
+ *   All start at theta 0, phi 75deg, r 4, fov 30deg (this overrides a
  *   template's camera-orbit / field-of-view). For consistent framing
  *   battle.js sets on each model-viewer: disable-pan, min/max-field-of-view
  *   10deg/45deg and min/max-camera-orbit so that r stays within [1.5, 12] and
@@ -137,6 +142,8 @@ const FOV_MIN = 10;
 const FOV_MAX = 45;
 const PHI_MIN = (5 * Math.PI) / 180;
 const PHI_MAX = Math.PI - PHI_MIN;
+// One arrow key press on a focused splat viewer turns the shared orbit by this much (radians).
+const KEY_ORBIT_STEP = (10 * Math.PI) / 180;
 
 const controllers = new WeakMap();
 const live = new Set();
@@ -386,12 +393,13 @@ class Slot {
       el.className = 'splat-host';
       return el;
     });
+    labelSplatHost(host, this.name);
     this.media = host;
     if (!this.src) throw new Error('splat slot has no data-src');
     const [THREE, GS] = await loadSplatLib();
     if (signal.aborted) return;
 
-    const renderer = createSplatRenderer(THREE, host, this.name);
+    const renderer = createSplatRenderer(THREE, host);
     const viewer = createSplatViewer(GS, host, renderer);
     this.battle.cleanups.push(observeSplatHost(host, renderer, viewer));
     await this.addSplatScene(GS, viewer, signal);
@@ -401,6 +409,7 @@ class Slot {
     const rig = { viewer, camera: viewer.camera, controls: viewer.controls, size };
     fitSplatCamera(rig, center);
     this.linkSplatCamera(THREE, rig);
+    orbitWithKeys(host, this.battle.link, this.orbitMember, signal);
     rig.controls.update();
     viewer.start();
     viewer.forceRenderNextFrame();
@@ -442,16 +451,54 @@ class Slot {
 
 // ─── Splat viewer helpers ────────────────────────────────────────────────────
 
+/**
+ * The host is an interactive 3D view: an "application" (it handles its own arrow keys, like
+ * model-viewer), focusable, named after its slot. Attributes the page already set are kept.
+ */
+function labelSplatHost(host, name) {
+  const defaults = {
+    role: 'application',
+    'aria-roledescription': '3D viewer',
+    'aria-label': `Output ${name}, 3D splat; drag or use the arrow keys to orbit`,
+    tabindex: '0',
+  };
+  for (const [attr, value] of Object.entries(defaults)) if (!host.hasAttribute(attr)) host.setAttribute(attr, value);
+}
+
+/**
+ * Arrow keys on the focused splat host orbit the shared camera (left/right turn, up/down tilt),
+ * so the view needs no mouse. The move is published to every viewer of the battle, this one
+ * included. Only while the host has focus: vote.js leaves keys aimed at .splat-host alone.
+ */
+function orbitWithKeys(host, link, member, signal) {
+  host.addEventListener(
+    'keydown',
+    (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || !member) return;
+      const turn = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
+      if (!turn) return;
+      e.preventDefault();
+      const s = member.read();
+      link.publish(null, {
+        ...s,
+        theta: s.theta + turn[0] * KEY_ORBIT_STEP,
+        phi: Math.min(PHI_MAX, Math.max(PHI_MIN, s.phi + turn[1] * KEY_ORBIT_STEP)),
+      });
+    },
+    { signal },
+  );
+}
+
 /** A WebGL renderer whose canvas fills `host` (we own the canvas and its context). */
-function createSplatRenderer(THREE, host, name) {
+function createSplatRenderer(THREE, host) {
   const renderer = new THREE.WebGLRenderer({ antialias: false, alpha: true, precision: 'highp' });
   renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
   renderer.setClearColor(0x000000, 0);
   const w0 = Math.max(1, host.clientWidth);
   const h0 = Math.max(1, host.clientHeight);
   renderer.setSize(w0, h0);
-  renderer.domElement.setAttribute('aria-label', `3D Gaussian splat output ${name}`);
-  renderer.domElement.setAttribute('role', 'img');
+  // The host names the view (role "application", see labelSplatHost); the canvas adds nothing.
+  renderer.domElement.setAttribute('aria-hidden', 'true');
   host.appendChild(renderer.domElement);
   return renderer;
 }
@@ -701,6 +748,8 @@ class VideoSync {
     on(document, 'keydown', (e) => {
       if (e.key !== 'p' && e.key !== 'P') return;
       if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || e.defaultPrevented) return;
+      // Single-key shortcuts off (WCAG 2.1.4): the site's VOTE_SHORTCUTS or the voter's choice (vote.js).
+      if (document.body?.dataset.voteShortcuts === 'off') return;
       const t = e.target;
       if (t instanceof Element && t.closest('input, textarea, select, [contenteditable]:not([contenteditable="false"])')) return;
       if (!this.battle.root.isConnected) return;
