@@ -381,7 +381,11 @@ class Battle(models.Model):
     voted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes: ClassVar[list[Any]] = [models.Index(fields=["arena", "state"])]
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=["arena", "state"]),
+            # The activity rollup reads the battles served in its window (arena.activity).
+            models.Index(fields=["served_at"], name="battle_served_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"battle {str(self.public_id)[:8]} in {self.arena_id}"
@@ -776,3 +780,49 @@ class AuditEntry(models.Model):
         if not self._state.adding:
             raise TypeError("the audit log is append-only")
         super().save(*args, **kwargs)
+
+
+# --- operators' dashboard ---------------------------------------------------------------------
+
+
+class ArenaActivity(models.Model):
+    """One hour of one arena's traffic, rolled up from the vote log and the battles
+    (``arena.activity.activity_rollup``) so the admin overview never reads the log itself.
+
+    Every figure is about what happened in the hour: ``votes`` cast then, of which
+    ``votes_excluded`` are kept out of the leaderboards now; ``battles_served`` then, of which
+    ``battles_voted`` got their vote (later or not); ``voters``: distinct voters of the hour.
+    Recent hours are recomputed while exclusions and late votes still move them.
+    """
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="activity")
+    hour = models.DateTimeField(help_text="The hour's start, UTC.")
+    votes = models.PositiveIntegerField(default=0)
+    votes_excluded = models.PositiveIntegerField(default=0)
+    battles_served = models.PositiveIntegerField(default=0)
+    battles_voted = models.PositiveIntegerField(default=0)
+    voters = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "arena activity"
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(fields=["arena", "hour"], name="arena_activity_unique_hour")
+        ]
+        indexes: ClassVar[list[Any]] = [
+            models.Index(fields=["hour"], name="arena_activity_hour_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"activity of {self.arena_id} at {self.hour:%Y-%m-%d %H}:00"
+
+
+class ArenaActivitySummary(models.Model):
+    """Where an arena's activity rollup stands, and what hourly rows cannot add up: distinct
+    voters over the last 24 hours (a voter active in two hours is one voter)."""
+
+    arena = models.OneToOneField(Arena, on_delete=models.CASCADE, related_name="activity_summary")
+    voters_24h = models.PositiveIntegerField(default=0)
+    rolled_at = models.DateTimeField(help_text="The 'now' of the last rollup.")
+
+    def __str__(self) -> str:
+        return f"activity summary of {self.arena_id} at {self.rolled_at}"

@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE = {
     "rebuild-leaderboards": {"task": "workers.rebuild_leaderboards", "schedule": 300.0},
     # The safety net of the aggregator: votes whose drain request was lost (broker or cache down).
     "drain-tallies": {"task": "workers.drain_all_tallies", "schedule": 5.0},
+    # The operators' overview (/admin/) reads hourly rollups of votes and battles.
+    "rollup-activity": {"task": "workers.rollup_activity", "schedule": 60.0},
 }
 # The domain (arena) sends generation jobs through this one function (asset_id, queue, backend),
 # named here so that arena never imports workers.

@@ -22,7 +22,9 @@ TLS = {
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # (The browser test modules set DJANGO_ALLOW_ASYNC_UNSAFE in this process's environment.)
+    skip = {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean = {k: v for k, v in os.environ.items() if k not in skip}
     return subprocess.run(
         [sys.executable, *args],
         cwd=settings.BASE_DIR,

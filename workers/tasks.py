@@ -1,7 +1,8 @@
 """Celery tasks: thin and idempotent. Each takes ids, calls one service, returns.
 
 Generation jobs go to the queue named on their model (``gen.*``); light tasks (cache top-up,
-reaper, the tally aggregator, leaderboards, fraud scans) go to ``light`` so a slow GPU queue never starves them.
+reaper, the tally aggregator, leaderboards, fraud scans, the activity rollup) go to ``light`` so
+a slow GPU queue never starves them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from arena.activity import activity_rollup
 from arena.fraud import fraud_scan, fraud_scan_all
 from arena.leaderboards import (
     leaderboard_rebuild,
@@ -144,3 +146,11 @@ def scan_fraud(full: bool = False, arena: str | None = None) -> list[dict[str, A
         found = Arena.objects.filter(slug=arena).first()
         return [fraud_scan(arena=found, full=full).as_dict()] if found else []
     return [result.as_dict() for result in fraud_scan_all(full=full)]
+
+
+@shared_task(
+    name="workers.rollup_activity", ignore_result=True, soft_time_limit=120, time_limit=150
+)
+def rollup_activity() -> dict[str, Any]:
+    """Beat's minute: recompute the recent hours of every arena's activity for the overview."""
+    return activity_rollup().as_dict()

@@ -13,7 +13,7 @@ from PIL import Image
 from arena.models import Asset, AssetStatus, Battle, BattleState, Prompt, Vote
 from arena.services import asset_fail
 from arena.tokens import battle_token_make
-from tests.factories import ArenaFactory, GenerativeModelFactory
+from tests.factories import ArenaFactory, GenerativeModelFactory, without_metrics
 from workers.generation import asset_generate
 
 pytestmark = pytest.mark.django_db
@@ -29,11 +29,6 @@ def _start(client: Client, arena: Any, text: str, mode: str = "pairwise", **extr
     return client.post(f"/arena/{arena.slug}/prompt/?mode={mode}", {"prompt": text, **extra})
 
 
-def _jobs(callbacks: list[Any]) -> list[Any]:
-    """The on-commit callbacks that send generation jobs (not the metrics' counters)."""
-    return [c for c in callbacks if getattr(c, "__module__", "") != "frontend.metrics"]
-
-
 def test_it_starts_a_live_battle_and_sends_one_job_per_slot(
     client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -46,7 +41,7 @@ def test_it_starts_a_live_battle_and_sends_one_job_per_slot(
     battle = Battle.objects.get()
     assert (battle.state, battle.k) == (BattleState.GENERATING, 4)
     assert Asset.objects.filter(status=AssetStatus.PENDING, enqueued_at__isnull=False).count() == 4
-    assert len(_jobs(sent)) == 1
+    assert len(without_metrics(sent)) == 1
     html = response.content.decode()
     assert html.count('class="progress-slot"') == 4
     assert "hx-get" in html and "/progress/" in html
@@ -109,7 +104,7 @@ def test_a_failed_output_shows_a_clear_message_and_can_be_retried(
         retried = client.post(f"/battle/{battle.public_id}/retry/")
     assert retried.status_code == 200
     assert Asset.objects.get(pk=second).status == AssetStatus.PENDING
-    assert len(_jobs(sent)) == 1
+    assert len(without_metrics(sent)) == 1
 
 
 @pytest.mark.parametrize(
