@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from numpy.typing import NDArray
 from redis.exceptions import RedisError
 
 import ranking
@@ -51,12 +52,20 @@ from ranking import replay as ranking_replay
 logger = logging.getLogger(__name__)
 
 # Bump when the maths or its parameters change: snapshots are stamped with it.
-LEADERBOARD_VERSION = "1"
+LEADERBOARD_VERSION = "2"  # 2: intervals resample votes, not pairs
 METHODS = ("bayesian", "bradley_terry", "elo")
 METHOD_LABELS = {"bayesian": "Bayesian (K-wise)", "bradley_terry": "Bradley-Terry", "elo": "ELO"}
+# Vote-level bootstrap replicates kept in the pair tallies (PairTally.replicates).
+REPLICATES = 100
 PARAMS: dict[str, dict[str, Any]] = {
-    "bradley_terry": {"l2": 0.1, "rounds": 100, "level": 0.95, "seed": 0},
-    "bayesian": {"display": "map", "level": 0.95},
+    "bradley_terry": {
+        "l2": 0.1,
+        "rounds": REPLICATES,
+        "level": 0.95,
+        "seed": 0,
+        "resample": "vote",
+    },
+    "bayesian": {"display": "map", "level": 0.95, "replicates": REPLICATES},
     "elo": {"k_factor": 16.0, "scale": 400.0, "base": 10.0, "init": 1000.0},
 }
 _DIGEST_MOD = ranking_replay.DIGEST_MOD  # one vote-set hash, live and in the replay
@@ -110,40 +119,134 @@ def _locked_tally(arena_id: int) -> ArenaTally:
     return ArenaTally.objects.select_for_update().get(arena_id=arena_id)
 
 
-def _add_pairs_many(
-    arena_id: int,
-    weighted: Iterable[tuple[ranking.Ranking, float]],
-    sign: int,
-    *,
-    reweigh: bool = False,
-) -> None:
-    """Add (sign=1) or remove (sign=-1) votes' outcomes, each at its weight: summed first,
-    then one UPDATE per model pair. ``reweigh``: the votes are counted already and only their
-    weight changes (by the weights given): the comparison counts stay."""
+Weighted = tuple[ranking.Ranking, float, int]  # a vote's ranking, weight and id
+
+
+def _pair_deltas(
+    weighted: Sequence[Weighted], replicates: int, *, reweigh: bool
+) -> tuple[dict[tuple[int, int], list[float]], dict[tuple[int, int], NDArray[np.float64]]]:
+    """Per model pair (low id first): [a_wins, b_wins, ties, comparisons], and the replicates'
+    (R, 3) sums of the same three (each vote at weight x its Poisson(1) draws)."""
     deltas: dict[tuple[int, int], list[float]] = {}
-    for vote_ranking, weight in weighted:
+    reps: dict[tuple[int, int], NDArray[np.float64]] = {}
+    draws = (
+        ranking.vote_weights([vote_id for _, _, vote_id in weighted], replicates)
+        if replicates
+        else None
+    )
+    for v, (vote_ranking, weight, _) in enumerate(weighted):
         for a_str, b_str, score in vote_ranking.pairs():
             a, b = int(a_str), int(b_str)
             low, high = (a, b) if a < b else (b, a)
             row = deltas.setdefault((low, high), [0.0, 0.0, 0.0, 0.0])
             row[3] += 0 if reweigh else 1
-            if score == 0.5:
-                row[2] += weight
-            elif a == low:
-                row[0] += weight
-            else:
-                row[1] += weight
+            column = 2 if score == 0.5 else 0 if a == low else 1
+            row[column] += weight
+            if draws is not None:
+                rep = reps.setdefault((low, high), np.zeros((replicates, 3)))
+                rep[:, column] += weight * draws[v]
+    return deltas, reps
+
+
+def _replicates_of(blob: bytes | memoryview | None, replicates: int) -> NDArray[np.float64]:
+    data = bytes(blob or b"")
+    if not data:
+        return np.zeros((replicates, 3))
+    return np.frombuffer(data, dtype="<f8").reshape(replicates, 3).copy()
+
+
+def _add_pairs_many(
+    arena_id: int,
+    weighted: Iterable[Weighted],
+    sign: int,
+    *,
+    reweigh: bool = False,
+    replicates: int = 0,
+) -> None:
+    """Add (sign=1) or remove (sign=-1) votes' outcomes, each at its weight: summed first,
+    then one UPDATE per model pair. ``reweigh``: the votes are counted already and only their
+    weight changes (by the weights given): the comparison counts stay. ``replicates``: the
+    arena's tallies keep that many vote-level bootstrap replicates (``ArenaTally.replicates``),
+    moved with the counts (the caller holds the tally lock, so read-modify-write is safe)."""
+    deltas, reps = _pair_deltas(list(weighted), replicates, reweigh=reweigh)
     PairTally.objects.bulk_create(
         [PairTally(arena_id=arena_id, model_a_id=low, model_b_id=high) for low, high in deltas],
         ignore_conflicts=True,
     )
+    stored: dict[tuple[int, int], Any] = {}
+    if replicates and deltas:
+        lows, highs = {low for low, _ in deltas}, {high for _, high in deltas}
+        stored = {
+            (a, b): blob
+            for a, b, blob in PairTally.objects.filter(
+                arena_id=arena_id, model_a_id__in=lows, model_b_id__in=highs
+            ).values_list("model_a_id", "model_b_id", "replicates")
+            if (a, b) in deltas
+        }
     for (low, high), (a_wins, b_wins, ties, n) in sorted(deltas.items()):
+        changes: dict[str, Any] = {
+            "a_wins": F("a_wins") + sign * a_wins,
+            "b_wins": F("b_wins") + sign * b_wins,
+            "ties": F("ties") + sign * ties,
+            "comparisons": F("comparisons") + sign * int(n),
+        }
+        if replicates:
+            now = _replicates_of(stored.get((low, high)), replicates) + sign * reps[low, high]
+            changes["replicates"] = now.astype("<f8").tobytes()
         PairTally.objects.filter(arena_id=arena_id, model_a_id=low, model_b_id=high).update(
-            a_wins=F("a_wins") + sign * a_wins,
-            b_wins=F("b_wins") + sign * b_wins,
-            ties=F("ties") + sign * ties,
-            comparisons=F("comparisons") + sign * int(n),
+            **changes
         )
+
+
+def replicates_rebuild(*, arena_id: int, batch: int = 20_000) -> int:
+    """Build the arena's vote-level bootstrap replicates from its vote log (every tallied,
+    counted vote at its voter's weight), under the tally lock; returns the votes read.
+
+    Needed once per arena (tallies from before replicates existed, ``ArenaTally.replicates``
+    0); after that the aggregator, exclusions, restores and trust changes keep them current.
+    Reads the whole log (about 30 us a vote) while drains of the arena wait.
+    """
+    with transaction.atomic():
+        tally = _locked_tally(arena_id)
+        pairs = list(PairTally.objects.filter(arena_id=arena_id).order_by("pk"))
+        players = sorted({p.model_a_id for p in pairs} | {p.model_b_id for p in pairs})
+        counts = ranking.PairCounts([str(m) for m in players], replicates=REPLICATES)
+        weights = dict(
+            VoterTrust.objects.filter(arena_id=arena_id).values_list("voter_id", "weight")
+        )
+        floor, read, chunk = trust_floor(), 0, []
+        tallied = counted_votes(arena_id=arena_id).filter(pending__isnull=True)
+        for pk, groups, is_partial, voter_id in tallied.values_list(
+            "pk", "ranking", "is_partial", "voter_id"
+        ).iterator(chunk_size=batch):
+            ranked = ranking.Ranking(
+                tuple(tuple(str(m) for m in g) for g in groups),
+                partial=bool(is_partial) and len(groups) > 1,
+            )
+            chunk.append((ranked, weights.get(voter_id, floor), pk))
+            if len(chunk) >= batch:
+                read += _replicates_add(counts, chunk)
+                chunk = []
+        read += _replicates_add(counts, chunk)
+        index = {m: i for i, m in enumerate(players)}
+        for row in pairs:
+            i, j = index[row.model_a_id], index[row.model_b_id]
+            rep = np.stack(
+                [counts.rep_wins[:, i, j], counts.rep_wins[:, j, i], counts.rep_ties[:, i, j]],
+                axis=1,
+            )
+            row.replicates = rep.astype("<f8").tobytes()
+        PairTally.objects.bulk_update(pairs, ["replicates"], batch_size=500)
+        tally.replicates = REPLICATES
+        tally.save(update_fields=["replicates", "updated_at"])
+    return read
+
+
+def _replicates_add(counts: ranking.PairCounts, chunk: list[Weighted]) -> int:
+    known = [c for c in chunk if all(p in counts for p in c[0].players)]
+    if known:
+        counts.add_many([c[0] for c in known], [c[1] for c in known], [c[2] for c in known])
+    return len(chunk)
 
 
 # SQLite caps a statement at 32,766 parameters: long id lists are sent in chunks.
@@ -340,7 +443,12 @@ def _drain_batch(tally: ArenaTally, batch: int, *, settle_s: float = 0.0) -> _Ba
         for vote in counted:
             replay.add(vote.pk, vote.ranking, vote.is_partial, weights[vote.voter_id])
         replay.store()
-        _add_pairs_many(arena_id, ((_ranking_of(v), weights[v.voter_id]) for v in counted), +1)
+        _add_pairs_many(
+            arena_id,
+            ((_ranking_of(v), weights[v.voter_id], v.pk) for v in counted),
+            +1,
+            replicates=tally.replicates,
+        )
         tally.digest = f"{(int(tally.digest, 16) + replay.hash_sum) % _DIGEST_MOD:032x}"
         tally.votes += len(counted)
         if counted[0].pk < tally.applied_through:
@@ -422,7 +530,12 @@ def votes_exclude(
         weights = voter_weights(arena_id=arena_id, voter_ids=(v.voter_id for v in tallied))
         for vote in tallied:
             tally.digest = _digest_step(tally.digest, vote.pk, -1, weights[vote.voter_id])
-        _add_pairs_many(arena_id, ((_ranking_of(v), weights[v.voter_id]) for v in tallied), -1)
+        _add_pairs_many(
+            arena_id,
+            ((_ranking_of(v), weights[v.voter_id], v.pk) for v in tallied),
+            -1,
+            replicates=tally.replicates,
+        )
         tally.votes -= len(tallied)
         tally.ratings_stale = tally.ratings_stale or bool(tallied)
         tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
@@ -458,7 +571,12 @@ def votes_restore(*, arena_id: int, votes: Sequence[Vote]) -> int:
         weights = voter_weights(arena_id=arena_id, voter_ids=(v.voter_id for v in back))
         for vote in back:
             tally.digest = _digest_step(tally.digest, vote.pk, +1, weights[vote.voter_id])
-        _add_pairs_many(arena_id, ((_ranking_of(v), weights[v.voter_id]) for v in back), +1)
+        _add_pairs_many(
+            arena_id,
+            ((_ranking_of(v), weights[v.voter_id], v.pk) for v in back),
+            +1,
+            replicates=tally.replicates,
+        )
         tally.votes += len(back)
         tally.ratings_stale = True
         tally.save(update_fields=["votes", "digest", "ratings_stale", "updated_at"])
@@ -499,9 +617,10 @@ def voters_trust_set(*, arena_id: int, trust: dict[int, float]) -> int:
                 tally.digest = _digest_step(tally.digest, vote.pk, +1, new)
             _add_pairs_many(
                 arena_id,
-                ((_ranking_of(v), changed[v.voter_id] - current[v.voter_id]) for v in votes),
+                ((_ranking_of(v), changed[v.voter_id] - current[v.voter_id], v.pk) for v in votes),
                 +1,
                 reweigh=True,
+                replicates=tally.replicates,
             )
             moved += len(votes)
         updated = [rows[v] for v in changed if v in rows]
@@ -662,13 +781,18 @@ def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:
 # --- rebuild ----------------------------------------------------------------------------------
 
 
-def arena_pair_counts(*, arena: Arena, model_ids: Sequence[int]) -> ranking.PairCounts:
-    """The arena's aggregated counts as a ``ranking.PairCounts`` over ``model_ids`` (as str)."""
-    counts = ranking.PairCounts([str(pk) for pk in model_ids])
+def arena_pair_counts(
+    *, arena: Arena, model_ids: Sequence[int], replicates: int = 0
+) -> ranking.PairCounts:
+    """The arena's aggregated counts as a ``ranking.PairCounts`` over ``model_ids`` (as str),
+    with ``replicates`` vote-level bootstrap replicates (the tallies must keep them)."""
+    counts = ranking.PairCounts([str(pk) for pk in model_ids], replicates=replicates)
     index = {pk: i for i, pk in enumerate(model_ids)}
-    for a, b, a_wins, b_wins, ties in PairTally.objects.filter(arena=arena).values_list(
-        "model_a_id", "model_b_id", "a_wins", "b_wins", "ties"
+    fields = ["model_a_id", "model_b_id", "a_wins", "b_wins", "ties"]
+    for row in PairTally.objects.filter(arena=arena).values_list(
+        *fields, *(["replicates"] if replicates else [])
     ):
+        a, b, a_wins, b_wins, ties = row[:5]
         if a in index and b in index:
             # Weighted sums drift by float rounding as votes come and go: dust is zero.
             a_wins, b_wins, ties = (x if x > 1e-9 else 0.0 for x in (a_wins, b_wins, ties))
@@ -677,6 +801,13 @@ def arena_pair_counts(*, arena: Arena, model_ids: Sequence[int]) -> ranking.Pair
             counts.wins[j, i] += b_wins
             counts.ties[i, j] += ties
             counts.ties[j, i] += ties
+            if replicates:
+                rep = _replicates_of(row[5], replicates)
+                rep[rep < 1e-9] = 0.0
+                counts.rep_wins[:, i, j] += rep[:, 0]
+                counts.rep_wins[:, j, i] += rep[:, 1]
+                counts.rep_ties[:, i, j] += rep[:, 2]
+                counts.rep_ties[:, j, i] += rep[:, 2]
     for model_id, votes in ModelRating.objects.filter(arena=arena).values_list("model_id", "votes"):
         if model_id in index:
             counts.votes[index[model_id]] = votes
@@ -708,11 +839,13 @@ def _standings(
     method: str, counts: ranking.PairCounts, elo: dict[str, float]
 ) -> list[ranking.Standing]:
     """Standings of ``method`` from aggregated counts (ELO: from the online ratings), as
-    ``python -m ranking.replay`` computes them from an export."""
+    ``python -m ranking.replay`` computes them from an export. Counts without vote-level
+    replicates (the fraud review's what-if boards) get the pair bootstrap."""
     online = [elo.get(p, PARAMS["elo"]["init"]) for p in counts.players]
-    return ranking_replay.standings_for(
-        method, counts, PARAMS[method], online if method == "elo" else None
-    )
+    params = PARAMS[method]
+    if method == "bradley_terry" and counts.replicates != params["rounds"]:
+        params = {**params, "resample": "poisson"}
+    return ranking_replay.standings_for(method, counts, params, online if method == "elo" else None)
 
 
 @dataclass(frozen=True)
@@ -727,11 +860,14 @@ def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> Re
     Votes still pending are drained into the tallies first, so the snapshot holds them too.
     """
     tallies_drain(arena_id=arena.pk)
+    ArenaTally.objects.get_or_create(arena=arena)
+    if not ArenaTally.objects.filter(arena=arena, replicates=REPLICATES).exists():
+        replicates_rebuild(arena_id=arena.pk)  # once: tallies from before replicates existed
     models = {m.pk: m for m in GenerativeModel.objects.filter(arenas=arena).order_by("pk")}
     model_ids = sorted(models)
     with transaction.atomic():
-        tally, _ = ArenaTally.objects.get_or_create(arena=arena)
-        counts = arena_pair_counts(arena=arena, model_ids=model_ids)
+        tally = ArenaTally.objects.get(arena=arena)
+        counts = arena_pair_counts(arena=arena, model_ids=model_ids, replicates=REPLICATES)
         elo = {
             str(m): e
             for m, e in ModelRating.objects.filter(arena=arena).values_list("model_id", "elo")

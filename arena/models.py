@@ -521,6 +521,11 @@ class ArenaTally(models.Model):
     applied_through = models.BigIntegerField(
         default=0, help_text="The highest vote id the aggregator has applied."
     )
+    replicates = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="How many vote-level bootstrap replicates the pair tallies keep up to date "
+        "(0: not built yet; the next leaderboard rebuild builds them from the vote log).",
+    )
     ratings_stale = models.BooleanField(
         default=False,
         help_text="The online ratings differ from a replay in vote order (a vote applied out of "
@@ -565,6 +570,10 @@ class PairTally(models.Model):
     b_wins = models.FloatField(default=0)
     ties = models.FloatField(default=0)
     comparisons = models.IntegerField(default=0)
+    # The vote-level bootstrap: R replicates of (a_wins, b_wins, ties), float64 (R, 3), where
+    # each vote counts Poisson(1) times, drawn from its id (ranking.counts.vote_weights). The
+    # intervals resample votes, not pairs: the pairs of one K-wise vote were judged together.
+    replicates = models.BinaryField(default=b"", editable=False)
 
     class Meta:
         constraints: ClassVar[list[Any]] = [

@@ -32,9 +32,11 @@ from tqdm import tqdm  # noqa: E402
 
 from arena.leaderboards import (  # noqa: E402
     DRAIN_BATCH,
+    REPLICATES,
     _vote_hash,
     matchmaker_beliefs_refresh,
     tallies_drain,
+    trust_floor,
 )
 from arena.models import (  # noqa: E402
     Arena,
@@ -49,6 +51,8 @@ CHUNK = 5000
 def _pending(n: int, models: int, seed: int) -> tuple[Arena, int]:
     """A fresh arena with ``n`` recorded, not yet counted votes; returns it and their digest."""
     arena, players, prompt, voter = bench_arena(models, prefix="agg")
+    # A live arena keeps its vote-level bootstrap replicates up to date as votes are drained.
+    ArenaTally.objects.filter(arena=arena).update(replicates=REPLICATES)
     votes = _votes(n, players, np.random.default_rng(seed))
     now, digest = timezone.now(), 0
     for start in tqdm(range(0, n, CHUNK), desc=f"recording {n:,} votes", unit="chunk"):
@@ -56,7 +60,9 @@ def _pending(n: int, models: int, seed: int) -> tuple[Arena, int]:
         with transaction.atomic():
             rows = record_votes(arena, prompt, voter, chunk, at=now)
             PendingVote.objects.bulk_create(PendingVote(vote=row, arena=arena) for row in rows)
-        digest = (digest + sum(_vote_hash(row.pk) for row in rows)) % 2**128
+        # One new voter: every vote counts at the trust floor (earned trust, ranking.fraud).
+        weight = trust_floor()
+        digest = (digest + sum(_vote_hash(row.pk, weight) for row in rows)) % 2**128
     return arena, digest
 
 

@@ -7,8 +7,9 @@ Thurstone voter over hidden skills) into a fresh arena of the configured databas
 throw-away SQLite file; set DATABASE_URL for PostgreSQL), together with the aggregated tallies
 that ``vote_record`` keeps as votes arrive, then times:
 
-- ``rebuild``: ``leaderboard_rebuild`` (Bradley-Terry + 100 bootstrap rounds, Bayesian MAP refit,
-  ELO), which reads the aggregated pair counts only;
+- ``rebuild``: ``leaderboard_rebuild`` (Bradley-Terry with 100 refits on the vote-level
+  bootstrap replicates, Bayesian MAP refit with the vote-level sandwich width, ELO), which reads
+  the aggregated pair counts and their replicates only;
 - ``from raw rows``: reading every vote row and building the same counts before fitting, i.e.
   what a rebuild costs without the aggregates.
 
@@ -37,7 +38,7 @@ from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import ranking  # noqa: E402
-from arena.leaderboards import _vote_hash, leaderboard_rebuild  # noqa: E402
+from arena.leaderboards import REPLICATES, _vote_hash, leaderboard_rebuild  # noqa: E402
 from arena.models import (  # noqa: E402
     Arena,
     ArenaTally,
@@ -121,7 +122,7 @@ def record_votes(
 def _load(n: int, models: int, seed: int) -> Arena:
     arena, players, prompt, voter = bench_arena(models, prefix="bench")
     votes = _votes(n, players, np.random.default_rng(seed))
-    counts = ranking.PairCounts([str(p) for p in players])
+    counts = ranking.PairCounts([str(p) for p in players], replicates=REPLICATES)
     elo = ranking.EloRater([str(p) for p in players])
     now = timezone.now()
     digest = 0
@@ -129,11 +130,13 @@ def _load(n: int, models: int, seed: int) -> Arena:
         chunk = votes[start : start + CHUNK]
         with transaction.atomic():
             rows = record_votes(arena, prompt, voter, chunk, at=now)
+        ranked = []
         for row, (groups, partial, _mode) in zip(rows, chunk, strict=True):
             r = ranking.Ranking(tuple(tuple(str(p) for p in g) for g in groups), partial=partial)
-            counts.add(r)
+            ranked.append(r)
             elo.record(r)
             digest = (digest + _vote_hash(row.pk)) % 2**128
+        counts.add_many(ranked, None, [row.pk for row in rows])
     # The aggregates vote_record keeps as votes arrive.
     index = {p: i for i, p in enumerate(players)}
     PairTally.objects.bulk_create(
@@ -144,6 +147,16 @@ def _load(n: int, models: int, seed: int) -> Arena:
             a_wins=counts.wins[index[a], index[b]],
             b_wins=counts.wins[index[b], index[a]],
             ties=counts.ties[index[a], index[b]],
+            replicates=np.stack(
+                [
+                    counts.rep_wins[:, index[a], index[b]],
+                    counts.rep_wins[:, index[b], index[a]],
+                    counts.rep_ties[:, index[a], index[b]],
+                ],
+                axis=1,
+            )
+            .astype("<f8")
+            .tobytes(),
         )
         for a in players
         for b in players
@@ -158,7 +171,9 @@ def _load(n: int, models: int, seed: int) -> Arena:
         )
         for p in players
     )
-    ArenaTally.objects.filter(arena=arena).update(votes=n, digest=f"{digest:032x}")
+    ArenaTally.objects.filter(arena=arena).update(
+        votes=n, digest=f"{digest:032x}", replicates=REPLICATES
+    )
     return arena
 
 

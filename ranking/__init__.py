@@ -43,7 +43,7 @@ from .core import (
     rank_by_differences,
     rank_by_intervals,
 )
-from .counts import PairCounts
+from .counts import PairCounts, vote_weights
 from .elo import EloRater
 from .matchmaking import OverlapMatchmaker, RandomMatchmaker, UCBMatchmaker
 
@@ -72,6 +72,7 @@ __all__ = [
     "make_rater",
     "rank_by_differences",
     "rank_by_intervals",
+    "vote_weights",
     "weighted_step",
     "weng_lin_update",
 ]

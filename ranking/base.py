@@ -40,9 +40,11 @@ class BaseRater:
 
     method: str = "base"
 
-    def __init__(self, players: Sequence[str], provisional_sigma: float) -> None:
+    def __init__(
+        self, players: Sequence[str], provisional_sigma: float, *, replicates: int = 0
+    ) -> None:
         self.provisional_sigma = check_positive("provisional_sigma", provisional_sigma)
-        self.counts = PairCounts()
+        self.counts = PairCounts(replicates=replicates)
         self.n_votes = 0
         if isinstance(players, str):
             raise ValueError("players: must be a sequence of player ids, not a str")
@@ -57,16 +59,19 @@ class BaseRater:
         self.counts.add_player(player)
         self._on_add_player()
 
-    def record(self, ranking: RankingLike, weight: float = 1.0) -> None:
+    def record(self, ranking: RankingLike, weight: float = 1.0, key: int | None = None) -> None:
         """Record one vote; ``weight`` (0 < weight, 1 = a full vote) scales its evidence: the
-        counts it adds and, in the online raters, the size of its update."""
+        counts it adds and, in the online raters, the size of its update. ``key`` (the vote's
+        id; default: its position in the record order) draws its bootstrap weights."""
         r = as_ranking(ranking)
         for p in r.players:  # validate everything before changing anything
             self.counts.index(p, "ranking")
         if not (isinstance(weight, int | float) and np.isfinite(weight) and weight > 0):
             raise ValueError(f"weight: must be a finite number > 0, got {weight!r}")
+        if key is not None and (not isinstance(key, int) or isinstance(key, bool)):
+            raise ValueError(f"key: must be an int vote id, got {key!r}")
         self._on_record(r, float(weight))
-        self.counts.add(r, weight)
+        self.counts.add(r, weight, self.n_votes if key is None else key)
         self.n_votes += 1
 
     def comparisons(self) -> NDArray[np.float64]:

@@ -63,7 +63,13 @@ from openskill.models import PlackettLuce
 from scipy.stats import norm
 
 from .base import BaseRater, check_level, check_positive
-from .bradley_terry import fit_map_newton, laplace_cov, to_display
+from .bradley_terry import (
+    fit_map_newton,
+    laplace_cov,
+    replicate_score_cov,
+    sandwich_cov,
+    to_display,
+)
 from .core import (
     ELO_INIT,
     LOGIT_TO_ELO,
@@ -152,6 +158,10 @@ class BayesianRater(BaseRater):
     and the prior sd ``25/3`` to about 245 points (the narrowest prior the
     refit uses; ``empirical_prior=False`` fixes it).  ``tau`` (skill drift per
     vote) defaults to 0 because a model checkpoint does not change.
+    ``replicates`` = R > 0 keeps R vote-level bootstrap replicates of the counts
+    and reports the sandwich (vote-level) covariance instead of the Laplace one:
+    the pairs of one K-wise vote are not independent evidence (the leaderboards
+    use R = 100; see :func:`ranking.bradley_terry.sandwich_cov`).
     ``lapse`` > 0 makes the refit robust to absurd votes (see
     :func:`ranking.bradley_terry.bt_objective`); off by default, it costs
     about 3x the refit time.
@@ -174,6 +184,7 @@ class BayesianRater(BaseRater):
         refit_every: int = 1,
         lapse: float = 0.0,
         empirical_prior: bool = True,
+        replicates: int = 0,
     ) -> None:
         if not (isinstance(mu, int | float) and math.isfinite(mu)):
             raise ValueError(f"mu: must be a finite number, got {mu!r}")
@@ -211,7 +222,7 @@ class BayesianRater(BaseRater):
         self.prior_sd = LOGIT_TO_ELO / math.sqrt(self._l2)
         self._board: list[Standing] | None = None
         self._board_votes = -1
-        super().__init__(players, provisional_sigma)
+        super().__init__(players, provisional_sigma, replicates=replicates)
 
     # -- online layer ------------------------------------------------------------------
     def _on_add_player(self) -> None:
@@ -257,10 +268,32 @@ class BayesianRater(BaseRater):
         if self._fit is None or self._fit_votes != self.n_votes:
             theta, h, self.prior_sd = self._refit()
             self._cov = LOGIT_TO_ELO**2 * laplace_cov(h)
+            if self.counts.replicates >= 2 and self.lapse == 0.0 and self.n_votes > 0:
+                self._cov = self._vote_level(theta, h, self._cov)
             sd = np.sqrt(np.clip(np.diag(self._cov), 0.0, None))
             self._fit = (to_display(theta), sd)
             self._fit_votes = self.n_votes
         return self._fit[0].copy(), self._fit[1].copy()
+
+    def _vote_level(
+        self, theta: NDArray[np.float64], h: NDArray[np.float64], laplace: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """The Laplace covariance widened to the vote-level (sandwich) variance per model.
+
+        The pairs of one K-wise vote share a judgement, so they are not the independent
+        evidence the Laplace width assumes. Each model's sd becomes the larger of its sandwich
+        sd (from the vote-level replicates) and its Laplace sd: under a random-utility voter
+        the pairs a model shares in one ranking are positively correlated, so a sandwich below
+        the Laplace width is estimation noise (100 replicates). The correlations stay
+        Laplace's (``D C D``), so the covariance stays positive semi-definite.
+        """
+        alpha = (LOGIT_TO_ELO / self.prior_sd) ** 2
+        j = replicate_score_cov(self.counts, theta)
+        robust = np.diag(LOGIT_TO_ELO**2 * sandwich_cov(h, j, alpha))
+        base = np.diag(laplace)
+        scale = np.sqrt(np.maximum(robust, base) / np.where(base > 0, base, 1.0))
+        out: NDArray[np.float64] = laplace * scale[:, None] * scale[None, :]
+        return out
 
     def _refit(self) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
         """MAP fit; with ``empirical_prior`` the prior precision is estimated too.

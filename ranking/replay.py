@@ -108,24 +108,31 @@ def _rows(folder: Path) -> Iterator[dict[str, Any]]:
             }
 
 
-def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
-    """Replay ``folder`` (see the module docstring); raises ValueError for a folder that is not
-    an export."""
-    try:
-        live = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{folder}/leaderboard.json cannot be read: {exc}") from None
-    players: list[str] = list(live["players"])
-    # The online ratings follow every model that was ever rated here, removed ones too; the
-    # standings rank the arena's models now, from the counts among them.
-    rated: list[str] = list(live.get("rated") or players)
-    rated += [p for p in players if p not in set(rated)]
-    every = PairCounts(rated)
-    elo = EloRater(rated, **live["methods"]["elo"]["params"]) if rated else None
+def _replicates(methods: dict[str, Any]) -> int:
+    """How many vote-level bootstrap replicates the exported leaderboard used (0: none)."""
+    bt = methods.get("bradley_terry", {}).get("params", {})
+    bayes = methods.get("bayesian", {}).get("params", {})
+    return max(
+        int(bt["rounds"]) if bt.get("resample") == "vote" else 0,
+        int(bayes.get("replicates", 0)),
+    )
+
+
+def _add_chunk(counts: PairCounts, chunk: list[tuple[Ranking, float, int]]) -> None:
+    if chunk:
+        counts.add_many([c[0] for c in chunk], [c[1] for c in chunk], [c[2] for c in chunk])
+        chunk.clear()
+
+
+def _feed(
+    rows: Iterator[dict[str, Any]], every: PairCounts, elo: EloRater | None
+) -> tuple[int, int]:
+    """Count the exported votes into ``every`` and ``elo``; returns (digest, counted votes)."""
+    chunk: list[tuple[Ranking, float, int]] = []
     digest = votes = 0
-    known = set(rated)
+    known = set(every.players)
     last = -1
-    for row in _rows(folder):  # streamed: the export writes votes in id order
+    for row in rows:  # streamed: the export writes votes in id order
         if int(row["vote_id"]) <= last:
             raise ValueError(f"votes are not in id order at vote {row['vote_id']} (after {last})")
         last = int(row["vote_id"])
@@ -139,11 +146,30 @@ def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
         if elo is None or not set(vote.players) <= known:
             continue  # a model no longer in the arena
         elo.record(vote, weight)
-        every.add(vote, weight)
+        chunk.append((vote, weight, int(row["vote_id"])))
+        if len(chunk) >= 10_000:
+            _add_chunk(every, chunk)
+    _add_chunk(every, chunk)
+    return digest, votes
+
+
+def replay_export(folder: Path, *, tolerance: float = 1e-6) -> Replayed:
+    """Replay ``folder`` (see the module docstring); raises ValueError for a folder that is not
+    an export."""
+    try:
+        live = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{folder}/leaderboard.json cannot be read: {exc}") from None
+    players: list[str] = list(live["players"])
+    # The online ratings follow every model that was ever rated here, removed ones too; the
+    # standings rank the arena's models now, from the counts among them.
+    rated: list[str] = list(live.get("rated") or players)
+    rated += [p for p in players if p not in set(rated)]
+    every = PairCounts(rated, replicates=_replicates(live["methods"]))
+    elo = EloRater(rated, **live["methods"]["elo"]["params"]) if rated else None
+    digest, votes = _feed(_rows(folder), every, elo)
     at = [every.players.index(p) for p in players]
-    counts = PairCounts(players)
-    counts.wins, counts.ties = every.wins[np.ix_(at, at)], every.ties[np.ix_(at, at)]
-    counts.votes = every.votes[at]
+    counts = every.subset(players)
     online = elo.ratings[at].tolist() if elo is not None else None
     standings = {
         method: standings_for(

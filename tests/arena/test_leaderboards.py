@@ -8,16 +8,22 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from django.db import connection
 
 from arena.leaderboards import (
+    REPLICATES,
     _vote_hash,
     leaderboard_current,
     leaderboard_rebuild,
     leaderboard_snapshots_thin,
+    replicates_rebuild,
     trust_floor,
     vote_exclude,
+    voters_trust_set,
+    votes_exclude,
+    votes_restore,
 )
 from arena.models import (
     Arena,
@@ -362,3 +368,63 @@ def test_thinning_never_deletes_the_newest_snapshot_of_a_method() -> None:
 
     assert leaderboard_snapshots_thin(arena=arena, now=now) == 0
     assert LeaderboardSnapshot.objects.filter(pk=only).exists()
+
+
+def _stored_replicates(arena: Arena) -> dict[tuple[int, int], Any]:
+    return {
+        (a, b): np.frombuffer(bytes(blob), dtype="<f8").reshape(REPLICATES, 3)
+        for a, b, blob in PairTally.objects.filter(arena=arena).values_list(
+            "model_a_id", "model_b_id", "replicates"
+        )
+    }
+
+
+@pytest.mark.django_db
+def test_the_kept_replicates_equal_a_rebuild_from_the_vote_log_through_exclusions_and_trust() -> (
+    None
+):
+    arena = ready_arena(models=4)
+    voters, rng = VoterFactory.create_batch(3), random.Random(8)
+    _cast(arena, voters[0], "rank_k", rng, _best_name_wins)
+    leaderboard_rebuild(arena=arena)  # builds the replicates once; the tallies keep them after
+    votes = [
+        _cast(
+            arena, voter, mode, rng, _best_name_wins if mode == "rank_k" else _pairwise_first_wins
+        )
+        for voter in voters
+        for mode in ("rank_k", "best_of_k", "pairwise", "rank_k")
+    ]
+    votes_exclude(arena_id=arena.pk, votes=votes[:3], reason="test")
+    votes_restore(arena_id=arena.pk, votes=votes[1:2])
+    voters_trust_set(arena_id=arena.pk, trust={voters[1].pk: 0.6, voters[2].pk: 1.0})
+    kept = _stored_replicates(arena)
+
+    replicates_rebuild(arena_id=arena.pk)
+
+    rebuilt = _stored_replicates(arena)
+    assert kept.keys() == rebuilt.keys() and len(kept) == 6
+    for pair, value in rebuilt.items():
+        assert np.allclose(kept[pair], value), pair
+    # The replicates average to the counts themselves (each vote counts Poisson(1) times).
+    assert any(value.sum() > 0 for value in rebuilt.values())
+
+
+@pytest.mark.django_db
+def test_an_arena_tallied_before_replicates_gets_them_at_its_next_rebuild() -> None:
+    arena = ready_arena(models=3)
+    voter, rng = VoterFactory.create(), random.Random(9)
+    for _ in range(4):
+        _cast(arena, voter, "rank_k", rng, _best_name_wins)
+    assert ArenaTally.objects.get(arena=arena).replicates == 0  # nothing built yet
+    assert set(PairTally.objects.values_list("replicates", flat=True)) == {b""}
+
+    result = leaderboard_rebuild(arena=arena)
+
+    assert ArenaTally.objects.get(arena=arena).replicates == REPLICATES
+    assert all(
+        len(bytes(b)) == REPLICATES * 3 * 8
+        for b in PairTally.objects.values_list("replicates", flat=True)
+    )
+    bt = next(s for s in result.snapshots if s.method == "bradley_terry")
+    assert bt.params["resample"] == "vote"
+    assert all(row["low"] <= row["score"] <= row["high"] for row in bt.standings)
