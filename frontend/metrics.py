@@ -70,32 +70,24 @@ def _arena_slugs() -> dict[int, str]:
     return dict(Arena.objects.values_list("pk", "slug"))
 
 
-def vote_recorded(*, arena_id: int, mode: str) -> None:
-    """Counts a vote once its transaction commits (a rolled-back vote was never recorded)."""
-    transaction.on_commit(lambda: VOTES.labels(arena=_slug(arena_id), mode=mode).inc())
-
-
-def battle_served(*, arena_id: int, mode: str) -> None:
-    transaction.on_commit(lambda: BATTLES.labels(arena=_slug(arena_id), mode=mode).inc())
-
-
-_SLUGS: dict[int, str] = {}
-
-
-def _slug(arena_id: int) -> str:
-    if arena_id not in _SLUGS:
-        _SLUGS.update(_arena_slugs())
-    return _SLUGS.get(arena_id, str(arena_id))
+def _arena_label(instance: Vote | Battle) -> str:
+    """The arena's slug when the saved row carries its arena already (the services create
+    votes and battles with it), else its id: counting never costs a query."""
+    arena = instance._state.fields_cache.get("arena")
+    return arena.slug if arena is not None else str(instance.arena_id)
 
 
 def _on_vote_saved(sender: Any, instance: Vote, created: bool, **kwargs: Any) -> None:
+    """Counts a vote once its transaction commits (a rolled-back vote was never recorded)."""
     if created:
-        vote_recorded(arena_id=instance.arena_id, mode=instance.mode)
+        labels = {"arena": _arena_label(instance), "mode": instance.mode}
+        transaction.on_commit(lambda: VOTES.labels(**labels).inc())
 
 
 def _on_battle_saved(sender: Any, instance: Battle, created: bool, **kwargs: Any) -> None:
     if created:
-        battle_served(arena_id=instance.arena_id, mode=instance.mode)
+        labels = {"arena": _arena_label(instance), "mode": instance.mode}
+        transaction.on_commit(lambda: BATTLES.labels(**labels).inc())
 
 
 def connect_signals() -> None:
