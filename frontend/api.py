@@ -27,6 +27,7 @@ from arena.leaderboards import (
 from arena.middleware import client_ip, request_voter
 from arena.models import MAX_K, MIN_K, GenerativeModel, ModelRating
 from arena.ratelimit import rate_limit_request
+from arena.sampling import arena_sampling
 from arena.tokens import battle_token_make
 
 logger = logging.getLogger(__name__)
@@ -480,6 +481,71 @@ def arenas_integrity(request: HttpRequest, slug: str) -> dict[str, Any]:
         "vote_authenticity": None if i.vote_authenticity is None else round(i.vote_authenticity, 4),
         "excluded_by_detector": dict(i.by_detector),
         "last_scan_at": i.last_scan_at.isoformat() if i.last_scan_at else None,
+    }
+
+
+class SamplingModelOut(Schema):
+    model: str
+    slug: str
+    probability: float = Field(description="The chance that a battle of this size shows it.")
+
+
+class SamplingSizeOut(Schema):
+    k: int
+    models: list[SamplingModelOut]
+
+
+class SamplingOut(Schema):
+    arena: str
+    method: str
+    draws: int
+    built_at: str
+    sizes: list[SamplingSizeOut]
+    not_shown: list[str] = Field(description="Models of the arena not shown now (slugs).")
+    note: str
+
+
+SAMPLING_METHOD = (
+    "overlap sampling over the current Bayesian beliefs (models whose order is still in doubt "
+    "are shown more), times each model's matchmaking weight"
+)
+SAMPLING_NOTE = (
+    "Estimated from proposals of the live matchmaker (standard error under 1 point). When the "
+    "chosen models share no prompt, a battle falls back to models that do, so a model with few "
+    "ready outputs is shown a little less than its rate here."
+)
+
+
+@api.get(
+    "/arenas/{slug}/sampling",
+    response={200: SamplingOut, 404: ErrorOut},
+    tags=["leaderboards"],
+    operation_id="arenas_sampling",
+)
+def arenas_sampling(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """Sampling transparency: how likely the matchmaker is to show each model, per battle size."""
+    arena = selectors.arena_get(slug=slug)
+    sampling = arena_sampling(arena=arena)
+    return {
+        "arena": arena.slug,
+        "method": SAMPLING_METHOD,
+        "draws": sampling.draws,
+        "built_at": sampling.built_at,
+        "sizes": [
+            {
+                "k": size.k,
+                "models": sorted(
+                    (
+                        {"model": m.name, "slug": m.slug, "probability": size.rates[m.pk]}
+                        for m in sampling.models
+                    ),
+                    key=lambda row: (-row["probability"], row["model"]),
+                ),
+            }
+            for size in sampling.sizes
+        ],
+        "not_shown": [m.slug for m in sampling.unservable],
+        "note": SAMPLING_NOTE,
     }
 
 

@@ -20,6 +20,7 @@ from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_current
 from arena.middleware import client_ip, request_voter
 from arena.models import Arena, Battle, BattleState, GenerativeModel, VoteMode
 from arena.ratelimit import rate_limit_network, rate_limit_request
+from arena.sampling import arena_sampling
 from arena.tokens import battle_token_make
 
 MODE_LABELS = {
@@ -227,6 +228,14 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
                 for s in selectors.leaderboard_history(arena=arena, method=method)
             ],
         },
+    }
+    sampling = arena_sampling(arena=arena)
+    context |= {
+        "sampling": sampling,
+        "sampling_rows": [
+            {"model": m, "pcts": [f"{100 * size.rates[m.pk]:.1f}" for size in sampling.sizes]}
+            for m in sampling.models
+        ],
     }
     return render(request, "frontend/leaderboard.html", context)
 

@@ -45,7 +45,7 @@ from .core import (
 )
 from .counts import PairCounts, vote_weights
 from .elo import EloRater
-from .matchmaking import OverlapMatchmaker, RandomMatchmaker, UCBMatchmaker
+from .matchmaking import OverlapMatchmaker, RandomMatchmaker, UCBMatchmaker, sampling_rates
 
 __all__ = [
     "ELO_INIT",
@@ -72,6 +72,7 @@ __all__ = [
     "make_rater",
     "rank_by_differences",
     "rank_by_intervals",
+    "sampling_rates",
     "vote_weights",
     "weighted_step",
     "weng_lin_update",

@@ -48,7 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from .core import RankingLike, Rater, as_ranking
+from .core import Matchmaker, RankingLike, Rater, as_ranking
 from .counts import check_player_id
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "OverlapMatchmaker",
     "RandomMatchmaker",
     "UCBMatchmaker",
+    "sampling_rates",
 ]
 
 #: TrueSkill's performance noise beta expressed in Elo points (~196): the
@@ -277,3 +278,22 @@ class OverlapMatchmaker(_Base):
         while len(chosen) < k:
             chosen.append(self._draw(weights(a[chosen].sum(axis=0), chosen)))
         return idx[np.array(chosen, dtype=np.intp)]
+
+
+def sampling_rates(
+    matchmaker: Matchmaker, players: Sequence[str], k: int, draws: int = 4000
+) -> dict[str, float]:
+    """How likely each of ``players`` is to be among the ``k`` a battle shows: the share of
+    ``draws`` proposals of ``matchmaker`` that include it (Monte Carlo; the rates sum to ``k``).
+
+    What the critiques of public arenas ask to see: which models the arena shows more, and
+    how much more. Proposals do not reserve anything, so drawing them changes no state but the
+    matchmaker's random stream; its standard error is at most ``0.5 / sqrt(draws)``.
+    """
+    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
+        raise ValueError(f"draws: must be an int >= 1, got {draws!r}")
+    shown: dict[str, int] = {}
+    for _ in range(draws):
+        for player in matchmaker.propose(k):
+            shown[player] = shown.get(player, 0) + 1
+    return {player: shown.get(player, 0) / draws for player in players}
