@@ -848,6 +848,44 @@ def _standings(
     return ranking_replay.standings_for(method, counts, params, online if method == "elo" else None)
 
 
+def _settle_rows(
+    *, arena: Arena, counts: ranking.PairCounts, standings: list[dict[str, Any]]
+) -> None:
+    """Add "votes to settle" to the Bayesian standings (``ranking.settle``): per model, votes
+    until it is separated from both neighbours at 95% (``votes_to_settle``) and from the one
+    above (``settle_above``); None: not in sight. Rates are the matchmaker's, at the arena's
+    largest battle size."""
+    from arena.sampling import arena_sampling  # sampling asks this module for the matchmaker
+
+    rater = ranking.BayesianRater(counts.players, **PARAMS["bayesian"])
+    rater.counts = counts
+    rater.n_votes = int(counts.votes.sum())
+    score, _ = rater.posterior()
+    sampling = arena_sampling(arena=arena)
+    if not sampling.sizes:
+        return
+    size = sampling.sizes[-1]
+    share = np.array([size.rates.get(int(p), 0.0) / size.k for p in counts.players])
+    estimate = ranking.votes_to_settle(
+        score, rater.covariance(), counts.votes.astype(float), share, size.k
+    )
+    index = {int(p): i for i, p in enumerate(counts.players)}
+    for row in standings:
+        i = index[row["model_id"]]
+        row["votes_to_settle"] = estimate.own[i]
+        row["settle_above"] = estimate.above[i]
+
+
+def top_votes_to_settle(standings: list[dict[str, Any]], top: int = 10) -> int | None:
+    """Votes until the order of the board's ``top`` places is settled at 95% (0: it is), from
+    a Bayesian snapshot's rows (best first); None when some gap is not in sight or the
+    snapshot predates the estimate."""
+    pairs = [row.get("settle_above", -1) for row in standings[1:top]]
+    if any(p is None or p == -1 for p in pairs):
+        return None
+    return max((int(p) for p in pairs), default=0)
+
+
 @dataclass(frozen=True)
 class RebuildResult:
     snapshots: list[LeaderboardSnapshot]
@@ -884,16 +922,15 @@ def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> Re
             snapshots.append(existing)
             continue
         rows = _standings(method, counts, elo) if model_ids else []
+        standings = [_standing_dict(r, models) for r in rows]
+        if method == "bayesian" and len(rows) > 1:
+            _settle_rows(arena=arena, counts=counts, standings=standings)
         snapshot, was_created = LeaderboardSnapshot.objects.get_or_create(
             arena=arena,
             method=method,
             code_version=LEADERBOARD_VERSION,
             vote_set_hash=tally.digest,
-            defaults={
-                "params": PARAMS[method],
-                "votes": tally.votes,
-                "standings": [_standing_dict(r, models) for r in rows],
-            },
+            defaults={"params": PARAMS[method], "votes": tally.votes, "standings": standings},
         )
         snapshots.append(snapshot)
         created += was_created

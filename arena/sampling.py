@@ -14,12 +14,14 @@ its rate here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 import ranking
 from arena import leaderboards, selectors
@@ -61,12 +63,20 @@ def _servable(arena: Arena) -> tuple[list[int], dict[int, float]]:
     return [pk for pk in ids if weights.get(pk, 1.0) > 0], weights
 
 
+def _cache_get(key: str) -> dict[str, Any] | None:
+    try:
+        value: dict[str, Any] | None = cache.get(key)
+    except RedisError:
+        return None
+    return value
+
+
 def arena_sampling(*, arena: Arena, draws: int = SAMPLING_DRAWS) -> Sampling:
     """The matchmaker's probability of showing each servable model, per battle size."""
     candidates, weights = _servable(arena)
     key_src = f"{arena.pk}:{draws}:{sorted(weights.items())}:{candidates}"
     key = "sampling:" + hashlib.sha256(key_src.encode()).hexdigest()[:32]
-    cached: dict[str, Any] | None = cache.get(key)
+    cached = _cache_get(key)
     if cached is None:
         sizes = []
         for k in _sizes(arena, len(candidates)):
@@ -76,7 +86,8 @@ def arena_sampling(*, arena: Arena, draws: int = SAMPLING_DRAWS) -> Sampling:
             rates = ranking.sampling_rates(matchmaker, [str(pk) for pk in candidates], k, draws)
             sizes.append({"k": k, "rates": {int(p): r for p, r in rates.items()}})
         cached = {"sizes": sizes, "built_at": timezone.now().isoformat()}
-        cache.set(key, cached, CACHE_S)
+        with contextlib.suppress(RedisError):  # a cache outage costs a recomputation, no more
+            cache.set(key, cached, CACHE_S)
     models = GenerativeModel.objects.filter(arenas=arena).order_by("name")
     return Sampling(
         draws=draws,

@@ -23,6 +23,7 @@ from arena.leaderboards import (
     LEADERBOARD_VERSION,
     leaderboard_current,
     leaderboards_current,
+    top_votes_to_settle,
 )
 from arena.middleware import client_ip, request_voter
 from arena.models import MAX_K, MIN_K, GenerativeModel, ModelRating
@@ -306,6 +307,14 @@ class StandingOut(Schema):
     ties: int
     win_rate: float | None
     provisional: bool
+    votes_to_settle: int | None = Field(
+        None,
+        description="Bayesian only: about how many more votes (arena-wide) until this model is "
+        "separated from both neighbours at 95%; 0 settled, null not in sight",
+    )
+    settle_above: int | None = Field(
+        None, description="the same, against the model ranked just above"
+    )
 
 
 class LeaderboardOut(Schema):
@@ -318,6 +327,11 @@ class LeaderboardOut(Schema):
     params: dict[str, Any]
     built_at: str
     stale: bool = Field(description="votes arrived since built_at; a rebuild is on its way")
+    top10_votes_to_settle: int | None = Field(
+        None,
+        description="Bayesian only: about how many more votes until the top-10 order is settled "
+        "at 95%; 0 settled, null not in sight",
+    )
     count: int
     page: int
     page_size: int
@@ -430,10 +444,14 @@ def arenas_leaderboard(
             "params": snapshot.params,
             "built_at": snapshot.created_at.isoformat(),
             "stale": current.stale,
+            "top10_votes_to_settle": top_votes_to_settle(rows) if method == "bayesian" else None,
             "count": len(rows),
             "page": page,
             "page_size": page_size,
-            "results": rows[start : start + page_size],
+            "results": [
+                {"votes_to_settle": None, "settle_above": None, **row}
+                for row in rows[start : start + page_size]
+            ],
         }
         cached = (json.dumps(body), http_date(snapshot.created_at.timestamp()))
         _cache_set(key, cached, LEADERBOARD_CACHE_S)

@@ -16,7 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 from arena import selectors, services
 from arena.errors import ArenaError, InvalidVote, NotEnoughAssets, NotYourBattle, RateLimited
 from arena.exports import vote_rows
-from arena.leaderboards import METHOD_LABELS, METHODS, leaderboard_current
+from arena.leaderboards import (
+    METHOD_LABELS,
+    METHODS,
+    leaderboard_current,
+    top_votes_to_settle,
+)
 from arena.middleware import client_ip, request_voter
 from arena.models import Arena, Battle, BattleState, GenerativeModel, VoteMode
 from arena.ratelimit import rate_limit_network, rate_limit_request
@@ -230,6 +235,15 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         },
     }
     sampling = arena_sampling(arena=arena)
+    if method == "bayesian" and any("votes_to_settle" in row for row in standings):
+        top = top_votes_to_settle(standings)
+        context["top_settle"] = (
+            "Top 10 order: settled at 95%."
+            if top == 0
+            else "Top 10 order: some neighbours are too close to separate yet."
+            if top is None
+            else f"Top 10 order: {_about(top)} more votes to settle at 95%."
+        )
     context |= {
         "sampling": sampling,
         "sampling_rows": [
@@ -252,7 +266,23 @@ def _leaderboard_row(
         "plus": round(row["high"] - row["score"]),
         "minus": round(row["score"] - row["low"]),
         "win_pct": None if row["win_rate"] is None else round(100 * row["win_rate"]),
+        "settle": _settle_text(row.get("votes_to_settle", -1)),
     }
+
+
+def _about(votes: int) -> str:
+    """Two significant figures: 'about 340', 'about 12,000'."""
+    digits = max(0, len(str(votes)) - 2)
+    return f"about {round(votes, -digits):,}"
+
+
+def _settle_text(votes: int | None) -> str | None:
+    """ "Votes to settle" as the page says it; None where the snapshot has no estimate."""
+    if votes == -1:
+        return None
+    if votes is None:
+        return "not in sight yet"
+    return "settled" if votes == 0 else f"{_about(votes)} more votes"
 
 
 def _heatmap(matrix: selectors.PairMatrix) -> list[tuple[GenerativeModel, list[dict[str, Any]]]]:

@@ -46,6 +46,7 @@ from .core import (
 from .counts import PairCounts, vote_weights
 from .elo import EloRater
 from .matchmaking import OverlapMatchmaker, RandomMatchmaker, UCBMatchmaker, sampling_rates
+from .settle import SettleEstimate, votes_to_settle
 
 __all__ = [
     "ELO_INIT",
@@ -63,6 +64,7 @@ __all__ = [
     "Ranking",
     "RankingLike",
     "Rater",
+    "SettleEstimate",
     "Standing",
     "UCBMatchmaker",
     "as_ranking",
@@ -74,6 +76,7 @@ __all__ = [
     "rank_by_intervals",
     "sampling_rates",
     "vote_weights",
+    "votes_to_settle",
     "weighted_step",
     "weng_lin_update",
 ]

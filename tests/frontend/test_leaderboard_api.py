@@ -197,3 +197,33 @@ def test_a_read_still_answers_when_the_rebuild_cannot_be_asked_for(
 
     assert response.status_code == 200
     assert response.json()["stale"] is True
+
+
+def test_the_bayesian_board_says_how_many_votes_each_model_needs_to_settle(
+    client: Client,
+) -> None:
+    arena = _voted_arena(votes=8)
+
+    body = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard?method=bayesian").json()
+    page = client.get(f"/arena/{arena.slug}/leaderboard/").content.decode()
+
+    rows = body["results"]
+    assert all("votes_to_settle" in row and "settle_above" in row for row in rows)
+    assert rows[0]["settle_above"] == 0  # nothing above the first
+    settle = [row["votes_to_settle"] for row in rows]
+    assert all(v is None or v >= 0 for v in settle)
+    assert body["top10_votes_to_settle"] == (
+        None
+        if any(row["settle_above"] is None for row in rows[1:10])
+        else max(row["settle_above"] for row in rows[1:10])
+    )
+    assert 'id="lb-top-settle"' in page and "To settle" in page
+
+
+def test_only_the_bayesian_board_estimates_votes_to_settle(client: Client) -> None:
+    arena = _voted_arena(votes=4)
+
+    body = client.get(f"/api/v1/arenas/{arena.slug}/leaderboard?method=bradley_terry").json()
+
+    assert body["top10_votes_to_settle"] is None
+    assert all(row["votes_to_settle"] is None for row in body["results"])

@@ -37,7 +37,7 @@ def _rows(html: str) -> list[dict[str, Any]]:
     rows = []
     for slug, body in re.findall(r'<tr data-model="([^"]+)"[^>]*>(.*?)</tr>', html, re.S):
         cells = [_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]
-        rank, model, score, votes, win_rate = cells
+        rank, model, score, votes, win_rate, *_settle = cells
         rows.append(
             {
                 "slug": slug,
