@@ -41,7 +41,9 @@ def test_a_model_shown_more_often_settles_sooner() -> None:
     rare = votes_to_settle(score, cov, np.full(4, 100.0), np.array([0.25, 0.25, 0.25, 0.25]), k=2)
     busy = votes_to_settle(score, cov, np.full(4, 100.0), np.array([0.1, 0.4, 0.4, 0.1]), k=2)
 
-    assert busy.above[2] < rare.above[2]  # the middle pair is sampled more
+    slow, fast = rare.above[2], busy.above[2]
+    assert slow is not None and fast is not None
+    assert fast < slow  # the middle pair is sampled more
 
 
 def test_a_model_is_as_settled_as_its_worse_neighbour_and_the_top_as_its_worst_pair() -> None:
@@ -50,7 +52,9 @@ def test_a_model_is_as_settled_as_its_worse_neighbour_and_the_top_as_its_worst_p
 
     first, second, third, fourth = est.own
     assert first == 0 and fourth == 0
-    assert second == third == est.above[2] > 0
+    middle = est.above[2]
+    assert middle is not None and middle > 0
+    assert second == third == middle
     assert est.top == est.above[2]
 
 
