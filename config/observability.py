@@ -44,7 +44,7 @@ class RequestIdFilter(logging.Filter):
     """Adds ``request_id``, ``task_id`` and ``task_name`` to every record (empty when none)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = request_id_var.get() or "-"  # "-": not in a request
         record.task_id, record.task_name = _current_task()
         return True
 
@@ -71,7 +71,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key in ("request_id", "task_id", "task_name"):
-            if getattr(record, key, ""):
+            if getattr(record, key, "") not in ("", "-"):
                 entry[key] = getattr(record, key)
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
