@@ -835,37 +835,39 @@ def _standing_dict(row: ranking.Standing, models: dict[int, GenerativeModel]) ->
     }
 
 
-def _standings(
-    method: str, counts: ranking.PairCounts, elo: dict[str, float]
-) -> list[ranking.Standing]:
-    """Standings of ``method`` from aggregated counts (ELO: from the online ratings), as
-    ``python -m ranking.replay`` computes them from an export. Counts without vote-level
+def _rater(method: str, counts: ranking.PairCounts, elo: dict[str, float]) -> ranking.Rater:
+    """The rater of ``method`` over aggregated counts (ELO: the online ratings), as
+    ``python -m ranking.replay`` builds it from an export. Counts without vote-level
     replicates (the fraud review's what-if boards) get the pair bootstrap."""
     online = [elo.get(p, PARAMS["elo"]["init"]) for p in counts.players]
     params = PARAMS[method]
     if method == "bradley_terry" and counts.replicates != params["rounds"]:
         params = {**params, "resample": "poisson"}
-    return ranking_replay.standings_for(method, counts, params, online if method == "elo" else None)
+    return ranking_replay.rater_for(method, counts, params, online if method == "elo" else None)
+
+
+def _standings(
+    method: str, counts: ranking.PairCounts, elo: dict[str, float]
+) -> list[ranking.Standing]:
+    return _rater(method, counts, elo).standings()
 
 
 def _settle_rows(
-    *, arena: Arena, counts: ranking.PairCounts, standings: list[dict[str, Any]]
+    *, arena: Arena, rater: ranking.BayesianRater, standings: list[dict[str, Any]]
 ) -> None:
     """Add "votes to settle" to the Bayesian standings (``ranking.settle``): per model, votes
     until it is separated from both neighbours at 95% (``votes_to_settle``) and from the one
     above (``settle_above``); None: not in sight. Rates are the matchmaker's, at the arena's
-    largest battle size."""
+    largest battle size; the fit is the one the standings came from."""
     from arena.sampling import arena_sampling  # sampling asks this module for the matchmaker
 
-    rater = ranking.BayesianRater(counts.players, **PARAMS["bayesian"])
-    rater.counts = counts
-    rater.n_votes = int(counts.votes.sum())
-    score, _ = rater.posterior()
     sampling = arena_sampling(arena=arena)
     if not sampling.sizes:
         return
     size = sampling.sizes[-1]
+    counts = rater.counts
     share = np.array([size.rates.get(int(p), 0.0) / size.k for p in counts.players])
+    score, _ = rater.posterior()
     estimate = ranking.votes_to_settle(
         score, rater.covariance(), counts.votes.astype(float), share, size.k
     )
@@ -921,10 +923,10 @@ def leaderboard_rebuild(*, arena: Arena, methods: Iterable[str] = METHODS) -> Re
         if existing is not None:
             snapshots.append(existing)
             continue
-        rows = _standings(method, counts, elo) if model_ids else []
-        standings = [_standing_dict(r, models) for r in rows]
-        if method == "bayesian" and len(rows) > 1:
-            _settle_rows(arena=arena, counts=counts, standings=standings)
+        rater = _rater(method, counts, elo)
+        standings = [_standing_dict(r, models) for r in rater.standings()] if model_ids else []
+        if isinstance(rater, ranking.BayesianRater) and len(standings) > 1:
+            _settle_rows(arena=arena, rater=rater, standings=standings)
         snapshot, was_created = LeaderboardSnapshot.objects.get_or_create(
             arena=arena,
             method=method,

@@ -88,13 +88,14 @@ def arena_sampling(*, arena: Arena, draws: int = SAMPLING_DRAWS) -> Sampling:
         cached = {"sizes": sizes, "built_at": timezone.now().isoformat()}
         with contextlib.suppress(RedisError):  # a cache outage costs a recomputation, no more
             cache.set(key, cached, CACHE_S)
-    models = GenerativeModel.objects.filter(arenas=arena).order_by("name")
+    models = list(GenerativeModel.objects.filter(arenas=arena).order_by("name"))
+    servable = set(candidates)
     return Sampling(
         draws=draws,
         built_at=cached["built_at"],
-        models=[m for m in models if m.pk in set(candidates)],
+        models=[m for m in models if m.pk in servable],
         sizes=[
             SizeRates(s["k"], {int(p): r for p, r in s["rates"].items()}) for s in cached["sizes"]
         ],
-        unservable=[m for m in models if m.pk not in set(candidates)],
+        unservable=[m for m in models if m.pk not in servable],
     )

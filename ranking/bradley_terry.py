@@ -269,6 +269,25 @@ def to_display(theta: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+def replicate_refits(
+    counts: PairCounts, l2: float, theta_hat: NDArray[np.float64], rounds: int
+) -> NDArray[np.float64]:
+    """Display scores refitted on each of the counts' ``rounds`` vote-level replicates,
+    shape (rounds, n); Newton from ``theta_hat``, so 2-4 steps each."""
+    if counts.replicates != rounds:
+        raise ValueError(
+            f"counts: resample='vote' needs {rounds} vote-level replicates, "
+            f"the counts have {counts.replicates}"
+        )
+    tol = 1e-9 * max(1.0, float(counts.effective_wins().sum()))
+    samples = np.empty((rounds, len(counts)))
+    for r in range(rounds):
+        wins = counts.rep_wins[r] + 0.5 * counts.rep_ties[r]
+        refit, _ = fit_map_newton(wins, l2, tol=tol, x0=theta_hat)
+        samples[r] = to_display(refit)
+    return samples
+
+
 def bootstrap_bradley_terry(
     counts: PairCounts,
     l2: float = 0.1,
@@ -292,17 +311,14 @@ def bootstrap_bradley_terry(
     level = check_level(level)
     if resample not in RESAMPLES:
         raise ValueError(f"resample: must be one of {RESAMPLES}, got {resample!r}")
-    if resample == "vote" and counts.replicates != rounds:
-        raise ValueError(
-            f"counts: resample='vote' needs {rounds} vote-level replicates, "
-            f"the counts have {counts.replicates}"
-        )
     n = len(counts)
     if n == 0:
         return np.zeros(0), np.zeros(0)
     rng = np.random.default_rng(seed)
     if theta_hat is None:
         theta_hat = fit_bradley_terry(counts, l2)
+    if resample == "vote":
+        return _percentiles(replicate_refits(counts, l2, theta_hat, rounds), level)
     iu = np.triu_indices(n, 1)
     # Cells: every ordered win cell and every unordered tie cell.
     base = np.concatenate([counts.wins.ravel(), counts.ties[iu]])
@@ -313,11 +329,6 @@ def bootstrap_bradley_terry(
     # extra steps and round-off-bound line searches on large tables).
     tol = 1e-9 * max(1.0, float(total))
     for r in range(rounds):
-        if resample == "vote":
-            wr = counts.rep_wins[r] + 0.5 * counts.rep_ties[r]
-            theta, _ = fit_map_newton(wr, l2, tol=tol, x0=theta_hat)
-            samples[r] = to_display(theta)
-            continue
         if resample == "poisson":
             cells = rng.poisson(base).astype(np.float64)
         elif total > 0:
@@ -331,10 +342,14 @@ def bootstrap_bradley_terry(
         # Newton from the point estimate: 2-4 steps, no L-BFGS restart cost.
         theta, _ = fit_map_newton(w + 0.5 * t, l2, tol=tol, x0=theta_hat)
         samples[r] = to_display(theta)
+    return _percentiles(samples, level)
+
+
+def _percentiles(
+    samples: NDArray[np.float64], level: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     alpha = (1.0 - level) / 2.0
-    low = np.quantile(samples, alpha, axis=0)
-    high = np.quantile(samples, 1.0 - alpha, axis=0)
-    return low, high
+    return np.quantile(samples, alpha, axis=0), np.quantile(samples, 1.0 - alpha, axis=0)
 
 
 class BradleyTerryRater(BaseRater):
@@ -416,18 +431,7 @@ class BradleyTerryRater(BaseRater):
         refits, and benchmarks/coverage.py measured the normal interval closer to 95% in
         every cell. (A Laplace floor, as the Bayesian display has, would help sparse boards
         but blows up under separation: a model that never lost has a flat likelihood.)"""
-        if self.counts.replicates != self.rounds:
-            raise ValueError(
-                f"counts: resample='vote' needs {self.rounds} vote-level replicates, "
-                f"the counts have {self.counts.replicates}"
-            )
-        tol = 1e-9 * max(1.0, float(self.counts.effective_wins().sum()))
-        samples = np.empty((self.counts.replicates, len(score)))
-        for r in range(self.counts.replicates):
-            wins = self.counts.rep_wins[r] + 0.5 * self.counts.rep_ties[r]
-            refit, _ = fit_map_newton(wins, self.l2, tol=tol, x0=theta)
-            samples[r] = to_display(refit)
-        sd = samples.std(axis=0, ddof=1)
+        sd = replicate_refits(self.counts, self.l2, theta, self.rounds).std(axis=0, ddof=1)
         return score - z * sd, score + z * sd
 
     def standings(self) -> list[Standing]:

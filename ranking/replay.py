@@ -42,14 +42,14 @@ def vote_hash(vote_id: int, weight: float = 1.0) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big")
 
 
-def standings_for(
+def rater_for(
     method: str,
     counts: PairCounts,
     params: Mapping[str, Any],
     elo: Sequence[float] | None = None,
-) -> list[Standing]:
-    """The standings of ``method`` ("elo", "bradley_terry" or "bayesian") from aggregated
-    counts; ELO's ratings are the online ones (``elo``, in ``counts.players`` order)."""
+) -> EloRater | BradleyTerryRater | BayesianRater:
+    """The rater of ``method`` ("elo", "bradley_terry" or "bayesian") over aggregated counts;
+    ELO's ratings are the online ones (``elo``, in ``counts.players`` order)."""
     rater: EloRater | BradleyTerryRater | BayesianRater
     if method == "elo":
         rater = EloRater(counts.players, **params)
@@ -63,7 +63,17 @@ def standings_for(
         raise ValueError(f"method: unknown method {method!r}; use elo, bradley_terry, bayesian")
     rater.counts = counts
     rater.n_votes = int(counts.votes.sum())
-    return rater.standings()
+    return rater
+
+
+def standings_for(
+    method: str,
+    counts: PairCounts,
+    params: Mapping[str, Any],
+    elo: Sequence[float] | None = None,
+) -> list[Standing]:
+    """The standings of ``method`` from aggregated counts (see :func:`rater_for`)."""
+    return rater_for(method, counts, params, elo).standings()
 
 
 @dataclass

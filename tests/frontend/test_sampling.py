@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -84,6 +85,11 @@ def test_the_leaderboard_page_shows_the_table() -> None:
 
     html = Client().get(f"/arena/{arena.slug}/leaderboard/").content.decode()
 
-    assert "How often each model is shown" in html
-    assert html.count('<th scope="row">') >= 3
-    assert f"/api/v1/arenas/{arena.slug}/sampling" in html
+    section = html.split('id="lb-sampling"', 1)[1].split("</section>", 1)[0]
+    assert "How often each model is shown" in section
+    names = set(arena.generative_models.values_list("name", flat=True))
+    rows = re.findall(r'<th scope="row">([^<]+)</th>((?:<td class="num">[^<]+</td>)+)', section)
+    assert {name for name, _ in rows} == names
+    pairwise = [float(re.findall(r">([\d.]+)%<", cells)[0]) for _, cells in rows]
+    assert sum(pairwise) == pytest.approx(200.0, abs=0.5)  # a pairwise battle shows two
+    assert f"/api/v1/arenas/{arena.slug}/sampling" in section

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
 from ranking import BayesianRater, BradleyTerryRater, PairCounts, Ranking, vote_weights
 from ranking.bradley_terry import bt_hessian, fit_bradley_terry, replicate_score_cov
@@ -153,5 +152,4 @@ def _coverage(method: str, seeds: int) -> float:
 def test_k4_intervals_cover_the_true_scores(method: str) -> None:
     """The pair bootstrap covered about 0.85-0.89 here (benchmarks/coverage.py); a vote-level
     one must stay above 0.90 (95% nominal; 192 model-seeds, so about +-1.6% of noise)."""
-    assert norm.ppf(0.975) > 1.9  # (the intervals are 95% ones)
     assert _coverage(method, seeds=12) >= 0.90
