@@ -236,7 +236,7 @@ def fraud_scan(
     # Trust first: the voters' new votes may have earned it, and the counts they are judged
     # against carry every voter's votes at the weight the leaderboards give them.
     result.votes_reweighted = voters_trust_set(
-        arena_id=arena.pk, trust=_trust_earned(base=base, voter_ids=dirty, config=config)
+        arena_id=arena.pk, trust=_trust_earned(arena_id=arena.pk, voter_ids=dirty, config=config)
     )
     search = _campaign_search_due(state=state, full=full)
     recent_votes = None
@@ -280,7 +280,7 @@ def fraud_scan(
     # earned trust again) from now on.
     result.votes_reweighted += voters_trust_set(
         arena_id=arena.pk,
-        trust=_trust_earned(base=base, voter_ids=[int(v) for v in reports], config=config),
+        trust=_trust_earned(arena_id=arena.pk, voter_ids=[int(v) for v in reports], config=config),
     )
     if changed or result.votes_reweighted:
         # After the commit: the replay runs mostly without the tally lock (see ratings_replay).
@@ -306,12 +306,17 @@ def _weights_now(*, arena: Arena, votes: Sequence[fraud.VoteEvidence]) -> dict[s
 
 
 def _trust_earned(
-    *, base: QuerySet[Vote], voter_ids: Iterable[int], config: fraud.FraudConfig
+    *,
+    arena_id: int,
+    voter_ids: Iterable[int],
+    config: fraud.FraudConfig,
 ) -> dict[int, float]:
     """Each voter's earned trust (``ranking.fraud.trust_of``) from all its counted-or-not
     votes in the arena: how many, and how far apart the first and the last; at most the floor
     while some of its votes are kept out for targeting one model (``FraudConfig.
-    targeting_scoped``, as ``replay_scans`` does)."""
+    targeting_scoped``) or its latest report caps its trust (a lone strong ``crowd_echo``
+    finding that no reviewer cleared), as ``replay_scans`` does."""
+    base = Vote.objects.filter(arena_id=arena_id, is_named=False)
     out: dict[int, float] = {}
     for chunk in _chunks(sorted(set(voter_ids))):
         rows = (
@@ -324,6 +329,7 @@ def _trust_earned(
             .values_list("voter_id", flat=True)
             .distinct()
         )
+        capped |= _report_capped(arena_id=arena_id, voter_ids=chunk, config=config)
         for row in rows:
             span = (row["last"] - row["first"]).total_seconds()
             trust = fraud.trust_of(row["n"], span, config)
@@ -331,6 +337,29 @@ def _trust_earned(
                 trust = min(trust, config.trust_floor)
             out[row["voter_id"]] = trust
     return out
+
+
+def _report_capped(
+    *, arena_id: int, voter_ids: Sequence[int], config: fraud.FraudConfig
+) -> set[int]:
+    """The voters whose latest report caps their trust (:func:`caps_trust`)."""
+    flags = VoterFlag.objects.filter(arena_id=arena_id, voter_id__in=voter_ids).only(
+        "voter_id", "verdict", "review", "results"
+    )
+    return {f.voter_id for f in flags if caps_trust(f, config)}
+
+
+def caps_trust(flag: VoterFlag, config: fraud.FraudConfig = fraud.DEFAULT_CONFIG) -> str | None:
+    """The capping detector (``ranking.fraud.capping``) whose strong finding holds the voter's
+    trust at the floor, or None: only while the voter is not excluded, and a reviewer's
+    clearance lifts it."""
+    if flag.review == Review.CLEARED or flag.verdict == Verdict.EXCLUDED:
+        return None
+    kinds = fraud.capping(config)
+    for r in flag.results or []:
+        if r.get("level") == "strong" and r.get("detector") in kinds:
+            return str(r["detector"])
+    return None
 
 
 def _campaign_window(
@@ -657,11 +686,13 @@ def voter_review(*, flag: VoterFlag, action: str, actor: Any, note: str = "") ->
             flag.review = Review.CLEARED
             flag.cleared_through_vote_id = votes[-1].pk if votes else 0
             restored = votes_restore(arena_id=flag.arena_id, votes=votes)
-            # Votes kept out for targeting one model are back: so is the voter's earned trust.
+            flag.save(update_fields=["review", "cleared_through_vote_id"])
+            # Votes kept out for targeting one model are back, and the report no longer caps
+            # the voter's trust: its earned trust counts again.
             reweighted = voters_trust_set(
                 arena_id=flag.arena_id,
                 trust=_trust_earned(
-                    base=Vote.objects.filter(arena_id=flag.arena_id, is_named=False),
+                    arena_id=flag.arena_id,
                     voter_ids=[flag.voter_id],
                     config=replace(fraud.DEFAULT_CONFIG, trust_floor=trust_floor()),
                 ),

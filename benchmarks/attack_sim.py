@@ -568,7 +568,12 @@ def _config(settings: Sequence[str]) -> FraudConfig:
         if not sep or name not in fields:
             raise ValueError(f"--set {item!r}: use FIELD=VALUE with a FraudConfig field")
         default = getattr(DEFAULT_CONFIG, name)
-        changes[name] = type(default)(raw) if isinstance(default, int | float) else raw
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {item!r}: {name} is true or false")
+            changes[name] = raw.lower() in ("true", "1")
+        else:
+            changes[name] = type(default)(raw) if isinstance(default, int | float) else raw
     return dataclasses.replace(DEFAULT_CONFIG, **changes)  # type: ignore[arg-type]
 
 

@@ -141,5 +141,6 @@ def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
             arena=flag.arena, voter=flag.voter, exclusion__reason=fraud.TARGETING_REASON
         ).count(),
         "targeted_model": _targeted_model(flag),
+        "capped_by": fraud.caps_trust(flag),
     }
     return render(request, "admin/fraud_voter.html", context)

@@ -1,4 +1,4 @@
-"""Fraud detection on the vote log: seven explainable detectors, campaigns and a verdict.
+"""Fraud detection on the vote log: eight explainable detectors, campaigns and a verdict.
 
 The web app's periodic scan and the simulators call one per-scan step,
 :func:`scan_step`: a clean consensus (the counted votes without the voters under
@@ -25,6 +25,14 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
     ``e`` is also the likelihood ratio of a uniformly random clicker against
     the consensus, so ``bet = 1`` is the growth-optimal bet against it (Kelly
     1956); ``bet < 1`` caps what one honest upset can cost.
+``crowd_echo``
+    Its mirror image: choices *sharper* than the crowd's own odds (``echo``
+    module), a score test of the voter picking with the consensus chances raised
+    to a power above 1.5.  An identity copying the public board agrees with the
+    crowd by construction and spends its credibility where it matters (a
+    camouflaged promoter, a demoter of #1, omnipresent rigging).  Alone it caps
+    the voter's trust at the floor (``VoterReport.trust_capped``) and excludes
+    nobody: an honest person can be that consistent.
 ``position_bias``
     Which slot the single winner sat in, against the consensus-expected count
     (positions are shuffled, so an unbiased voter's slot choices follow the
@@ -59,7 +67,8 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
     kept out (``StepResult.excluded_votes``), an influence bound that excludes
     nobody.
 
-Verdict: "excluded" if any detector is strong, or if suspicious detectors come
+Verdict: "excluded" if any detector is strong (a lone strong ``crowd_echo`` or scoped
+``model_targeting`` finding caps the voter's trust instead, :func:`ranking.fraud.verdict.capping`), or if suspicious detectors come
 from at least ``combine_families`` different :data:`FAMILIES` (a rate suspicion
 that only comes from a busy network prefix does not count); "suspicious" if
 any is suspicious; else "ok".  Choice statistics need ``min_votes`` decided votes
@@ -74,7 +83,7 @@ Layout: ``evidence`` (levels, detector names, vote evidence and the result
 types), ``config`` (:class:`FraudConfig`), ``consensus`` (the crowd's model and
 per-vote probabilities), ``stats`` (Poisson-binomial tails, formatting),
 ``windows`` (sliding-window counts), one module per detector family
-(``disagreement``, ``position``, ``speed``, ``rate`` with
+(``disagreement``, ``echo``, ``position``, ``speed``, ``rate`` with
 :class:`TrafficBaseline`, ``targeting``, ``coordination``, ``campaign``), ``verdict``
 (:func:`decide`), ``pipeline`` (:func:`scan`, :func:`choice_series`) and ``replay``
 (:func:`scan_step`, :func:`replay_scans`).  Adversarial evaluation:
@@ -94,7 +103,7 @@ from .replay import ReplayResult, StepResult, clean_consensus, replay_scans, sca
 from .stats import poisson_binomial_sf
 from .targeting import taste_shift
 from .trust import trust_of, voter_trust
-from .verdict import FAMILIES, decide
+from .verdict import FAMILIES, capping, decide
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -111,6 +120,7 @@ __all__ = [
     "Verdict",
     "VoteEvidence",
     "VoterReport",
+    "capping",
     "choice_series",
     "clean_consensus",
     "decide",

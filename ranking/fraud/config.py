@@ -53,6 +53,17 @@ class FraudConfig:
     #: then stays a supermartingale however many votes they cast; a random clicker's still grows.
     disagreement_lapse: float = 0.3
 
+    # -- crowd_echo --------------------------------------------------------------------------
+    #: Sharpness tested against: the voter chooses with the crowd's odds raised to this power
+    #: (``echo`` module).  Honest voters in attack_sim sit at 0.7-1.1 (median per subgroup; the
+    #: sharpest heavy voters near 1.6 over 100+ votes); copying the board reads 3-6.
+    echo_sharpness: float = 1.5
+    #: Score-test z (sharper than ``echo_sharpness``) for a finding: one-sided 1.3e-3 at the
+    #: boundary, and honest voters sit well inside it (max 2.3 over 6,000 simulated).
+    echo_z: float = 3.0
+    #: Decided votes before a finding is strong (caps the voter's trust); fewer: suspicious.
+    echo_min_votes: int = 30
+
     # -- position_bias -----------------------------------------------------------------------
     #: Decided votes before the position test may exclude.
     position_min_votes: int = 10
@@ -217,6 +228,7 @@ class FraudConfig:
     def _check_counts(self) -> None:
         for name in (
             "disagreement_min_votes",
+            "echo_min_votes",
             "position_min_votes",
             "speed_suspicious_min_fast",
             "voter_window_floor",
@@ -245,8 +257,11 @@ class FraudConfig:
             "targeting_suspicious_shift",
             "targeting_strong_shift",
             "campaign_choice_shift",
+            "echo_z",
         ):
             check_positive(name, getattr(self, name))
+        if not _check_finite("echo_sharpness", self.echo_sharpness) > 1:
+            raise ValueError(f"echo_sharpness: must be > 1, got {self.echo_sharpness!r}")
         for name in (
             "rate_window_s",
             "rate_day_s",

@@ -22,6 +22,7 @@ Verdict = Literal["ok", "suspicious", "excluded"]
 
 DETECTORS: tuple[str, ...] = (
     "crowd_disagreement",
+    "crowd_echo",
     "position_bias",
     "speed",
     "rate",
@@ -160,7 +161,8 @@ class DetectorResult:
     """One detector's finding about one voter.
 
     ``score`` is the detector's statistic, bigger = more suspicious:
-    crowd_disagreement: log10 of the e-process maximum; position_bias, speed,
+    crowd_disagreement: log10 of the e-process maximum; crowd_echo: the sharpness
+    test's z; position_bias, speed,
     model_targeting, coordination: -log10 of the adjusted p-value; rate: the
     largest ratio of a count to its limit (or of the viewing time needed to the
     time taken).  ``evidence`` holds JSON-serialisable numbers behind
@@ -197,6 +199,10 @@ class VoterReport:
     #: Vote ids kept out though the voter is not excluded: with a lone strong model-targeting
     #: finding (``FraudConfig.targeting_scoped``), the votes where that model was shown.
     kept_out: tuple[str, ...] = ()
+    #: The voter's trust is held at the floor while this report stands, though the voter is
+    #: not excluded: a lone strong finding of a capping detector (``crowd_echo``, or scoped
+    #: ``model_targeting``, which also keeps out ``kept_out``).
+    trust_capped: bool = False
 
     def result(self, detector: str) -> DetectorResult:
         """The result of ``detector``."""
@@ -214,4 +220,5 @@ class VoterReport:
             "n_votes": self.n_votes,
             "results": [r.to_dict() for r in self.results],
             "kept_out": list(self.kept_out),
+            "trust_capped": self.trust_capped,
         }

@@ -13,6 +13,7 @@ from .config import DEFAULT_CONFIG, FraudConfig, _check_config
 from .consensus import Consensus, _check_consensus, _Prep, _prepare
 from .coordination import _coordination, _coordination_result, _GroupFinding
 from .disagreement import _crowd_disagreement, _running_log10
+from .echo import _crowd_echo
 from .evidence import (
     DETECTORS,
     DetectorResult,
@@ -28,7 +29,7 @@ from .rate import TrafficBaseline, _prefix_flags, _rate
 from .speed import _speed
 from .stats import _json
 from .targeting import _model_targeting
-from .verdict import decide
+from .verdict import capping, decide
 
 
 def _disabled(detector: str) -> DetectorResult:
@@ -96,13 +97,20 @@ def _detect(
     votes: Sequence[VoteEvidence],
     decided: Sequence[_Prep],
     ctx: _Context,
+    targeting: DetectorResult | None = None,
 ) -> DetectorResult:
-    """One detector's finding about ``voter`` (``votes`` in time order, ``decided`` among them)."""
+    """One detector's finding about ``voter`` (``votes`` in time order, ``decided`` among them;
+    ``targeting`` the voter's model_targeting finding, which crowd_echo reads)."""
     config = ctx.config
     if detector not in ctx.enabled:
         return _disabled(detector)
     if detector == "crowd_disagreement":
         return _crowd_disagreement(decided, config)
+    if detector == "crowd_echo":
+        flagged = None
+        if targeting is not None and targeting.level != "ok":
+            flagged = targeting.evidence.get("model")
+        return _crowd_echo(decided, config, flagged)
     if detector == "position_bias":
         return _position_bias(decided, config)
     if detector == "speed":
@@ -125,13 +133,23 @@ def _report(voter: str, preps: Sequence[_Prep], ctx: _Context) -> VoterReport:
     mine = sorted(preps, key=lambda p: _time_key(p.vote))
     mine_votes = [p.vote for p in mine]
     decided = [p for p in mine if p.decided]
-    results = tuple(_jsonable(_detect(d, voter, mine_votes, decided, ctx)) for d in DETECTORS)
+    targeting = _detect("model_targeting", voter, mine_votes, decided, ctx)
+    results = tuple(
+        _jsonable(
+            targeting
+            if d == "model_targeting"
+            else _detect(d, voter, mine_votes, decided, ctx, targeting)
+        )
+        for d in DETECTORS
+    )
     verdict, reasons = decide(results, config=ctx.config)
-    targeting = results[DETECTORS.index("model_targeting")]
     kept_out: tuple[str, ...] = ()
-    if verdict != "excluded" and targeting.level == "strong":
-        kept_out = targeting.vote_ids  # the scoped case of ``decide``
-    return VoterReport(voter, verdict, reasons, results, len(mine), kept_out)
+    capped = False
+    if verdict != "excluded":  # the capping cases of ``decide``
+        capped = any(r.level == "strong" and r.detector in capping(ctx.config) for r in results)
+        if targeting.level == "strong":
+            kept_out = targeting.vote_ids
+    return VoterReport(voter, verdict, reasons, results, len(mine), kept_out, capped)
 
 
 def scan(

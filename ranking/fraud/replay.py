@@ -256,11 +256,11 @@ class _ReplayState:
 
     def _retrust(self, voter: str) -> None:
         """Set the voter's trust from its history (at most the floor while a report keeps some
-        of its votes out) and move its counted votes to the new weight."""
+        of its votes out or caps its trust) and move its counted votes to the new weight."""
         votes = self.by_voter[voter]
         now = trust_of(len(votes), votes[-1].time_s - votes[0].time_s, self.config)
         rep = self.reports.get(voter)
-        if rep is not None and rep.kept_out and rep.verdict != "excluded":
+        if rep is not None and (rep.kept_out or rep.trust_capped) and rep.verdict != "excluded":
             now = min(now, self.config.trust_floor)
         was = self.trust[voter]
         if now != was:

@@ -12,6 +12,7 @@ from .evidence import DetectorResult, Verdict
 #: targeting) are one piece of evidence, not two.
 FAMILIES: Mapping[str, str] = {
     "crowd_disagreement": "choice",
+    "crowd_echo": "echo",
     "model_targeting": "choice",
     "position_bias": "position",
     "speed": "pace",
@@ -19,6 +20,13 @@ FAMILIES: Mapping[str, str] = {
     "coordination": "group",
     "campaign": "group",
 }
+
+
+def capping(config: FraudConfig = DEFAULT_CONFIG) -> frozenset[str]:
+    """Detectors whose strong finding alone caps the voter's trust instead of excluding it:
+    what they see (a voter much sharper than the crowd, or a voter with a favourite) an
+    honest person can show too, and capping bounds the influence either way."""
+    return frozenset({"crowd_echo", *(("model_targeting",) if config.targeting_scoped else ())})
 
 
 def decide(
@@ -30,18 +38,20 @@ def decide(
     the suspicious ones come from at least ``config.combine_families`` of
     :data:`FAMILIES` (a rate suspicion that only comes from the voter's network
     prefix does not count); "suspicious" when any is suspicious; else "ok".
-    With ``config.targeting_scoped`` a strong ``model_targeting`` alone counts as a
-    suspicion (the scan keeps out that voter's votes on the model instead).
+    A strong finding of a *capping* detector (:func:`capping`: ``crowd_echo``, and
+    ``model_targeting`` with ``config.targeting_scoped``) counts as a suspicion: alone it
+    caps the voter's trust (and keeps out its votes on the targeted model) instead.
     """
     _check_config(config)
     for r in results:
         if not isinstance(r, DetectorResult) or r.detector not in FAMILIES:
             raise ValueError(f"results: must be DetectorResults of known detectors, got {r!r}")
     strong = tuple(r.detector for r in results if r.level == "strong")
-    if strong and not (config.targeting_scoped and strong == ("model_targeting",)):
+    if strong and not set(strong) <= capping(config):
         return "excluded", strong
-    # A lone strong targeting finding counts as one family of evidence (its votes on the model
-    # are kept out by the caller, see ``VoterReport.kept_out``).
+    # A lone strong capping finding counts as one family of evidence (the caller caps the
+    # voter's trust, see ``VoterReport.trust_capped``, and keeps out its votes on a targeted
+    # model, ``VoterReport.kept_out``).
     suspicious = tuple(r.detector for r in results if r.level != "ok")
     # A busy network prefix says something about the network, not the person: it never adds a
     # family of evidence against them on its own.

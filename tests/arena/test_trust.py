@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from datetime import timedelta
@@ -107,9 +108,7 @@ def test_a_returning_voter_with_votes_kept_out_for_targeting_weighs_the_floor_un
     some = list(Vote.objects.filter(arena=arena, voter=back).order_by("pk")[:4])
     votes_exclude(arena_id=arena.pk, votes=some, reason=fraud.TARGETING_REASON)
 
-    trust = fraud._trust_earned(
-        base=Vote.objects.filter(arena=arena), voter_ids=[back.pk], config=FraudConfig()
-    )
+    trust = fraud._trust_earned(arena_id=arena.pk, voter_ids=[back.pk], config=FraudConfig())
     assert trust == {back.pk: pytest.approx(0.1)}
     voters_trust_set(arena_id=arena.pk, trust=trust)
     ratings_replay(arena_id=arena.pk)  # as the scan does after moving votes
@@ -120,6 +119,58 @@ def test_a_returning_voter_with_votes_kept_out_for_targeting_weighs_the_floor_un
 
     assert weight(arena, back) == 1.0, "clearing gives the voter its earned trust back"
     assert_tallies_equal_a_replay(arena)
+
+
+def test_a_voter_who_copies_the_board_weighs_the_floor_without_being_excluded_until_cleared(
+    clock: Clock, admin_user: Any, admin_client: Any
+) -> None:
+    """Five models half a logit apart: twelve honest voters choose by the odds, one identity
+    always picks the better-ranked model (60 votes over three days, so it has earned full
+    trust). It agrees with the crowd far more than the crowd's own odds allow: the scan holds
+    its trust at the floor (crowd_echo), excludes nobody, and a reviewer's clearance gives the
+    trust back."""
+    arena = ready_arena(models=5, prompts=2)
+    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+    rng = random.Random(5)
+
+    def by_odds(labels: dict[int, str], rng: random.Random) -> str:
+        a, b = sorted(labels)
+        p = 1 / (1 + math.exp(0.5 * (ids.index(a) - ids.index(b))))
+        return labels[a] if rng.random() < p else labels[b]
+
+    def board(labels: dict[int, str], rng: random.Random) -> str:
+        return labels[min(labels)]
+
+    people = [VoterFactory.create() for _ in range(12)]
+    copier = VoterFactory.create()
+    for day in range(3):
+        for i, person in enumerate(people):
+            for _ in range(12):
+                cast(arena, person, by_odds, clock, rng, ip=f"198.51.{i}.{day}")
+        for _ in range(20):
+            cast(arena, copier, board, clock, rng, ip="203.0.113.40")
+        clock.advance(86_400.0)
+
+    fraud.fraud_scan(arena=arena, full=True)
+
+    flag = _flag_for(arena, copier)
+    echo = next(r for r in flag.results if r["detector"] == "crowd_echo")
+    assert echo["level"] == "strong", echo["summary"]
+    assert flag.verdict == "suspicious" and not flag.is_excluding
+    assert not Vote.objects.filter(voter=copier, exclusion__isnull=False).exists()
+    assert weight(arena, copier) == pytest.approx(0.1)
+    assert all(weight(arena, p) == 1.0 for p in people), "honest voters keep their trust"
+    assert not VoterFlag.objects.filter(voter__in=people).exclude(verdict="ok").exists()
+    assert_tallies_equal_a_replay(arena)
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{copier.public_id}/").content
+    assert b'id="trust-capped"' in page and b'id="trust">10%' in page
+
+    fraud.voter_review(flag=flag, action="clear", actor=admin_user)
+
+    assert weight(arena, copier) == 1.0, "a reviewer's clearance lifts the cap"
+    assert_tallies_equal_a_replay(arena)
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{copier.public_id}/").content
+    assert b'id="trust-capped"' not in page
 
 
 def _flag_for(arena: Arena, voter: Voter) -> VoterFlag:

@@ -154,7 +154,9 @@ def test_the_attack_benchmark_takes_config_changes_and_refuses_bad_ones() -> Non
 
     changed = _config(["targeting_strong_shift=4.5", "trust_full_votes=20"])
     assert (changed.targeting_strong_shift, changed.trust_full_votes) == (4.5, 20)
+    assert _config(["targeting_scoped=false"]).targeting_scoped is False  # not bool("false")
+    assert _config(["targeting_scoped=True"]).targeting_scoped is True
     assert _config([]) == FraudConfig()
-    for bad in ("nope=1", "trust_floor", "trust_floor=2"):
+    for bad in ("nope=1", "trust_floor", "trust_floor=2", "targeting_scoped=maybe"):
         with pytest.raises(ValueError):
             _config([bad])
