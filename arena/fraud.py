@@ -350,15 +350,17 @@ def _report_capped(
 
 
 def caps_trust(flag: VoterFlag, config: fraud.FraudConfig = fraud.DEFAULT_CONFIG) -> str | None:
-    """The capping detector (``ranking.fraud.capping``) whose strong finding holds the voter's
+    """The detector whose strong capping finding (``ranking.fraud.caps``) holds the voter's
     trust at the floor, or None: only while the voter is not excluded, and a reviewer's
     clearance lifts it."""
     if flag.review == Review.CLEARED or flag.verdict == Verdict.EXCLUDED:
         return None
-    kinds = fraud.capping(config)
     for r in flag.results or []:
-        if r.get("level") == "strong" and r.get("detector") in kinds:
-            return str(r["detector"])
+        found = fraud.DetectorResult(
+            str(r.get("detector")), r.get("level", "ok"), 0.0, "", dict(r.get("evidence") or {})
+        )
+        if fraud.caps(found, config):
+            return found.detector
     return None
 
 
@@ -609,7 +611,7 @@ def _kept_out_sync(
     back: list[Vote] = []
     for start in range(0, len(current - wanted), MAX_IN_VOTERS):
         back += mine.filter(pk__in=sorted(current - wanted)[start : start + MAX_IN_VOTERS])
-    reasons = ["model_targeting"]
+    reasons = [r.detector for r in report.results if r.level == "strong"] or ["model_targeting"]
     out = votes_exclude(arena_id=arena.pk, votes=add, reason=TARGETING_REASON, reasons=reasons)
     return out, votes_restore(arena_id=arena.pk, votes=back)
 

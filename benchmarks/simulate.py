@@ -19,8 +19,10 @@ every shown model and ranks by the perception; three settings: noiseless,
 ``noise = --noise`` (default spacing / sqrt 2 = 14.1 points, so the perceived
 *difference* of two neighbours has sd equal to their true gap: neighbours are
 ordered right 84% of the time, two apart 98%), and the same plus 5% of votes
-fully reversed (best shown last).  ``--noise 20`` is a harder variant
-(neighbours right 76%).  A full K=4 ranking vote returns the whole perceived
+fully reversed (best shown last).  ``noise=gap`` (not run by default; ``--settings
+noise=gap``) perceives every model with noise as large as the gap between neighbours
+(``--spacing``), so neighbours are ordered right 76% of the time; ``--noise 20`` does the
+same to the two noisy settings.  A full K=4 ranking vote returns the whole perceived
 order; a best-of-K vote only the perceived best.
 
 Schemes:
@@ -335,6 +337,7 @@ def _parse_args(
         "noiseless": VoterSetting("noiseless", 0.0, 0.0),
         "noisy": VoterSetting("noisy", args.noise, 0.0),
         "noisy+rev5%": VoterSetting("noisy+rev5%", args.noise, 0.05),
+        "noise=gap": VoterSetting("noise=gap", args.spacing, 0.0),
     }
     try:
         schemes = [all_schemes[s] for s in args.schemes.split(",")]

@@ -86,12 +86,17 @@ def _flag(slug: str, voter_id: str) -> VoterFlag:
 
 
 def _targeted_model(flag: VoterFlag) -> str | None:
-    """The name of the model the voter's targeting finding is about, if any."""
-    for r in flag.results:
-        if r.get("detector") == "model_targeting" and r.get("evidence", {}).get("model"):
-            model_id = str(r["evidence"]["model"])
-            if not model_id.isdigit():
-                return None
+    """The name of the model the voter's votes are kept out for: its campaign's, when the
+    voter is a returning member of one (scoped), else its targeting finding's, if any."""
+
+    def about(r: dict[str, Any]) -> bool:
+        if r.get("detector") == "campaign":
+            return bool(r.get("evidence", {}).get("scoped"))
+        return r.get("detector") == "model_targeting"
+
+    for r in sorted(filter(about, flag.results), key=lambda r: r["detector"] != "campaign"):
+        model_id = str(r.get("evidence", {}).get("model", ""))
+        if model_id.isdigit():
             return (
                 GenerativeModel.objects.filter(pk=model_id).values_list("name", flat=True).first()
             )

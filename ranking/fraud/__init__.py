@@ -68,7 +68,8 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
     nobody.
 
 Verdict: "excluded" if any detector is strong (a lone strong ``crowd_echo`` or scoped
-``model_targeting`` finding caps the voter's trust instead, :func:`ranking.fraud.verdict.capping`), or if suspicious detectors come
+``model_targeting`` finding, or a returning identity's campaign membership, caps the voter's
+trust and keeps out its votes on the model instead, :func:`caps`), or if suspicious detectors come
 from at least ``combine_families`` different :data:`FAMILIES` (a rate suspicion
 that only comes from a busy network prefix does not count); "suspicious" if
 any is suspicious; else "ok".  Choice statistics need ``min_votes`` decided votes
@@ -103,7 +104,7 @@ from .replay import ReplayResult, StepResult, clean_consensus, replay_scans, sca
 from .stats import poisson_binomial_sf
 from .targeting import taste_shift
 from .trust import trust_of, voter_trust
-from .verdict import FAMILIES, capping, decide
+from .verdict import FAMILIES, capping, caps, decide
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -121,6 +122,7 @@ __all__ = [
     "VoteEvidence",
     "VoterReport",
     "capping",
+    "caps",
     "choice_series",
     "clean_consensus",
     "decide",

@@ -566,10 +566,17 @@ def campaign_membership(
     return out
 
 
-def _campaign_result(voter: str, finding: CampaignFinding | None) -> DetectorResult:
+def _campaign_result(
+    voter: str, finding: CampaignFinding | None, *, scoped: bool = False
+) -> DetectorResult:
+    """A member's finding; ``scoped`` for an identity with a history of its own (full earned
+    trust): its say on the campaign's model goes (the votes showing it are kept out, its trust
+    held at the floor) instead of the identity (a returning person with a strong taste for the
+    model can be swept into a campaign on it; the evidence is about that model only)."""
     if finding is None:
         return DetectorResult("campaign", "ok", 0.0, "not part of a detected campaign", {})
     evidence = {
+        "scoped": scoped,
         "model": finding.model,
         "direction": finding.direction,
         "members": len(finding.members),

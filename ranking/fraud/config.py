@@ -79,6 +79,11 @@ class FraudConfig:
     honest_fast_rate: float = 0.05
     #: Fast votes needed for "suspicious" (with p <= suspicious_p).
     speed_suspicious_min_fast: int = 3
+    #: ... and the share of the voter's votes they must be: significance alone flags a
+    #: naturally quick person (attack_sim's honest voters with a strong taste and 14-28% fast
+    #: votes were excluded for speed plus their favourite); a careless clicker votes on most
+    #: battles before it could have looked at them.
+    speed_suspicious_share: float = 0.5
 
     # -- rate --------------------------------------------------------------------------------
     #: Sliding window for the per-voter burst count, seconds.
@@ -250,6 +255,7 @@ class FraudConfig:
             "position_suspicious_excess",
             "position_strong_excess",
             "honest_fast_rate",
+            "speed_suspicious_share",
             "trust_floor",
         ):
             _check_open_unit(name, getattr(self, name), allow_one=True)

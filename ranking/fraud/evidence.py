@@ -197,11 +197,12 @@ class VoterReport:
     results: tuple[DetectorResult, ...]
     n_votes: int
     #: Vote ids kept out though the voter is not excluded: with a lone strong model-targeting
-    #: finding (``FraudConfig.targeting_scoped``), the votes where that model was shown.
+    #: finding (``FraudConfig.targeting_scoped``) or a returning identity's membership of a
+    #: campaign, the votes where that model was shown.
     kept_out: tuple[str, ...] = ()
     #: The voter's trust is held at the floor while this report stands, though the voter is
-    #: not excluded: a lone strong finding of a capping detector (``crowd_echo``, or scoped
-    #: ``model_targeting``, which also keeps out ``kept_out``).
+    #: not excluded: a lone strong capping finding (``crowd_echo``; scoped ``model_targeting``
+    #: or a returning identity's campaign membership, which also keep out ``kept_out``).
     trust_capped: bool = False
 
     def result(self, detector: str) -> DetectorResult:

@@ -29,7 +29,8 @@ from .rate import TrafficBaseline, _prefix_flags, _rate
 from .speed import _speed
 from .stats import _json
 from .targeting import _model_targeting
-from .verdict import capping, decide
+from .trust import trust_of
+from .verdict import caps, decide
 
 
 def _disabled(detector: str) -> DetectorResult:
@@ -120,7 +121,11 @@ def _detect(
     if detector == "model_targeting":
         return _model_targeting(decided, config)
     if detector == "campaign":
-        return _campaign_result(voter, ctx.campaigns.get(voter))
+        finding = ctx.campaigns.get(voter)
+        # A member with a history of its own loses its say on the model, not its identity.
+        span = votes[-1].time_s - votes[0].time_s if votes else 0.0
+        returning = bool(votes) and trust_of(len(votes), span, config) >= 1.0
+        return _campaign_result(voter, finding, scoped=returning and finding is not None)
     return _coordination_result(voter, ctx.groups.get(voter))
 
 
@@ -143,13 +148,18 @@ def _report(voter: str, preps: Sequence[_Prep], ctx: _Context) -> VoterReport:
         for d in DETECTORS
     )
     verdict, reasons = decide(results, config=ctx.config)
-    kept_out: tuple[str, ...] = ()
+    kept_out: set[str] = set()
     capped = False
     if verdict != "excluded":  # the capping cases of ``decide``
-        capped = any(r.level == "strong" and r.detector in capping(ctx.config) for r in results)
+        capped = any(caps(r, ctx.config) for r in results)
         if targeting.level == "strong":
-            kept_out = targeting.vote_ids
-    return VoterReport(voter, verdict, reasons, results, len(mine), kept_out, capped)
+            kept_out |= set(targeting.vote_ids)
+        campaign = results[DETECTORS.index("campaign")]
+        if caps(campaign, ctx.config):
+            model = campaign.evidence["model"]
+            kept_out |= {v.vote_id for v in mine_votes if model in v.slots}
+    ordered = tuple(v.vote_id for v in mine_votes if v.vote_id in kept_out)
+    return VoterReport(voter, verdict, reasons, results, len(mine), ordered, capped)
 
 
 def scan(

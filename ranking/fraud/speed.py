@@ -18,17 +18,23 @@ def _speed(votes: Sequence[VoteEvidence], config: FraudConfig) -> DetectorResult
     p = float(binom.sf(nf - 1, n, config.honest_fast_rate)) if n and nf else 1.0
     share = nf / n if n else 0.0
     # Speed alone never excludes: honest skimmers vote faster than the viewing minimum too, and
-    # their choices still carry information.  "suspicious" needs significance; a fast bot is
+    # their choices still carry information.  "suspicious" needs significance and most of the
+    # votes (``speed_suspicious_share``: a quick person skims some battles); a fast bot is
     # excluded once its choices (disagreement, position, targeting) or an impossible pace
     # (rate) add a second family of evidence.
     level: Level = "ok"
-    if nf >= config.speed_suspicious_min_fast and p <= config.suspicious_p:
+    if (
+        nf >= config.speed_suspicious_min_fast
+        and p <= config.suspicious_p
+        and share >= config.speed_suspicious_share
+    ):
         level = "suspicious"
     times = sorted(v.time_to_vote_ms for v in votes)
     median = times[len(times) // 2] if times else 0
     summary = (
         f"voted faster than the minimum viewing time in {nf} of {n} votes "
-        f"(expected {config.honest_fast_rate * n:.1f}; p = {_fmt_p(p)}); "
+        f"(expected {config.honest_fast_rate * n:.1f}; p = {_fmt_p(p)}; suspicious from "
+        f"{config.speed_suspicious_share:.0%} of the votes); "
         f"median time to vote {median / 1000:.1f} s"
     )
     evidence = {

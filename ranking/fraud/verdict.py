@@ -29,6 +29,19 @@ def capping(config: FraudConfig = DEFAULT_CONFIG) -> frozenset[str]:
     return frozenset({"crowd_echo", *(("model_targeting",) if config.targeting_scoped else ())})
 
 
+def caps(result: DetectorResult, config: FraudConfig = DEFAULT_CONFIG) -> bool:
+    """Whether ``result`` is a strong capping finding: of a :func:`capping` detector, or a
+    campaign membership scoped to its model (a returning identity, ``evidence["scoped"]``)."""
+    return result.level == "strong" and (
+        result.detector in capping(config) or bool(result.evidence.get("scoped"))
+    )
+
+
+def _same_model_campaign(r: DetectorResult, targeted: set[object], config: FraudConfig) -> bool:
+    """A scoped campaign finding about a model the voter's targeting finding is about too."""
+    return r.detector == "campaign" and caps(r, config) and r.evidence.get("model") in targeted
+
+
 def decide(
     results: Sequence[DetectorResult], *, config: FraudConfig = DEFAULT_CONFIG
 ) -> tuple[Verdict, tuple[str, ...]]:
@@ -38,16 +51,16 @@ def decide(
     the suspicious ones come from at least ``config.combine_families`` of
     :data:`FAMILIES` (a rate suspicion that only comes from the voter's network
     prefix does not count); "suspicious" when any is suspicious; else "ok".
-    A strong finding of a *capping* detector (:func:`capping`: ``crowd_echo``, and
-    ``model_targeting`` with ``config.targeting_scoped``) counts as a suspicion: alone it
-    caps the voter's trust (and keeps out its votes on the targeted model) instead.
+    A strong *capping* finding (:func:`caps`: ``crowd_echo``, ``model_targeting`` with
+    ``config.targeting_scoped``, and a returning identity's campaign membership) counts as a
+    suspicion: alone it caps the voter's trust (and keeps out its votes on the model) instead.
     """
     _check_config(config)
     for r in results:
         if not isinstance(r, DetectorResult) or r.detector not in FAMILIES:
             raise ValueError(f"results: must be DetectorResults of known detectors, got {r!r}")
     strong = tuple(r.detector for r in results if r.level == "strong")
-    if strong and not set(strong) <= capping(config):
+    if any(r.level == "strong" and not caps(r, config) for r in results):
         return "excluded", strong
     # A lone strong capping finding counts as one family of evidence (the caller caps the
     # voter's trust, see ``VoterReport.trust_capped``, and keeps out its votes on a targeted
@@ -55,8 +68,15 @@ def decide(
     suspicious = tuple(r.detector for r in results if r.level != "ok")
     # A busy network prefix says something about the network, not the person: it never adds a
     # family of evidence against them on its own.
+    # A returning identity's campaign membership and its own targeting finding about the same
+    # model are one habit seen twice (the campaign test reads the same votes): one family.
+    targeted = {
+        r.evidence.get("model")
+        for r in results
+        if r.detector == "model_targeting" and r.level != "ok"
+    }
     counted = {
-        FAMILIES[r.detector]
+        "choice" if _same_model_campaign(r, targeted, config) else FAMILIES[r.detector]
         for r in results
         if r.level != "ok" and not r.evidence.get("prefix_only")
     }

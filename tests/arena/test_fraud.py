@@ -178,40 +178,70 @@ def only_for(target: int) -> MaybePick:
     return pick
 
 
-def distributed_campaign(n_sybils: int = 12) -> dict[str, Any]:
-    """Ten honest voters (25 votes each) and ``n_sybils`` fresh identities, each on its own
-    network and at human pace, that abandon every battle without the weakest model and vote
-    for it in the others (6 votes each): nothing per identity an honest person could not do."""
+def distributed_campaign(n_sybils: int = 12, *, days: int = 1) -> dict[str, Any]:
+    """Ten honest voters and ``n_sybils`` identities, each on its own network and at human
+    pace, that abandon every battle without the weakest model and vote for it in the others:
+    in one sitting, 25 honest votes each and 6 per sybil (fresh identities: nothing per
+    identity an honest person could not do); over ``days`` days, 9 honest votes a day each and
+    4 per sybil (identities with a history on both sides)."""
     rng = random.Random(21)
     with pytest.MonkeyPatch.context() as patch:
-        clock = Clock(timezone.now() - timedelta(days=1))
+        clock = Clock(timezone.now() - timedelta(days=days))
         patch.setattr(timezone, "now", clock)
         arena = ready_arena(models=8, prompts=2)
         target = max(arena.generative_models.values_list("pk", flat=True))
         honest_voters = [VoterFactory.create() for _ in range(10)]
-        for i, voter in enumerate(honest_voters):
-            for _ in range(25):
-                cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.9")
-        sybils = []
-        for i in range(n_sybils):
-            voter = VoterFactory.create()
-            sybils.append(voter)
-            voted = 0
-            while voted < 6:  # a battle without the target is abandoned: ask for another
-                vote = cast_or_abandon(
-                    arena,
-                    voter,
-                    only_for(target),
-                    clock,
-                    rng,
-                    ip=f"10.{20 + i}.{i}.3",
-                    view_s=4,
-                    gap_s=25,
-                    user_agent=f"Mozilla/5.0 Sybil/{i % 3}",
-                )
-                voted += vote is not None
-            clock.advance(1800)
+        sybils = [VoterFactory.create() for _ in range(n_sybils)]
+        sittings = [6] if days == 1 else [4] * days
+        for day, per_sitting in enumerate(sittings):
+            if day:
+                clock.advance(86_400.0)
+            # The crowd votes in one sitting, or (with a history) a few votes every day.
+            for i, voter in enumerate(honest_voters if day == 0 or days > 1 else []):
+                for _ in range(25 if days == 1 else 9):
+                    cast(arena, voter, honest(arena), clock, rng, ip=f"198.51.{i}.9")
+            for i, voter in enumerate(sybils):
+                voted = 0
+                while voted < per_sitting:  # a battle without the target is abandoned
+                    vote = cast_or_abandon(
+                        arena,
+                        voter,
+                        only_for(target),
+                        clock,
+                        rng,
+                        ip=f"10.{20 + i}.{i}.3",
+                        view_s=4,
+                        gap_s=25,
+                        user_agent=f"Mozilla/5.0 Sybil/{i % 3}",
+                    )
+                    voted += vote is not None
+                clock.advance(1800)
     return {"arena": arena, "target": target, "sybils": sybils, "honest": honest_voters}
+
+
+def test_returning_campaign_members_lose_their_say_on_the_model_not_their_identity(
+    admin_client: Any,
+) -> None:
+    world = distributed_campaign(8, days=3)
+    arena, members = world["arena"], world["sybils"]
+
+    fraud.fraud_scan(arena=arena)
+
+    campaign = Campaign.objects.get(arena=arena, key=f"promote:{world['target']}")
+    assert set(campaign.finding["members"]) == {str(v.pk) for v in members}
+    for voter in members:
+        flag = _flag(arena, voter)
+        assert not flag.is_excluding and flag.verdict == Verdict.SUSPICIOUS
+        assert "campaign" in flag.reasons
+        # Every vote of theirs showed the target: all kept out, as one model's votes.
+        out = VoteExclusion.objects.filter(vote__voter=voter)
+        assert out.count() == 12 and {e.reason for e in out} == {fraud.TARGETING_REASON}
+        assert all("campaign" in e.reasons for e in out)
+        assert fraud.caps_trust(flag) is not None  # its trust is held at the floor
+    assert not any(_flag(arena, v).is_excluding for v in world["honest"])
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{members[0].public_id}/")
+    name = GenerativeModel.objects.get(pk=world["target"]).name
+    assert f"where {name} was shown" in page.content.decode()
 
 
 def test_a_campaign_spread_over_networks_is_found_excluded_and_shown_for_review(

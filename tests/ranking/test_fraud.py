@@ -294,6 +294,19 @@ def test_it_excludes_a_fast_clicker_whose_choices_are_random() -> None:
     assert rep.verdict == "excluded"
 
 
+def test_a_quick_person_who_skims_a_quarter_of_the_battles_is_not_suspected_for_speed() -> None:
+    """Significant against the 5% honest rate (p ~ 1e-8), but most votes were looked at."""
+    votes = cast("quick", 160, honest())
+    votes = [
+        VoteEvidence(**{**v.__dict__, "time_to_vote_ms": 900 if i % 4 == 0 else 3000})
+        for i, v in enumerate(votes)
+    ]
+    res = scan(CROWD + votes, SPREAD)["quick"].result("speed")
+    assert res.evidence["fast"] == 40 and res.evidence["p_value"] < 1e-6
+    assert res.level == "ok"
+    assert "suspicious from 50% of the votes" in res.summary
+
+
 def test_it_leaves_a_voter_with_a_few_fast_votes_alone() -> None:
     votes = cast("skim", 60, honest())
     votes = [
@@ -535,6 +548,8 @@ def test_it_wants_one_voter_per_choice_series() -> None:
         ({"campaign_established_votes": 0}, "campaign_established_votes"),
         ({"campaign_choice_shift": -1.0}, "campaign_choice_shift"),
         ({"campaign_window_s": 0.0}, "campaign_window_s"),
+        ({"speed_suspicious_share": 0.0}, "speed_suspicious_share"),
+        ({"speed_suspicious_share": 1.5}, "speed_suspicious_share"),
     ],
 )
 def test_it_rejects_bad_config_values_naming_the_argument(

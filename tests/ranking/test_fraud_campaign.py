@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -330,3 +331,68 @@ def test_light_identities_pushing_a_model_as_a_whole_lose_their_votes_on_it_not_
 def test_honest_light_identities_keep_their_votes() -> None:
     newcomers = [v for i in range(300) for v in cast(f"new{i}", 3, honest(), seed=i)]
     assert step_on(CROWD + newcomers).excluded_votes == frozenset()
+
+
+def returning_promoters(n: int, *, seed: int = 5) -> list[VoteEvidence]:
+    """Identities with a history of their own (three days, 12 votes each): on each day three
+    votes for ``TARGET`` in battles showing it and one honest vote elsewhere."""
+    rng = random.Random(seed)
+    others = [m for m in MODELS if m != TARGET]
+    out = []
+    for i in range(n):
+        voter = f"back{i:03d}"
+        for day in range(3):
+            t0 = 40_000.0 + day * 86_400.0 + i * 600.0
+            for j in range(4):
+                slots: tuple[str, ...]
+                if j < 3:
+                    rival = rng.choice(others)
+                    slots = (TARGET, rival) if rng.random() < 0.5 else (rival, TARGET)
+                    win = slots.index(TARGET)
+                else:
+                    slots = tuple(rng.sample(others, 2))
+                    win = honest()(slots, rng) or 0
+                out.append(
+                    vote(
+                        f"{voter}-{day}-{j}", voter, t0 + 40.0 * j, slots, win, prefix=f"n-{voter}"
+                    )
+                )
+    return out
+
+
+def test_a_campaign_member_with_a_history_of_its_own_loses_its_say_on_the_model_not_itself() -> (
+    None
+):
+    """Returning identities can be people with a strong taste swept into a campaign on their
+    favourite: their votes showing the model go and their trust is held at the floor, but they
+    are not excluded. Fresh identities in the same campaign are."""
+    back = returning_promoters(16)
+    fresh = sybils(16, start=50_000.0)
+    step = step_on(CROWD + back + fresh)
+    (finding,) = [f for f in step.campaigns if f.kind == "identities"]
+    assert finding.model == TARGET
+    for voter in {v.voter for v in back}:
+        report = step.reports[voter]
+        assert report.result("campaign").evidence["scoped"] is True
+        assert report.verdict == "suspicious" and report.trust_capped
+        theirs = [v for v in back if v.voter == voter]
+        assert set(report.kept_out) == {v.vote_id for v in theirs if TARGET in v.slots}
+        assert len(report.kept_out) < len(theirs)  # the honest votes elsewhere stay in
+    for voter in {v.voter for v in fresh}:
+        assert step.reports[voter].verdict == "excluded"
+        assert step.reports[voter].result("campaign").evidence["scoped"] is False
+
+
+def test_a_returning_members_campaign_and_targeting_on_one_model_are_one_family() -> None:
+    def on(model: str) -> list[DetectorResult]:
+        evidence: dict[str, dict[str, Any]] = {
+            "model_targeting": {"model": "m7"},
+            "campaign": {"model": model, "scoped": True},
+        }
+        return [
+            DetectorResult(d, "strong" if d in evidence else "ok", 0.0, "", evidence.get(d, {}))
+            for d in DETECTORS
+        ]
+
+    assert decide(on("m7"))[0] == "suspicious"  # one habit, read twice
+    assert decide(on("m3"))[0] == "excluded"  # two models: two pieces of evidence
