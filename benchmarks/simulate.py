@@ -379,7 +379,8 @@ def _print_convergence(
 ) -> None:
     print(
         f"\n{args.models} models, true skills {args.spacing:g} Elo apart, voter noise sd "
-        f"{args.noise:g}, {args.seeds} seeds, read every {args.read_every} votes; "
+        f"{args.noise:g} (noise=gap: {args.spacing:g}), {args.seeds} seeds, read every "
+        f"{args.read_every} votes; "
         "cells: median [worst] votes until the condition holds at every later read"
     )
     head = "| scheme | K | cap |" + "".join(
