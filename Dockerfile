@@ -13,6 +13,8 @@ COPY ranking ./ranking
 COPY workers ./workers
 COPY frontend ./frontend
 COPY manage.py ./
+# The reviewed model registry files: `python manage.py load_models models/<file>.toml`.
+COPY models ./models
 RUN pip install --no-cache-dir --no-deps . \
  && DEBUG=0 SECRET_KEY=build-only python manage.py collectstatic --noinput \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin arena \

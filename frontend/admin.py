@@ -25,7 +25,7 @@ from arena.models import (
     VoterFlag,
 )
 from arena.services import asset_regenerate, assets_enqueue, assets_retry
-from workers.backends import BackendConfigError, backend_get, backend_names
+from workers.backends import BackendConfigError, backend_config_check, backend_names
 from workers.media import MEDIA_TYPE
 from workers.normalise import Profile
 
@@ -48,7 +48,7 @@ class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
         formats = data.get("output_formats") or []
         if backend:
             try:
-                backend_get(backend).check_config(config or {}, list(formats))
+                backend_config_check(backend, config or {}, list(formats))
             except BackendConfigError as exc:
                 field = "backend_config" if backend in backend_names() else "backend"
                 self.add_error(field, str(exc))

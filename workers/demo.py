@@ -1,4 +1,4 @@
-"""The demo content: three arenas, eight built-in models each, thirty prompts each.
+"""The demo content: four arenas, eight built-in models each, thirty prompts each.
 
 The models are procedural generators in four visibly different quality tiers (see
 ``workers.generators``), so votes in the demo produce a meaningful leaderboard.
@@ -89,38 +89,46 @@ VIDEO_PROMPTS = [
     "a campfire crackling",
     "a kite flying over a hill",
 ]
-OBJECT_PROMPTS = [
-    "a red ceramic teapot",
-    "a wooden chair",
-    "a blue sports car",
-    "a potted cactus",
-    "a brass lantern",
-    "a toy robot",
-    "a leather armchair",
-    "a stone statue of a cat",
-    "a yellow rubber duck",
-    "a treasure chest",
-    "a green glass bottle",
-    "a vintage radio",
-    "a small sailboat",
-    "a mushroom house",
-    "a knight's helmet",
-    "a pink donut",
-    "an old typewriter",
-    "a white sneaker",
-    "a banana",
-    "a ship in a bottle",
-    "a snow globe",
-    "a fire hydrant",
-    "a pumpkin",
-    "a desk lamp",
-    "a pine cone",
-    "a crystal geode",
-    "a violin",
-    "a birdhouse",
-    "a cupcake with a cherry",
-    "a garden gnome",
+# The image-to-3D prompts: the input photo of each is drawn from its text
+# (``render_reference``), and the built-in generators draw four kinds of subject (the
+# archetypes of ``workers.generators.figure``: creature, tree, mushroom, snowman). A prompt
+# that names none of them gets one picked by its hash -- "a potted cactus" showed a snowman --
+# so every text here names the subject its photo shows, and its colour words are the photo's
+# (a creature's body, a tree's leaves, a mushroom's cap, a snowman's hat and then scarf).
+# Subjects take turns, so a demo seeded with a few prompts still shows each kind.
+OBJECT_SUBJECTS: list[tuple[str, str]] = [
+    ("a toy robot", "creature"),
+    ("a bonsai tree", "tree"),
+    ("a red mushroom with white spots", "mushroom"),
+    ("a snowman with a red hat", "snowman"),
+    ("a grey stone statue of a cat", "creature"),
+    ("an oak tree", "tree"),
+    ("a toadstool", "mushroom"),
+    ("a snowman with a blue hat and a yellow scarf", "snowman"),
+    ("an orange fox cub", "creature"),
+    ("a palm tree", "tree"),
+    ("a brown mushroom", "mushroom"),
+    ("a frosty snowman with a green hat", "snowman"),
+    ("a brown teddy bear", "creature"),
+    ("a small pine tree", "tree"),
+    ("a blue glowing mushroom", "mushroom"),
+    ("a little snowman with a black hat", "snowman"),
+    ("a white bunny", "creature"),
+    ("a tree with golden autumn leaves", "tree"),
+    ("a yellow toadstool", "mushroom"),
+    ("a christmas snowman with a red hat and a green scarf", "snowman"),
+    ("a green frog", "creature"),
+    ("a tree with pink blossoms", "tree"),
+    ("an orange mushroom", "mushroom"),
+    ("a snowman", "snowman"),
+    ("a purple dragon", "creature"),
+    ("a tree with purple leaves", "tree"),
+    ("a giant pink mushroom", "mushroom"),
+    ("a grey owl", "creature"),
+    ("a yellow bird", "creature"),
+    ("a blue cartoon mascot", "creature"),
 ]
+OBJECT_PROMPTS = [text for text, _ in OBJECT_SUBJECTS]
 
 _ORGS = [
     "Northwind Labs",
@@ -212,7 +220,7 @@ DEMO_ARENAS = [
 
 
 def demo_seed(*, prompts_per_arena: int = 30) -> dict[str, int]:
-    """Create (or top up) the three demo arenas; idempotent. Returns counts of what it created."""
+    """Create (or top up) the demo arenas; idempotent. Returns counts of what it created."""
     created = {"arenas": 0, "models": 0, "prompts": 0}
     with transaction.atomic():
         for position, spec in enumerate(DEMO_ARENAS):

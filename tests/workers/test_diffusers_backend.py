@@ -22,6 +22,7 @@ from workers.backends import (
     DiffusersBackend,
     GenerationRequest,
     TransientBackendError,
+    backend_config_check,
 )
 from workers.media import validate
 
@@ -209,6 +210,21 @@ def test_it_rejects_bad_configs_before_importing_anything(
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(BackendConfigError, match=message):
         DiffusersBackend().check_config(config, formats)
+
+
+def test_its_shape_check_needs_neither_torch_nor_the_weights(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What load_models uses on a host that is not the GPU worker: the config alone is checked.
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    config = {"weights_path": str(tmp_path / "absent"), "steps": 4}
+    backend_config_check("diffusers", config, ["png"], environment=False)
+    with pytest.raises(BackendConfigError, match="'steps' must be an integer"):
+        backend_config_check("diffusers", {**config, "steps": 0}, ["png"], environment=False)
+    with pytest.raises(BackendConfigError, match="mp4 output is not supported yet"):
+        backend_config_check("diffusers", config, ["mp4"], environment=False)
+    with pytest.raises(BackendConfigError, match="not installed: torch"):
+        backend_config_check("diffusers", config, ["png"])
 
 
 # -- generation with stand-in libraries --------------------------------------------------------

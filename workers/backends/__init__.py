@@ -13,6 +13,7 @@ model, :mod:`workers.backends._config`):
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from workers.backends.base import (
     Backend,
@@ -40,6 +41,7 @@ __all__ = [
     "HttpBackend",
     "RemoteTransientError",
     "TransientBackendError",
+    "backend_config_check",
     "backend_get",
     "backend_names",
     "generated_file",
@@ -61,6 +63,23 @@ def backend_get(name: str) -> Backend:
         raise BackendConfigError(
             f"unknown backend {name!r}; available: {', '.join(sorted(_REGISTRY))}"
         ) from None
+
+
+def backend_config_check(
+    name: str, config: dict[str, Any], formats: list[str], *, environment: bool = True
+) -> None:
+    """Raise BackendConfigError unless backend ``name`` can make ``formats`` with ``config``.
+
+    ``environment=False`` checks the config's shape only (keys, types, values, formats), for a
+    host that is not one of the backend's workers: a backend whose full check needs the
+    worker's machine (diffusers: torch, CUDA, the weights) offers ``check_shape`` for that; the
+    others' ``check_config`` does no I/O anyway. An unknown ``name`` raises too.
+    """
+    backend = backend_get(name)
+    check = backend.check_config
+    if not environment:
+        check = getattr(backend, "check_shape", check)
+    check(config, formats)
 
 
 def backend_names() -> list[str]:

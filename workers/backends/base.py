@@ -4,7 +4,9 @@ A backend turns (model config, prompt, seed) into one media file:
 
 * ``check_config(config, formats)`` runs at configuration time (admin, management commands)
   and raises :class:`BackendConfigError` naming the bad key, so that a broken model is refused
-  in the admin, not discovered by a failing job.
+  in the admin, not discovered by a failing job. A backend whose check also looks at the
+  machine (diffusers: torch, CUDA, the weights) has ``check_shape(config, formats)`` too, which
+  checks the config alone; :func:`workers.backends.backend_config_check` picks between them.
 * ``generate(request)`` returns a :class:`~workers.generators.GeneratedFile` of
   ``request.fmt``. It raises :class:`TransientBackendError` (or :class:`RemoteTransientError`)
   for failures that may pass -- the task retries those -- :class:`BackendError` for everything

@@ -25,7 +25,7 @@ them reports a :class:`~workers.backends.base.BackendConfigError` instead of an 
 Contract: ``check_config`` raises BackendConfigError naming the problem: a bad key, torch or
 diffusers not installed, no CUDA device (unless ``device`` is ``"cpu"``), missing weights, an
 unknown pipeline class. It therefore has to run where the worker's environment is (a web host
-without torch refuses diffusers models). ``generate`` raises BackendConfigError for the same
+without torch refuses diffusers models); ``check_shape`` checks the config alone, anywhere. ``generate`` raises BackendConfigError for the same
 problems, TransientBackendError when the GPU runs out of memory, and BackendError when the
 pipeline fails or returns no image. The per-process pipeline cache holds one model (loading
 another frees the previous one); generations in one process are serialised (one GPU).
@@ -136,6 +136,14 @@ class DiffusersBackend:
         values = self._values(config, formats)
         torch, diffusers = _modules()
         self._check_environment(values, torch, diffusers)
+
+    def check_shape(self, config: dict[str, Any], formats: list[str]) -> None:
+        """The config's keys and values and the formats only: no torch, no CUDA, no weights.
+
+        For a host that is not a GPU worker (checking a model registry file in CI or on the
+        web host); the worker's ``check_config`` and ``generate`` still check the rest.
+        """
+        self._values(config, formats)
 
     @staticmethod
     def _values(config: dict[str, Any], formats: list[str]) -> DiffusersConfig:

@@ -201,14 +201,24 @@ _BUILDERS: dict[str, Callable[[_Kit], list[Part]]] = {
 }
 
 
+def archetype_named(prompt: str) -> str | None:
+    """The archetype a prompt names (the first of :data:`ARCHETYPES` one of its words belongs
+    to), or ``None``: then :func:`figure_spec` picks one by the prompt's hash, which need not
+    be what the prompt describes ("a potted cactus" comes out a snowman)."""
+    return _named(prompt_words(prompt))
+
+
+def _named(words: list[str]) -> str | None:
+    return next(
+        (name for name in ARCHETYPES if any(w in _ARCHETYPE_WORDS[name] for w in words)), None
+    )
+
+
 def _archetype(words: list[str], pr: np.random.Generator) -> str:
     """The first archetype the prompt names, else one picked by the prompt hash. The pick is
     drawn from ``pr`` either way, so the draws after it do not depend on the words."""
     fallback = ARCHETYPES[int(pr.integers(0, len(ARCHETYPES)))]
-    return next(
-        (name for name in ARCHETYPES if any(w in _ARCHETYPE_WORDS[name] for w in words)),
-        fallback,
-    )
+    return _named(words) or fallback
 
 
 def _main_colours(accents: list[RGB], pr: np.random.Generator) -> tuple[RGB, RGB]:
