@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import binom, chi2, norm
+from scipy.stats import binom, chi2, norm, poisson
 
 from ..bradley_terry import fit_bradley_terry
 from ..counts import PairCounts
@@ -235,6 +235,8 @@ class CampaignFinding:
                 f"p = {_fmt_p(self.p_adjusted)}); their {len(self.vote_ids)} votes showing it "
                 f"are kept out ({inf * 174:+.0f} Elo)"
             )
+        if self.kind == "unanimous":
+            verb = "unanimously " + verb
         return (
             f"{len(self.members)} identities {verb} {self.model} (expected "
             f"{self.expected_members:.1f} of {self.eligible} by chance; p = "
@@ -411,8 +413,14 @@ def find_campaigns(
         if p_adj > config.campaign_p:
             continue
         out.append(_finding(key, loose, n, p_max, p_raw, p_adj, preps, by_voter))
-    # What is left once the identities found are out: light identities' results as a whole.
+    # Identities each with too little evidence to be a candidate, unanimous about one model in
+    # far greater numbers than the crowd's odds allow.
     found = {m for f in out for m in f.members}
+    done = {(f.model, f.direction) for f in out}
+    unanimous = find_unanimous(preps, config, len(models), found, done)
+    out += unanimous
+    found |= {m for f in unanimous for m in f.members}
+    # What is left once the identities found are out: light identities' results as a whole.
     out += find_light_departures(
         [p for p in preps if p.vote.voter not in found], shares, config, len(models)
     )
@@ -445,6 +453,123 @@ def _finding(
         influence=_influence(preps, members),
         member_evidence={g.voter: _member_evidence(g) for g in group},
         member_votes={g.voter: g.vote_ids for g in group},
+    )
+
+
+#: Decided appearances of a model an identity needs before its choices on it count as unanimous.
+UNANIMOUS_MIN_SHOWN = 3
+#: A unanimous group must be at least this many times the number the crowd's odds predict.
+UNANIMOUS_MIN_RATIO = 2.0
+
+
+def find_unanimous(
+    preps: Sequence[_Prep],
+    config: FraudConfig,
+    n_models: int,
+    found: Collection[str] = (),
+    done: Collection[tuple[str, str]] = (),
+) -> list[CampaignFinding]:
+    """Models that far more identities chose every time they were shown (or never) than the
+    crowd's odds allow: campaigns whose identities each carry too little evidence to be a
+    candidate (a slow promoter shown its model four times in a fortnight).
+
+    Per identity and model with at least ``UNANIMOUS_MIN_SHOWN`` decided appearances, the
+    chance that a voter following the consensus is unanimous is the product of its chances
+    (``prod p`` to promote, ``prod (1 - p)`` to demote); their sum over identities is the
+    expected number of unanimous identities, and the observed number has a Poisson tail.  A
+    group at least ``UNANIMOUS_MIN_RATIO`` times the expectation whose tail passes
+    ``campaign_p`` (Bonferroni over models and directions) is a campaign of kind
+    "unanimous".  Each member's evidence alone is weak (honest fans are unanimous too), so
+    membership never excludes: members lose their votes showing the model and their trust is
+    held at the floor (see ``_campaign_result``).  ``found``: identities already in a
+    campaign; ``done``: (model, direction) pairs already found (their models are not tested
+    again, in either direction).
+    """
+    expected, eligible, members = _unanimous_counts(preps, found)
+    pushed_models = {model for model, _ in done}
+    tests = max(1, 4 * n_models)
+    out: list[CampaignFinding] = []
+    for key in sorted(members):
+        group, lam = members[key], expected[key]
+        # A model already found pushed one way: the crowd voting against it looks unanimous
+        # the other way against a consensus the campaign tilted (its shadow).
+        if key[0] in pushed_models or len(group) < config.campaign_min_members:
+            continue
+        if len(group) < UNANIMOUS_MIN_RATIO * lam:
+            continue
+        p_raw = float(poisson.sf(len(group) - 1, lam))
+        p_adj = min(1.0, p_raw * tests)
+        if p_adj > config.campaign_p:
+            continue
+        out.append(_unanimous_finding(key, group, eligible[key], lam, p_raw, p_adj, preps))
+    return out
+
+
+_Key = tuple[str, str]
+
+
+def _unanimous_counts(
+    preps: Sequence[_Prep], found: Collection[str]
+) -> tuple[dict[_Key, float], dict[_Key, int], dict[_Key, list[str]]]:
+    """Per (model, direction): the expected number of unanimous identities under the crowd's
+    odds, the identities with enough appearances, and the unanimous ones."""
+    by_voter: dict[str, list[_Prep]] = defaultdict(list)
+    for p in preps:
+        if p.decided and p.vote.voter not in found:
+            by_voter[p.vote.voter].append(p)
+    expected: dict[_Key, float] = defaultdict(float)
+    eligible: dict[_Key, int] = defaultdict(int)
+    members: dict[_Key, list[str]] = defaultdict(list)
+    for voter in sorted(by_voter):
+        per_model: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+        for p in by_voter[voter]:
+            for k, m in enumerate(p.vote.slots):
+                per_model[m].append((p.probs[k], p.winner == k))
+        for model, rows in per_model.items():
+            if len(rows) < UNANIMOUS_MIN_SHOWN:
+                continue
+            wins = sum(1 for _, won in rows if won)
+            for direction, unanimous in (("promote", wins == len(rows)), ("demote", wins == 0)):
+                key = (model, direction)
+                chances = (x if direction == "promote" else 1.0 - x for x, _ in rows)
+                expected[key] += math.prod(chances)
+                eligible[key] += 1
+                if unanimous:
+                    members[key].append(voter)
+    return expected, eligible, members
+
+
+def _unanimous_finding(
+    key: tuple[str, str],
+    group: Sequence[str],
+    eligible: int,
+    expected: float,
+    p_raw: float,
+    p_adj: float,
+    preps: Sequence[_Prep],
+) -> CampaignFinding:
+    model, direction = key
+    voters = set(group)
+    theirs = [p for p in preps if p.vote.voter in voters]
+    showing: dict[str, list[str]] = defaultdict(list)
+    for p in theirs:
+        if model in p.vote.slots:
+            showing[p.vote.voter].append(p.vote.vote_id)
+    return CampaignFinding(
+        model=model,
+        direction=direction,
+        level="strong",
+        start_s=min(p.vote.time_s for p in theirs),
+        end_s=max(p.vote.time_s for p in theirs),
+        members=tuple(sorted(voters)),
+        eligible=eligible,
+        expected_members=expected,
+        p_value=p_raw,
+        p_adjusted=p_adj,
+        influence=_influence(preps, voters),
+        member_evidence={v: {"shown": len(showing[v]), "unanimous": True} for v in voters},
+        member_votes={v: tuple(showing[v]) for v in voters},
+        kind="unanimous",
     )
 
 

@@ -125,7 +125,11 @@ def _detect(
         # A member with a history of its own loses its say on the model, not its identity.
         span = votes[-1].time_s - votes[0].time_s if votes else 0.0
         returning = bool(votes) and trust_of(len(votes), span, config) >= 1.0
-        return _campaign_result(voter, finding, scoped=returning and finding is not None)
+        # A unanimous group's members each carry little evidence: never excluded for it.
+        unanimous = finding is not None and finding.kind == "unanimous"
+        return _campaign_result(
+            voter, finding, scoped=finding is not None and (returning or unanimous)
+        )
     return _coordination_result(voter, ctx.groups.get(voter))
 
 

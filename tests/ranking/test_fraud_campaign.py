@@ -396,3 +396,50 @@ def test_a_returning_members_campaign_and_targeting_on_one_model_are_one_family(
 
     assert decide(on("m7"))[0] == "suspicious"  # one habit, read twice
     assert decide(on("m3"))[0] == "excluded"  # two models: two pieces of evidence
+
+
+def slow_promoters(n: int, *, seed: int = 9) -> list[VoteEvidence]:
+    """Identities voting 4 times a day for 4 days, honestly except that they pick ``TARGET``
+    whenever it is shown and abandon half the battles without it (a third of their votes show
+    it): too little each to be a campaign candidate."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        voter = f"slow{i:03d}"
+        for day in range(4):
+            t0 = 30_000.0 + day * 86_400.0 + i * 900.0
+            j = 0
+            while j < 4:
+                slots = tuple(rng.sample(MODELS, 2))
+                if TARGET not in slots and rng.random() < 0.5:
+                    continue  # abandoned: ask for another battle
+                win = slots.index(TARGET) if TARGET in slots else (honest()(slots, rng) or 0)
+                out.append(vote(f"{voter}-{day}-{j}", voter, t0 + 40.0 * j, slots, win))
+                j += 1
+    return out
+
+
+def test_a_unanimous_group_too_weak_to_be_candidates_is_found_and_loses_its_say() -> None:
+    attack = slow_promoters(40)
+    attackers = {v.voter for v in attack}
+    step = step_on(CROWD + attack)
+    unanimous = [f for f in step.campaigns if f.kind == "unanimous"]
+    assert [(f.model, f.direction) for f in unanimous] == [(TARGET, "promote")]
+    finding = unanimous[0]
+    assert len(finding.members) >= 2 * finding.expected_members and len(finding.members) >= 10
+    assert set(finding.members) <= attackers | {v.voter for v in CROWD}
+    assert "unanimously promoting m7" in finding.summary
+    for voter in finding.members:
+        report = step.reports[voter]
+        assert report.verdict != "excluded", "membership alone never excludes"
+        assert report.trust_capped
+        mine = [v for v in CROWD + attack if v.voter == voter]
+        assert set(report.kept_out) == {v.vote_id for v in mine if TARGET in v.slots}
+
+
+def test_an_honest_crowd_has_no_unanimous_group() -> None:
+    from ranking.fraud.campaign import find_unanimous
+    from ranking.fraud.consensus import _prepare
+
+    preps = [_prepare(v, SPREAD) for v in CROWD]
+    assert find_unanimous(preps, FraudConfig(), len(MODELS)) == []
