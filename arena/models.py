@@ -6,6 +6,8 @@ behaviour only. Votes are append-only: the vote log is the source of truth for e
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import uuid
 from typing import Any, ClassVar
@@ -61,6 +63,15 @@ class VoteMode(models.TextChoices):
     RANK_K = "rank_k", "Rank all K"
 
 
+class BackendCheckStatus(models.TextChoices):
+    """The last "Check now" of a model's backend, run by a worker of the model's own queue."""
+
+    NOT_CHECKED = "", "Not checked yet"
+    PENDING = "pending", "Pending"
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"
+
+
 class GenerativeModel(models.Model):
     """A model that competes in arenas. Its name is never shown before a vote."""
 
@@ -92,6 +103,17 @@ class GenerativeModel(models.Model):
     )
     is_active = models.BooleanField(default=True)
     added_at = models.DateTimeField(auto_now_add=True)
+    # The last backend check: the web host checks a config's shape only (it may lack torch or the
+    # weights); a worker of ``queue`` checks the rest and reports here (``model_check_record``).
+    check_status = models.CharField(
+        max_length=10, choices=BackendCheckStatus.choices, default="", blank=True, editable=False
+    )
+    check_message = models.TextField(blank=True, editable=False)
+    check_worker = models.CharField(max_length=200, blank=True, editable=False)
+    check_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # backend_fingerprint() of what the last check saw: a later edit makes its verdict stale.
+    check_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["name"]
@@ -117,6 +139,17 @@ class GenerativeModel(models.Model):
     @property
     def primary_format(self) -> str:
         return str(self.output_formats[0])
+
+    def backend_fingerprint(self) -> str:
+        """A hash of what a backend check depends on: backend, its config, formats and queue."""
+        given = [self.backend, self.backend_config, self.output_formats, self.queue]
+        text = json.dumps(given, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def check_is_stale(self) -> bool:
+        """True when the model changed since its last finished check."""
+        return bool(self.checked_at) and self.check_fingerprint != self.backend_fingerprint()
 
 
 class PromptSet(models.Model):

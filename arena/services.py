@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import logging
 import random
 import re
 import secrets
@@ -40,6 +41,7 @@ from arena.models import (
     Arena,
     Asset,
     AssetStatus,
+    BackendCheckStatus,
     Battle,
     BattleSlot,
     BattleState,
@@ -54,6 +56,8 @@ from arena.models import (
 )
 from arena.privacy import keyed_hash, prefix_hash
 from arena.tokens import battle_token_read
+
+log = logging.getLogger(__name__)
 
 PAIRWISE_CHOICES = ("A", "B", "tie", "both_bad")
 _ALREADY_VOTED = "This battle already has a vote; each battle takes exactly one."
@@ -717,6 +721,62 @@ def assets_enqueue(*, assets: Iterable[Asset]) -> int:
 
     transaction.on_commit(send)
     return len(rows)
+
+
+def model_checks_request(*, models: Iterable[GenerativeModel]) -> list[str]:
+    """Mark each model's backend check pending and, once the transaction commits, send it to a
+    worker of the model's own queue, which checks what the web host cannot (torch, CUDA, the
+    weights) and reports through :func:`model_check_record`.
+
+    The check goes through the function named by ``settings.BACKEND_CHECK_SENDER`` (``config``
+    wires in ``workers.tasks.backend_check_enqueue``; called with ``model_id`` and ``queue``),
+    so the domain never imports ``workers``. A check that cannot be sent (broker down) is
+    recorded as failed, saying so. Returns the queues the checks go to, one per model.
+    """
+    rows = [(m.pk, m.queue) for m in models]
+    if not rows:
+        return []
+    GenerativeModel.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        check_status=BackendCheckStatus.PENDING, check_requested_at=timezone.now()
+    )
+    send_check = import_string(settings.BACKEND_CHECK_SENDER)
+
+    def send() -> None:
+        for pk, queue in rows:
+            try:
+                send_check(model_id=pk, queue=queue)
+            except Exception as exc:  # each broker transport raises its own kind
+                log.warning("backend check of model %s not sent to %s: %s", pk, queue, exc)
+                model_check_record(
+                    model_id=pk,
+                    status=BackendCheckStatus.FAILED,
+                    message=f"the check could not be sent to queue {queue!r}: {exc}",
+                    worker="",
+                )
+
+    transaction.on_commit(send)
+    return [queue for _, queue in rows]
+
+
+def model_check_record(
+    *, model_id: int, status: str, message: str, worker: str, fingerprint: str = ""
+) -> bool:
+    """Store the outcome of a model's backend check (``ok`` or ``failed``) as its last check.
+
+    Unconditional, unlike a job's claim: a check only reads the worker's environment, so a
+    check delivered twice records two equally true answers, the later one last. False when the
+    model no longer exists.
+    """
+    if status not in (BackendCheckStatus.OK, BackendCheckStatus.FAILED):
+        raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")
+    updated = GenerativeModel.objects.filter(pk=model_id).update(
+        check_status=status,
+        check_message=message[:4000],
+        check_worker=worker[:200],
+        checked_at=timezone.now(),
+        check_fingerprint=fingerprint[:64],
+    )
+    return updated == 1
 
 
 def assets_retry_failed(*, asset_ids: Sequence[int]) -> list[int]:

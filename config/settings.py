@@ -201,6 +201,9 @@ CELERY_BEAT_SCHEDULE = {
 # The domain (arena) sends generation jobs through this one function (asset_id, queue, backend),
 # named here so that arena never imports workers.
 GENERATION_JOB_SENDER = "workers.tasks.generate_asset_enqueue"
+# "Check now" in the admin sends a model's backend check to a worker of its queue through this
+# function (model_id, queue): the web host checks a config's shape only, the worker the rest.
+BACKEND_CHECK_SENDER = "workers.tasks.backend_check_enqueue"
 # Readers never fit a leaderboard: one that finds it stale asks for a rebuild through this
 # function (arena_id), at most once per arena per LEADERBOARD_REBUILD_DEBOUNCE_S.
 LEADERBOARD_REBUILD_SENDER = "workers.tasks.leaderboard_rebuild_enqueue"

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.html import format_html
 
 from arena.errors import ArenaError
 from arena.models import (
@@ -14,6 +19,7 @@ from arena.models import (
     Asset,
     AssetStatus,
     AuditEntry,
+    BackendCheckStatus,
     Battle,
     BattleSlot,
     GenerativeModel,
@@ -24,14 +30,22 @@ from arena.models import (
     Voter,
     VoterFlag,
 )
-from arena.services import asset_regenerate, assets_enqueue, assets_retry
+from arena.services import (
+    asset_regenerate,
+    assets_enqueue,
+    assets_retry,
+    model_checks_request,
+)
 from workers.backends import BackendConfigError, backend_config_check, backend_names
 from workers.media import MEDIA_TYPE
 from workers.normalise import Profile
 
 
 class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
-    """Checks the backend and its config when the model is saved, not when a job fails."""
+    """Checks the backend and its config when the model is saved, not when a job fails.
+
+    The config's shape only (keys, types, values, formats): the web host may have no torch, GPU
+    or weights, which a worker of the model's queue checks ("Check now")."""
 
     link = forms.URLField(required=False, assume_scheme="https")
 
@@ -48,21 +62,98 @@ class GenerativeModelForm(forms.ModelForm[GenerativeModel]):
         formats = data.get("output_formats") or []
         if backend:
             try:
-                backend_config_check(backend, config or {}, list(formats))
+                backend_config_check(backend, config or {}, list(formats), environment=False)
             except BackendConfigError as exc:
                 field = "backend_config" if backend in backend_names() else "backend"
                 self.add_error(field, str(exc))
         return data
 
 
+def _when(moment: datetime | None) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else ""
+
+
+def backend_check_summary(model: GenerativeModel) -> str:
+    """The last backend check of ``model`` in one line, for the admin."""
+    status = model.check_status
+    if status == BackendCheckStatus.PENDING:
+        return (
+            f"pending: sent to queue {model.queue} at {_when(model.check_requested_at)}, "
+            "waiting for one of its workers"
+        )
+    if status not in (BackendCheckStatus.OK, BackendCheckStatus.FAILED):
+        return "not checked yet"
+    worker = f"worker {model.check_worker}" if model.check_worker else "no worker"
+    stale = " (the model has changed since: check again)" if model.check_is_stale else ""
+    return f"{status} on {worker} at {_when(model.checked_at)}{stale}: {model.check_message}"
+
+
 @admin.register(GenerativeModel)
 class GenerativeModelAdmin(admin.ModelAdmin[GenerativeModel]):
     form = GenerativeModelForm
-    list_display = ("name", "organisation", "task", "backend", "queue", "is_active", "added_at")
-    list_filter = ("task", "backend", "queue", "is_active")
+    change_form_template = "admin/arena/generativemodel/change_form.html"
+    list_display = (
+        "name", "organisation", "task", "backend", "queue", "is_active", "backend_check", "added_at",
+    )  # fmt: skip
+    list_filter = ("task", "backend", "queue", "is_active", "check_status")
     search_fields = ("name", "organisation")
     prepopulated_fields = {"slug": ("name",)}
-    actions = ("disable_models", "enable_models")
+    actions = ("disable_models", "enable_models", "check_backends")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: GenerativeModel | None = None
+    ) -> tuple[str, ...]:
+        # A model being added has no check yet: the line appears once it exists.
+        return ("last_backend_check",) if obj is not None else ()
+
+    @admin.display(description="Backend check", ordering="check_status")
+    def backend_check(self, obj: GenerativeModel) -> str:
+        """The list's column: the status, the whole summary on hover."""
+        label = obj.get_check_status_display().lower() if obj.check_status else "not checked yet"
+        if obj.check_is_stale:
+            label += " (changed since)"
+        return format_html('<span title="{}">{}</span>', backend_check_summary(obj), label)
+
+    @admin.display(description="Last backend check")
+    def last_backend_check(self, obj: GenerativeModel) -> str:
+        return backend_check_summary(obj)
+
+    @admin.action(
+        description="Check now: check the selected models' backends on their workers",
+        permissions=("change",),
+    )
+    def check_backends(self, request: HttpRequest, queryset: QuerySet[GenerativeModel]) -> None:
+        self._check(request, list(queryset.order_by("pk")))
+
+    def _check(self, request: HttpRequest, models: list[GenerativeModel]) -> None:
+        queues = model_checks_request(models=models)
+        self.message_user(
+            request,
+            f"{len(queues)} backend check(s) sent to the workers of "
+            f"{', '.join(sorted(set(queues)))}; the result shows here once one answers "
+            "(reload the page).",
+            messages.SUCCESS,
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        check = path(
+            "<path:object_id>/check/",
+            self.admin_site.admin_view(self.check_view),
+            name="arena_generativemodel_check",
+        )
+        return [check, *super().get_urls()]
+
+    def check_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The change page's "Check now" button (POST only: it sends a task)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        model = self.get_object(request, object_id)
+        if model is None:
+            raise Http404("No such model.")
+        if not self.has_change_permission(request, model):
+            raise PermissionDenied
+        self._check(request, [model])
+        return redirect("admin:arena_generativemodel_change", model.pk)
 
     @admin.action(description="Disable the selected models (no new battles or generations)")
     def disable_models(self, request: HttpRequest, queryset: QuerySet[GenerativeModel]) -> None:

@@ -1,6 +1,7 @@
 """Celery tasks: thin and idempotent. Each takes ids, calls one service, returns.
 
-Generation jobs go to the queue named on their model (``gen.*``); light tasks (cache top-up,
+Generation jobs, and a model's backend check ("Check now" in the admin), go to the queue named
+on their model (``gen.*``); light tasks (cache top-up,
 reaper, the tally aggregator, leaderboards, fraud scans, the activity rollup) go to ``light`` so
 a slow GPU queue never starves them.
 """
@@ -26,6 +27,7 @@ from arena.models import Arena, Asset
 from arena.services import assets_awaited_unclaimed, assets_enqueue, assets_reap_stale
 from workers.backends import TransientBackendError, backend_get
 from workers.cache import cache_top_up
+from workers.checks import backend_check_run
 from workers.generation import asset_generate
 
 LIGHT_QUEUE = "light"
@@ -67,6 +69,32 @@ def generate_asset_enqueue(*, asset_id: int, queue: str, backend: str = "builtin
         soft_time_limit=limits.soft_time_limit_s,
         time_limit=limits.time_limit_s,
     )
+
+
+# A backend check imports torch (tens of seconds from a cold disk) and reads the weights' index;
+# an overrun is recorded as a failed check (workers.checks).
+BACKEND_CHECK_SOFT_LIMIT_S = 120
+BACKEND_CHECK_LIMIT_S = 150
+
+
+@shared_task(
+    bind=True,
+    name="workers.check_backend",
+    ignore_result=True,
+    soft_time_limit=BACKEND_CHECK_SOFT_LIMIT_S,
+    time_limit=BACKEND_CHECK_LIMIT_S,
+)
+def check_backend(self: Task, model_id: int) -> str:
+    """Check a model's backend on this worker and record the outcome (idempotent: it only reads
+    this worker's environment; ``backend_check_run``)."""
+    return backend_check_run(model_id=model_id, worker=self.request.hostname or "")
+
+
+def backend_check_enqueue(*, model_id: int, queue: str) -> None:
+    """The domain's check port (``BACKEND_CHECK_SENDER``): a check on the model's own queue, so
+    that a worker that runs its jobs answers."""
+    # No publish retries: an operator is waiting on the page; a failed send is recorded.
+    check_backend.apply_async(args=[model_id], queue=queue, retry=False)
 
 
 @shared_task(name="workers.reap_stale_generations", ignore_result=True)

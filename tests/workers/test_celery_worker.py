@@ -384,3 +384,34 @@ def test_the_worker_counts_votes_within_two_seconds_of_their_commit(
     # The debounce window (1 s), the broker's latency and one drain; the worker is idle here,
     # benchmarks/load.py measures the lag under load.
     assert max(lags) < 2.0, lags
+
+
+def test_check_now_runs_on_a_worker_of_the_models_queue_and_reports_back(
+    worker: dict[str, Any],
+) -> None:
+    from arena.models import BackendCheckStatus
+    from arena.services import model_checks_request
+
+    queue = worker["queue"]
+    builtin = GenerativeModelFactory.create(queue=queue)
+    gpu = GenerativeModelFactory.create(
+        queue=queue, backend="diffusers", backend_config={"weights_path": "/models/sdxl"}
+    )
+    unknown = GenerativeModelFactory.create(queue=queue, backend="teleport", backend_config={})
+    ids = [builtin.pk, gpu.pk, unknown.pk]
+
+    model_checks_request(models=[builtin, gpu, unknown])  # autocommit: sent at once
+
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while GenerativeModel.objects.filter(pk__in=ids, check_status="pending").exists():
+        assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
+        assert time.monotonic() < deadline, worker["log"].read_text()[-3000:]
+        time.sleep(0.2)
+    checked = {m.pk: m for m in GenerativeModel.objects.filter(pk__in=ids)}
+    assert [checked[pk].check_status for pk in ids] == [
+        BackendCheckStatus.OK, BackendCheckStatus.FAILED, BackendCheckStatus.FAILED,
+    ]  # fmt: skip
+    # torch is not installed on this worker (nor on the test machine): it says so.
+    assert "not installed: torch" in checked[gpu.pk].check_message
+    assert "unknown backend 'teleport'" in checked[unknown.pk].check_message
+    assert all(m.check_worker.startswith(f"{queue}-") for m in checked.values())

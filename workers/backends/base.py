@@ -7,6 +7,8 @@ A backend turns (model config, prompt, seed) into one media file:
   in the admin, not discovered by a failing job. A backend whose check also looks at the
   machine (diffusers: torch, CUDA, the weights) has ``check_shape(config, formats)`` too, which
   checks the config alone; :func:`workers.backends.backend_config_check` picks between them.
+  The admin checks the shape (the web host may lack torch); its "Check now" runs the full
+  check on a worker of the model's queue (:mod:`workers.checks`).
 * ``generate(request)`` returns a :class:`~workers.generators.GeneratedFile` of
   ``request.fmt``. It raises :class:`TransientBackendError` (or :class:`RemoteTransientError`)
   for failures that may pass -- the task retries those -- :class:`BackendError` for everything

@@ -23,11 +23,13 @@ importing this module (e.g. when a Celery worker starts) costs nothing and a mac
 them reports a :class:`~workers.backends.base.BackendConfigError` instead of an ImportError.
 
 Contract: ``check_config`` raises BackendConfigError naming the problem: a bad key, torch or
-diffusers not installed, no CUDA device (unless ``device`` is ``"cpu"``), missing weights, an
-unknown pipeline class. It therefore has to run where the worker's environment is (a web host
-without torch refuses diffusers models); ``check_shape`` checks the config alone, anywhere. ``generate`` raises BackendConfigError for the same
-problems, TransientBackendError when the GPU runs out of memory, and BackendError when the
-pipeline fails or returns no image. The per-process pipeline cache holds one model (loading
+diffusers not installed, no CUDA device (unless ``device`` is ``"cpu"``), missing weights or an
+unreadable ``model_index.json``, an unknown pipeline class. It therefore runs where the
+worker's environment is (the admin's "Check now" sends it to a worker of the model's queue,
+:mod:`workers.checks`); ``check_shape`` checks the config alone, anywhere (the web host, a
+registry file in CI). ``generate`` raises BackendConfigError for the same problems,
+TransientBackendError when the GPU runs out of memory, and BackendError when the pipeline
+fails or returns no image. The per-process pipeline cache holds one model (loading
 another frees the previous one); generations in one process are serialised (one GPU).
 """
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
+import json
 import os
 import threading
 from pathlib import Path
@@ -166,11 +169,8 @@ class DiffusersBackend:
         weights = Path(config.weights_path)
         if not weights.exists():
             raise BackendConfigError(f"diffusers: 'weights_path' {str(weights)!r} does not exist")
-        if weights.is_dir() and not (weights / "model_index.json").is_file():
-            raise BackendConfigError(
-                f"diffusers: 'weights_path' {str(weights)!r} has no model_index.json "
-                "(not a diffusers model folder)"
-            )
+        if weights.is_dir():
+            _check_model_index(weights)
         if config.pipeline != "auto" and not hasattr(diffusers, config.pipeline):
             raise BackendConfigError(
                 f"diffusers: 'pipeline' {config.pipeline!r} is not a class of the installed "
@@ -298,6 +298,25 @@ def _modules() -> tuple[Any, Any]:
             "on the GPU workers"
         )
     return modules["torch"], modules["diffusers"]
+
+
+def _check_model_index(folder: Path) -> None:
+    """The folder's ``model_index.json`` exists, reads as JSON and names its pipeline class: the
+    pipeline config a load starts from (the weights themselves are read by the first job)."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise BackendConfigError(
+            f"diffusers: 'weights_path' {str(folder)!r} has no model_index.json "
+            "(not a diffusers model folder)"
+        )
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise BackendConfigError(f"diffusers: {str(index)!r} is not readable: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("_class_name"), str):
+        raise BackendConfigError(
+            f"diffusers: {str(index)!r} names no pipeline class ('_class_name')"
+        )
 
 
 def _check_device(device: str, torch: Any) -> None:
