@@ -482,18 +482,18 @@ def find_unanimous(
     "unanimous".  Each member's evidence alone is weak (honest fans are unanimous too), so
     membership never excludes: members lose their votes showing the model and their trust is
     held at the floor (see ``_campaign_result``).  ``found``: identities already in a
-    campaign; ``done``: (model, direction) pairs already found (their models are not tested
-    again, in either direction).
+    campaign; ``done``: (model, direction) pairs already found (not tested the other way).
     """
     expected, eligible, members = _unanimous_counts(preps, found)
-    pushed_models = {model for model, _ in done}
     tests = max(1, 4 * n_models)
     out: list[CampaignFinding] = []
     for key in sorted(members):
         group, lam = members[key], expected[key]
         # A model already found pushed one way: the crowd voting against it looks unanimous
-        # the other way against a consensus the campaign tilted (its shadow).
-        if key[0] in pushed_models or len(group) < config.campaign_min_members:
+        # the other way against a consensus the campaign tilted (its shadow).  The same way,
+        # a unanimous group adds the identities the candidate test could not see.
+        other = "demote" if key[1] == "promote" else "promote"
+        if (key[0], other) in done or len(group) < config.campaign_min_members:
             continue
         if len(group) < UNANIMOUS_MIN_RATIO * lam:
             continue
