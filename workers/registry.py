@@ -469,8 +469,11 @@ def _changes(row: GenerativeModel, spec: ModelSpec) -> tuple[Change, ...]:
 
 def _apply(plan: Plan) -> None:
     arenas = {arena.slug: arena for arena in Arena.objects.all()}
+    rows = GenerativeModel.objects.in_bulk(
+        [spec.slug for spec, _ in plan.update], field_name="slug"
+    )
     for spec, changes in plan.update:
-        row = GenerativeModel.objects.get(slug=spec.slug)
+        row = rows[spec.slug]
         fields = [c.field for c in changes if c.field != "arenas"]
         for name in fields:
             setattr(row, name, spec.values[name])

@@ -416,3 +416,23 @@ def test_a_change_the_database_refuses_midway_leaves_nothing_half_applied(tmp_pa
         load(write(tmp_path, text))
 
     assert rows() == before
+
+
+def test_updating_every_model_reads_the_models_once_not_once_per_model(tmp_path: Path) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    load(write(tmp_path, REGISTRY))
+    changed = REGISTRY.replace('organisation = "Lab A"', 'organisation = "Lab B"').replace(
+        "daily_budget = 100", "daily_budget = 50"
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        load(write(tmp_path, changed))
+    # Reads of the models table itself (not of the model-arena links).
+    reads = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if re.search(r'FROM "arena_generativemodel"(\s|$)', q["sql"])
+    ]
+    assert [r["organisation"] for r in rows()][:1] == ["Lab B"]
+    assert len(reads) <= 2, reads  # the plan's locked read and the rows to update, in bulk
