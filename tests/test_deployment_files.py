@@ -50,7 +50,8 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
 
 def test_web_and_workers_start_after_the_migrations_and_report_their_health() -> None:
     services = _compose()["services"]
-    app_services = [name for name, s in services.items() if s.get("image") == "genai-arena:latest"]
+    images = ("genai-arena:latest", "genai-arena-gpu:latest")
+    app_services = [name for name, s in services.items() if s.get("image") in images]
 
     for name in app_services:
         if name == "migrate":
@@ -64,6 +65,31 @@ def test_web_and_workers_start_after_the_migrations_and_report_their_health() ->
             services[worker]["command"]
         )
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def _stages() -> dict[str, str]:
+    """The Dockerfile's stages by name: their text from FROM to the next FROM."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    parts = re.split(r"^(?=FROM )", dockerfile, flags=re.M)[1:]
+    return {re.match(r"FROM \S+ AS (\S+)", part).group(1): part for part in parts}  # type: ignore[union-attr]
+
+
+def test_the_gpu_worker_runs_its_own_cuda_image_and_the_web_image_stays_slim() -> None:
+    stages = _stages()
+    services = _compose()["services"]
+
+    assert list(stages)[-1] == "web"  # the default target: `docker build .` makes the slim one
+    assert "requirements/ops.txt" in stages["web"] and "gpu.txt" not in stages["web"]
+    assert "torch==" not in (ROOT / "requirements" / "ops.txt").read_text()
+    assert "requirements/gpu.txt" in stages["gpu"]
+    assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:\S+$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert services["worker-gpu"]["build"]["target"] == "gpu"
+    assert services["worker-gpu"]["image"] == "genai-arena-gpu:latest"
+    assert services["web"]["build"] == "."  # the default target
+    assert "gen.gpu" in services["worker-gpu"]["command"]
+    gpu_lock = (ROOT / "requirements" / "gpu.txt").read_text()
+    for package in ("torch", "diffusers", "transformers", "accelerate", "safetensors"):
+        assert re.search(rf"^{package}==", gpu_lock, re.M), package
 
 
 def test_flower_is_off_by_default_behind_auth_and_on_loopback_only() -> None:
@@ -97,7 +123,7 @@ def test_docker_compose_validates_the_stack() -> None:
 
 
 def test_the_lock_files_pin_every_dependency() -> None:
-    for kind in ("base", "dev", "ops"):
+    for kind in ("base", "dev", "ops", "gpu"):
         lines = [
             line.split("#")[0].strip()
             for line in (ROOT / "requirements" / f"{kind}.txt").read_text().splitlines()

@@ -1,4 +1,5 @@
-"""Fixtures for the remote-backend tests: a real Gradio app in a virtual environment of its own.
+"""Fixtures for the worker tests: a real Celery worker process (``worker``), and for the
+remote-backend tests a real Gradio app in a virtual environment of its own.
 
 Gradio is a test-only dependency with a large dependency tree of its own, so it lives in
 ``var/gradio-venv/<key>/`` (``key`` hashes the requirements and the Python version), built on
@@ -22,8 +23,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.workers.real_worker import new_queue, start_worker, stop_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = Path(__file__).resolve().parent / "gradio_app" / "app.py"
@@ -151,3 +155,20 @@ def gradio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A real Celery worker on a queue of its own, for the tests of one module
+    (:mod:`tests.workers.real_worker`): its queue, media folder, process and log."""
+    queue = new_queue()
+    media = tmp_path_factory.mktemp("worker-media")
+    log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
+    with django_db_blocker.unblock():
+        process = start_worker(queue, media, log_path)
+    try:
+        yield {"queue": queue, "media": media, "process": process, "log": log_path}
+    finally:
+        stop_worker(process)

@@ -1,8 +1,9 @@
 """Backend checks split by host: the admin (web host, no torch) checks a config's shape; "Check
 now" sends the full check to a worker of the model's queue, which records what it found.
 
-torch is not installed here, so this machine plays both the slim web host and a worker that
-cannot run diffusers; a stand-in torch plays a worker that can.
+torch is made unimportable where this machine plays the slim web host and a worker that cannot
+run diffusers (CI installs it: test_diffusers_pipeline.py runs the real one); a stand-in torch
+plays a worker that can.
 """
 
 from __future__ import annotations
@@ -43,8 +44,11 @@ def refuse_to_send(*, model_id: int, queue: str) -> None:
 
 @pytest.fixture
 def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``import torch`` fails, as on the slim web image (and on this machine anyway)."""
+    """``import torch`` and ``import diffusers`` fail, as on the slim web image. (diffusers too:
+    imported for real while torch cannot be, it would keep stand-ins for every torch class for
+    the rest of the process, under the real-library tests of test_diffusers_pipeline.py.)"""
     monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "diffusers", None)
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""The ``diffusers`` backend's configuration and error paths (torch is not installed here).
+"""The ``diffusers`` backend's configuration and error paths, with stand-in libraries.
 
 The environment checks and the generation path run against small stand-in ``torch`` and
-``diffusers`` modules put into ``sys.modules``; the real libraries are never imported.
+``diffusers`` modules put into ``sys.modules`` (a GPU, an out-of-memory error); the real
+libraries are never imported here, installed or not. test_diffusers_pipeline.py runs the real
+ones on a tiny pipeline.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ Config (``backend_config`` of a model whose backend is ``diffusers``; :class:`Di
       "steps": 30,                         # 1..500
       "guidance": 5.0,                     # 0..50
       "width": 1024, "height": 1024,       # multiples of 8, 64..4096
-      "negative_prompt": ""                # optional
+      "negative_prompt": "",               # optional
+      "timeout_s": 120                     # optional: stop a generation whose denoising runs
+                                           # longer (between two steps; the job is retried)
     }
 
 Only image formats (png, webp) are produced; video and 3D pipelines are not supported yet.
@@ -40,7 +42,9 @@ import inspect
 import io
 import json
 import os
+import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,6 +102,11 @@ class DiffusersConfig(BackendConfig):
         description="an integer from 64 to 4096, a multiple of 8",
     )
     negative_prompt: str = Field("", description="a string")
+    # Checked between denoising steps (the pipeline's step callback), so a stopped job leaves the
+    # pipeline in a clean state; the job's own limit (soft_time_limit_s) still bounds load + run.
+    timeout_s: float | None = Field(
+        None, gt=0, le=600, description="seconds, more than 0 and at most 600"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -169,13 +178,14 @@ class DiffusersBackend:
         weights = Path(config.weights_path)
         if not weights.exists():
             raise BackendConfigError(f"diffusers: 'weights_path' {str(weights)!r} does not exist")
-        if weights.is_dir():
-            _check_model_index(weights)
+        index = _check_model_index(weights) if weights.is_dir() else None
         if config.pipeline != "auto" and not hasattr(diffusers, config.pipeline):
             raise BackendConfigError(
                 f"diffusers: 'pipeline' {config.pipeline!r} is not a class of the installed "
                 f"diffusers {getattr(diffusers, '__version__', '')}".rstrip()
             )
+        if index is not None and config.pipeline != "auto":
+            _check_components(getattr(diffusers, config.pipeline), config.pipeline, weights, index)
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GeneratedFile:
@@ -188,6 +198,8 @@ class DiffusersBackend:
                 image = self._run(torch, diffusers, config, request)
             except BackendError:
                 raise
+            except _Overrun as exc:
+                raise TransientBackendError(f"diffusers: {exc}") from None
             except Exception as exc:
                 oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
                 if isinstance(oom, type) and isinstance(exc, oom):
@@ -219,7 +231,14 @@ class DiffusersBackend:
             kwargs["negative_prompt"] = config.negative_prompt
         if conditioning is not None:
             kwargs["image"] = conditioning
+        if config.timeout_s is not None:
+            kwargs["callback_on_step_end"] = _deadline_callback(config.timeout_s)
         kwargs = _accepted(pipe, kwargs)
+        if config.timeout_s is not None and "callback_on_step_end" not in kwargs:
+            raise BackendConfigError(
+                f"diffusers: {type(pipe).__name__} takes no step callback, so 'timeout_s' "
+                "cannot be kept; leave it out (the job's time limit still applies)"
+            )
         with torch.inference_mode():
             output = pipe(**kwargs)
         images = getattr(output, "images", None)
@@ -266,15 +285,50 @@ class DiffusersBackend:
         weights = config.weights_path
         name = config.pipeline
         cls = diffusers.AutoPipelineForText2Image if name == "auto" else getattr(diffusers, name)
-        dtype = getattr(torch, config.dtype)
-        if Path(weights).is_file():
-            pipe = cls.from_single_file(weights, torch_dtype=dtype, local_files_only=True)
-        else:
-            pipe = cls.from_pretrained(weights, torch_dtype=dtype, local_files_only=True)
+        options = {
+            _dtype_keyword(diffusers): getattr(torch, config.dtype),
+            "local_files_only": True,
+        }
+        try:
+            if Path(weights).is_file():
+                pipe = cls.from_single_file(weights, **options)
+            else:
+                pipe = cls.from_pretrained(weights, **options)
+        except (ValueError, TypeError, AttributeError) as exc:
+            # The folder's components do not make this class (another model family, a missing
+            # component): a config error, not worth a retry.
+            raise BackendConfigError(
+                f"diffusers: {name if name != 'auto' else 'the auto pipeline'} cannot load "
+                f"{weights!r}: {exc}"
+            ) from exc
         pipe = pipe.to(config.device)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         return pipe
+
+
+class _Overrun(Exception):
+    """Raised by the step callback once a generation is past its ``timeout_s``."""
+
+
+def _deadline_callback(timeout_s: float) -> Any:
+    """A ``callback_on_step_end`` that stops the denoising loop once ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+
+    def check(pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> Any:
+        if time.monotonic() > deadline:
+            raise _Overrun(f"the generation took longer than timeout_s={timeout_s:g} s")
+        return callback_kwargs
+
+    return check
+
+
+def _dtype_keyword(diffusers: Any) -> str:
+    """``dtype`` from diffusers 0.42 (``torch_dtype`` is deprecated there), ``torch_dtype``
+    before."""
+    version = getattr(diffusers, "__version__", "0")
+    parts = [int(p) for p in re.findall(r"\d+", version)[:2]] + [0, 0]
+    return "dtype" if (parts[0], parts[1]) >= (0, 42) else "torch_dtype"
 
 
 def _modules() -> tuple[Any, Any]:
@@ -300,9 +354,10 @@ def _modules() -> tuple[Any, Any]:
     return modules["torch"], modules["diffusers"]
 
 
-def _check_model_index(folder: Path) -> None:
-    """The folder's ``model_index.json`` exists, reads as JSON and names its pipeline class: the
-    pipeline config a load starts from (the weights themselves are read by the first job)."""
+def _check_model_index(folder: Path) -> dict[str, Any]:
+    """The folder's ``model_index.json``, once it exists, reads as JSON and names its pipeline
+    class: the pipeline config a load starts from (the weights themselves are read by the first
+    job)."""
     index = folder / "model_index.json"
     if not index.is_file():
         raise BackendConfigError(
@@ -316,6 +371,33 @@ def _check_model_index(folder: Path) -> None:
     if not isinstance(data, dict) or not isinstance(data.get("_class_name"), str):
         raise BackendConfigError(
             f"diffusers: {str(index)!r} names no pipeline class ('_class_name')"
+        )
+    return data
+
+
+def _check_components(cls: Any, name: str, folder: Path, index: dict[str, Any]) -> None:
+    """The components ``cls`` cannot be made without are in the folder's ``model_index.json``.
+
+    diffusers loads a folder into another family's class with the missing parts set to None
+    (an SDXL class over a Stable Diffusion 1.5 folder loads, then fails in the first job on its
+    absent second text encoder): a config error to report before any weights are read.
+    """
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    missing = [
+        p.name
+        for p in params.values()
+        if p.name != "self" and p.kind in named and p.default is inspect.Parameter.empty
+        if p.name not in index
+    ]
+    if missing:
+        raise BackendConfigError(
+            f"diffusers: 'pipeline' {name} needs {', '.join(missing)}, which {str(folder)!r} "
+            f"does not have (its model_index.json describes a {index['_class_name']}); "
+            'use that class or "auto"'
         )
 
 
