@@ -203,6 +203,8 @@ def test_it_needs_existing_weights_and_a_known_pipeline(
         ({"weights_path": "/m/x.safetensors"}, ["png"], "needs an explicit 'pipeline'"),
         ({"weights_path": "/m", "lora": "x"}, ["png"], "unknown option"),
         ({"weights_path": "/m"}, ["mp4"], "mp4 output is not supported yet"),
+        ({"weights_path": "/m", "timeout_s": 0}, ["png"], "'timeout_s' must be seconds"),
+        ({"weights_path": "/m", "timeout_s": 601}, ["png"], "'timeout_s' must be seconds"),
         ({"weights_path": "/m"}, ["png", "glb"], "glb output is not supported yet"),
     ],
 )
@@ -272,3 +274,13 @@ def test_it_maps_pipeline_failures(fake_torch: types.SimpleNamespace, weights: P
     with pytest.raises(BackendError, match="RuntimeError: shape mismatch") as info:
         backend.generate(request(config))
     assert not isinstance(info.value, TransientBackendError)
+
+
+def test_a_timeout_on_a_pipeline_without_step_callbacks_is_a_config_error(
+    fake_torch: types.SimpleNamespace, weights: Path
+) -> None:
+    config = {"weights_path": str(weights), "width": 64, "height": 64, "timeout_s": 30}
+
+    with pytest.raises(BackendConfigError, match="takes no step callback, so 'timeout_s'"):
+        DiffusersBackend().generate(request(config))
+    assert FakePipeline.calls == []  # refused before it ran

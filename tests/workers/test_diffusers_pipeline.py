@@ -21,6 +21,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,20 @@ def test_a_wrong_pipeline_class_is_a_config_error(tiny: Path, pipeline: str, mes
         DiffusersBackend().check_config(config, ["png"])  # "Check now" on a worker says so
     with pytest.raises(BackendConfigError, match=message):
         DiffusersBackend().generate(request(config))
+
+
+def test_a_folder_whose_index_names_another_family_is_a_config_error_on_load(
+    tiny: Path, tmp_path: Path
+) -> None:
+    mislabelled = tmp_path / "mislabelled"
+    shutil.copytree(tiny, mislabelled)
+    index = json.loads((mislabelled / "model_index.json").read_text())
+    (mislabelled / "model_index.json").write_text(
+        json.dumps({**index, "_class_name": "KandinskyV22Pipeline"})
+    )
+
+    with pytest.raises(BackendConfigError, match=r"the auto pipeline cannot load .* expected"):
+        DiffusersBackend().generate(request(cpu_config(mislabelled)))
 
 
 def test_the_folders_own_class_named_explicitly_loads(tiny: Path) -> None:

@@ -26,12 +26,13 @@ them reports a :class:`~workers.backends.base.BackendConfigError` instead of an 
 
 Contract: ``check_config`` raises BackendConfigError naming the problem: a bad key, torch or
 diffusers not installed, no CUDA device (unless ``device`` is ``"cpu"``), missing weights or an
-unreadable ``model_index.json``, an unknown pipeline class. It therefore runs where the
-worker's environment is (the admin's "Check now" sends it to a worker of the model's queue,
-:mod:`workers.checks`); ``check_shape`` checks the config alone, anywhere (the web host, a
-registry file in CI). ``generate`` raises BackendConfigError for the same problems,
-TransientBackendError when the GPU runs out of memory, and BackendError when the pipeline
-fails or returns no image. The per-process pipeline cache holds one model (loading
+unreadable ``model_index.json``, an unknown pipeline class or one that needs components the
+folder does not have. It therefore runs where the worker's environment is (the admin's "Check
+now" sends it to a worker of the model's queue, :mod:`workers.checks`); ``check_shape`` checks
+the config alone, anywhere (the web host, a registry file in CI). ``generate`` raises
+BackendConfigError for the same problems and for weights the class cannot load,
+TransientBackendError when the GPU runs out of memory or the denoising runs past
+``timeout_s``, and BackendError when the pipeline fails or returns no image. The per-process pipeline cache holds one model (loading
 another frees the previous one); generations in one process are serialised (one GPU).
 """
 
@@ -196,7 +197,7 @@ class DiffusersBackend:
             self._check_environment(config, torch, diffusers)
             try:
                 image = self._run(torch, diffusers, config, request)
-            except BackendError:
+            except (BackendError, BackendConfigError):
                 raise
             except _Overrun as exc:
                 raise TransientBackendError(f"diffusers: {exc}") from None
