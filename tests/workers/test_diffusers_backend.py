@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -27,6 +28,8 @@ from workers.backends import (
     backend_config_check,
 )
 from workers.media import validate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeOOM(RuntimeError):
@@ -284,3 +287,25 @@ def test_a_timeout_on_a_pipeline_without_step_callbacks_is_a_config_error(
     with pytest.raises(BackendConfigError, match="takes no step callback, so 'timeout_s'"):
         DiffusersBackend().generate(request(config))
     assert FakePipeline.calls == []  # refused before it ran
+
+
+def test_without_torch_diffusers_is_never_imported() -> None:
+    # Imported while torch cannot be, diffusers keeps stand-ins for every torch class for the
+    # life of the process: a worker whose first job ran before torch was importable (or a test
+    # run) would fail every later job. A clean interpreter, so no earlier import hides it.
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "from workers.backends import diffusers as d\n"
+        "try:\n"
+        "    d._modules()\n"
+        "except d.BackendConfigError as exc:\n"
+        "    assert 'not installed: torch' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('no error without torch')\n"
+        "assert 'diffusers' not in sys.modules, 'diffusers was imported without torch'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

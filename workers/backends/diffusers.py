@@ -39,11 +39,13 @@ another frees the previous one); generations in one process are serialised (one 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import io
 import json
 import os
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -341,6 +343,12 @@ def _modules() -> tuple[Any, Any]:
     missing = []
     modules: dict[str, Any] = {}
     for name in ("torch", "diffusers"):
+        if name == "diffusers" and "torch" not in modules:
+            # Not imported without torch: diffusers would load stand-ins for every torch class
+            # and keep them for the life of the process, even once torch can be imported.
+            if not _installed(name):
+                missing.append(f"{name} (No module named {name!r})")
+            continue
         try:
             modules[name] = importlib.import_module(name)
         except ImportError as exc:
@@ -353,6 +361,16 @@ def _modules() -> tuple[Any, Any]:
             "on the GPU workers"
         )
     return modules["torch"], modules["diffusers"]
+
+
+def _installed(name: str) -> bool:
+    """Whether module ``name`` can be imported, without importing it."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _check_model_index(folder: Path) -> dict[str, Any]:
