@@ -51,7 +51,11 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
     Per model: wins against the consensus-expected wins, one-sided exact
     Poisson-binomial tails for promotion and for demotion, Bonferroni over the
     tests, gated on the effect size (the personal taste shift, in logits, that would
-    explain the wins) and on appearances.
+    explain the wins) and on appearances.  Also rank rigging (Min et al., ICML 2025,
+    "omnipresent" rigging): a model always chosen while the models ranked just above it
+    are never chosen in the voter's other battles (or the mirror image, to sink one),
+    the joint tail of those disjoint tests, Bonferroni over targets, directions and
+    neighbour subsets (``rigging_window``).
 ``coordination``
     Voters sharing a network prefix (and prefix + user agent) whose votes fall
     in one session (gaps under ``group_gap_s``): the pooled votes get the
@@ -69,7 +73,8 @@ Detectors (each gives a level "ok", "suspicious" or "strong"):
 
 Verdict: "excluded" if any detector is strong (a lone strong ``crowd_echo`` or scoped
 ``model_targeting`` finding, or a returning identity's campaign membership, caps the voter's
-trust and keeps out its votes on the model instead, :func:`caps`), or if suspicious detectors come
+trust and keeps out its votes on the model instead, :func:`caps`; a suspicious
+``crowd_disagreement`` caps the trust too, ``disagreement_caps``), or if suspicious detectors come
 from at least ``combine_families`` different :data:`FAMILIES` (a rate suspicion
 that only comes from a busy network prefix does not count); "suspicious" if
 any is suspicious; else "ok".  Choice statistics need ``min_votes`` decided votes

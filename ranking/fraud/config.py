@@ -52,6 +52,12 @@ class FraudConfig:
     #: which has mean <= 1 for any voter lapsing up to ``l``.  A noisy honest voter's e-process
     #: then stays a supermartingale however many votes they cast; a random clicker's still grows.
     disagreement_lapse: float = 0.3
+    #: A suspicious (not strong) ``crowd_disagreement`` finding caps the voter's trust at the
+    #: floor while it stands, without excluding anyone: evidence of 20 to 1 against choosing
+    #: like even a careless crowd-follower bounds a near-random clicker's say long before it
+    #: has voted enough to be excluded (in attack_sim's pairwise arena it capped 2 of 9 random
+    #: clickers and 1 of 72 heavy noisy honest voters). False turns the cap off.
+    disagreement_caps: bool = True
 
     # -- crowd_echo --------------------------------------------------------------------------
     #: Sharpness tested against: the voter chooses with the crowd's odds raised to this power
@@ -132,6 +138,11 @@ class FraudConfig:
     #: agenda has not earned a full say). With other evidence (another family suspicious) the
     #: voter is excluded.
     targeting_scoped: bool = True
+    #: Rank rigging (Min et al., ICML 2025, "omnipresent" rigging): a target pushed up while
+    #: the models ranked just above it are pushed down, so its rank rises through battles it
+    #: is not in. The test joins the target's near all-or-nothing choices with those about up
+    #: to this many models next to it on the side it is pushed towards (0 turns it off).
+    rigging_window: int = 3
 
     # -- coordination ------------------------------------------------------------------------
     #: A group's time-sorted votes split into sessions where the gap exceeds this, seconds.
@@ -174,10 +185,9 @@ class FraudConfig:
     trust_full_s: float = 2 * 86_400.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.targeting_scoped, bool):
-            raise ValueError(
-                f"targeting_scoped: must be True or False, got {self.targeting_scoped!r}"
-            )
+        for name in ("targeting_scoped", "disagreement_caps"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
         self._check_detectors()
         self._check_p_values()
         self._check_disagreement()
@@ -247,6 +257,8 @@ class FraudConfig:
         ):
             _check_int(name, getattr(self, name), 1)
         _check_int("impossible_min_votes", self.impossible_min_votes, 2)
+        if _check_int("rigging_window", self.rigging_window, 0) > 6:
+            raise ValueError(f"rigging_window: must be at most 6, got {self.rigging_window!r}")
         _check_int("group_min_voters", self.group_min_voters, 2)
 
     def _check_scales(self) -> None:

@@ -47,6 +47,7 @@ class _Context:
     prefix_flags: dict[str, list[dict[str, Any]]]
     groups: dict[str, tuple[Level, _GroupFinding]]
     campaigns: dict[str, CampaignFinding]
+    ranks: dict[str, int]  # the consensus order, 0 the best (rank rigging)
 
 
 def _resolve_baseline(
@@ -74,10 +75,13 @@ def _context(
     baseline: TrafficBaseline,
     config: FraudConfig,
     campaigns: Sequence[CampaignFinding],
+    consensus: Consensus,
 ) -> _Context:
     """The arena-wide findings: rate limits, busy prefixes and flagged groups (when enabled)."""
     enabled = frozenset(config.detectors)
     limits = baseline.limits(config)
+    scores = consensus.scores
+    order = sorted(scores, key=lambda m: (-scores[m], m))
     return _Context(
         config,
         enabled,
@@ -85,6 +89,7 @@ def _context(
         _prefix_flags(votes, limits, config) if "rate" in enabled else {},
         _coordination(preps, config) if "coordination" in enabled else {},
         campaign_membership(campaigns) if "campaign" in enabled else {},
+        {m: i for i, m in enumerate(order)},
     )
 
 
@@ -119,7 +124,7 @@ def _detect(
     if detector == "rate":
         return _rate(votes, ctx.limits, ctx.prefix_flags.get(voter, []), config)
     if detector == "model_targeting":
-        return _model_targeting(decided, config)
+        return _model_targeting(decided, config, ctx.ranks)
     if detector == "campaign":
         finding = ctx.campaigns.get(voter)
         # A member with a history of its own loses its say on the model, not its identity.
@@ -197,7 +202,7 @@ def scan(
     for p in preps:
         by_voter[p.vote.voter].append(p)
     wanted = sorted(by_voter if voters is None else set(voters))
-    ctx = _context(votes, preps, baseline, config, campaigns)
+    ctx = _context(votes, preps, baseline, config, campaigns, consensus)
     return {voter: _report(voter, by_voter.get(voter, []), ctx) for voter in wanted}
 
 

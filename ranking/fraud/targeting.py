@@ -3,12 +3,19 @@
 Exact Poisson-binomial tails for promotion and demotion, Bonferroni over the
 tests, gated on the personal taste shift (:func:`taste_shift`) that would
 explain the wins.
+
+Rank rigging (Min et al., ICML 2025: "omnipresent" rigging) is tested here too: a target
+always chosen while the models ranked just above it are never chosen in the voter's other
+battles lifts the target's rank through battles it is not in. Each model alone may be too
+rarely shown for significance; the joint tail of the target's test and its neighbours'
+(disjoint votes, so the tails multiply) is Bonferroni-corrected over the targets, the
+directions and the subsets of neighbours tried.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +155,102 @@ def _targeting(
     return best, tests, [r[1] for r in table[:8]]
 
 
+@dataclass(frozen=True)
+class _Rig:
+    """A rank-rigging finding: the target's test and its neighbours' (the opposite way)."""
+
+    target: _Target
+    neighbours: tuple[_Target, ...]
+    p_value: float  # the joint tail
+    p_adjusted: float
+    level: Level
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.target.model, *(n.model for n in self.neighbours))
+
+
+def _side(ranks: Mapping[str, int], model: str, direction: str, window: int) -> list[str]:
+    """The ``window`` models ranked next to ``model`` above it (promote) or below (demote)."""
+    order = sorted(ranks, key=lambda m: (ranks[m], m))
+    i = order.index(model)
+    return (
+        order[max(0, i - window) : i] if direction == "promote" else order[i + 1 : i + 1 + window]
+    )
+
+
+def _rig_candidates(
+    decided: Sequence[_Prep], t: _Target, ranks: Mapping[str, int], config: FraudConfig
+) -> list[_Target]:
+    """The neighbours' tests (opposite way, on the votes without the target) that clear the
+    suspicious shift, most extreme first."""
+    side = _side(ranks, t.model, t.direction, config.rigging_window)
+    if not side:
+        return []
+    app = _appearances([p for p in decided if t.model not in p.vote.slots])
+    opposite = "demote" if t.direction == "promote" else "promote"
+    tests = [_target_test(n, opposite, *app[n], 1, config) for n in side if n in app]
+    good = [n for n in tests if n.shift >= config.targeting_suspicious_shift]
+    return sorted(good, key=lambda n: (n.p_value, n.model))
+
+
+def _rigging(
+    decided: Sequence[_Prep], ranks: Mapping[str, int] | None, config: FraudConfig
+) -> _Rig | None:
+    """The most incriminating rank-rigging test, or None (no ranks, or nothing to test)."""
+    if not ranks or config.rigging_window == 0:
+        return None
+    app = _appearances(decided)
+    testable = [m for m, (ps, _) in app.items() if len(ps) >= config.min_votes and m in ranks]
+    tests = 2 * len(testable) * (2**config.rigging_window - 1)
+    best: _Rig | None = None
+    for m in testable:
+        for direction in ("promote", "demote"):
+            t = _target_test(m, direction, *app[m], 1, config)
+            if t.shift < config.targeting_suspicious_shift:
+                continue
+            neighbours = _rig_candidates(decided, t, ranks, config)
+            for j in range(1, len(neighbours) + 1):
+                rig = _rig(t, tuple(neighbours[:j]), tests, config)
+                if best is None or (_RANK[rig.level], -rig.p_adjusted) > (
+                    _RANK[best.level],
+                    -best.p_adjusted,
+                ):
+                    best = rig
+    return best
+
+
+def _rig(t: _Target, neighbours: tuple[_Target, ...], tests: int, config: FraudConfig) -> _Rig:
+    joint = t.p_value * math.prod(n.p_value for n in neighbours)
+    p_adj = min(1.0, joint * tests)
+    level = _graded(
+        n=t.n + sum(n.n for n in neighbours),
+        effect=min(t.shift, *(n.shift for n in neighbours)),
+        p=p_adj,
+        strong=(
+            config.targeting_min_appearances,
+            config.targeting_strong_shift,
+            config.targeting_strong_p,
+        ),
+        suspicious=(config.min_votes, config.targeting_suspicious_shift, config.suspicious_p),
+    )
+    return _Rig(t, neighbours, joint, p_adj, level)
+
+
+def _rig_summary(rig: _Rig) -> str:
+    t = rig.target
+    verb = "never" if t.direction == "promote" else "always"
+    others = ", ".join(
+        f"{n.model} ({n.observed} of {n.n}, expected {n.expected:.1f})" for n in rig.neighbours
+    )
+    side = "above" if t.direction == "promote" else "below"
+    return (
+        f"rank rigging: chose {t.model} in {t.observed} of {t.n} decided votes where it was "
+        f"shown (expected {t.expected:.1f}) and {verb} chose the models ranked just {side} it "
+        f"in its other votes: {others} (p = {_fmt_p(rig.p_adjusted)})"
+    )
+
+
 def _target_summary(t: _Target) -> str:
     return (
         f"chose {t.model} in {t.observed} of {t.n} decided votes where it was shown "
@@ -174,8 +277,44 @@ def _target_evidence(t: _Target | None, tests: int) -> dict[str, Any]:
     }
 
 
-def _model_targeting(decided: Sequence[_Prep], config: FraudConfig) -> DetectorResult:
+def _model_targeting(
+    decided: Sequence[_Prep], config: FraudConfig, ranks: Mapping[str, int] | None = None
+) -> DetectorResult:
+    """The voter's most incriminating targeting finding: one model pushed, or (with the
+    consensus ``ranks``, 0 the best) a model pushed while its rank neighbours are held back."""
     t, tests, table = _targeting(decided, config)
+    rig = _rigging(decided, ranks, config)
+    if rig is not None and (
+        t is None or (_RANK[rig.level], -rig.p_adjusted) > (_RANK[t.level], -t.p_adjusted)
+    ):
+        evidence = _target_evidence(rig.target, tests)
+        evidence.update(
+            p_value=rig.p_value,
+            p_adjusted=rig.p_adjusted,
+            rigging={
+                "neighbours": [
+                    {
+                        "model": n.model,
+                        "direction": n.direction,
+                        "shown": n.n,
+                        "chosen": n.observed,
+                        "expected": _r(n.expected, 2),
+                    }
+                    for n in rig.neighbours
+                ],
+                "window": config.rigging_window,
+            },
+            models=table,
+        )
+        rigged = set(rig.models)
+        return DetectorResult(
+            "model_targeting",
+            rig.level,
+            _r(_neg_log10(rig.p_adjusted)),
+            _rig_summary(rig),
+            evidence,
+            tuple(p.vote.vote_id for p in decided if rigged & set(p.vote.slots)),
+        )
     evidence = _target_evidence(t, tests)
     evidence["models"] = table
     if t is None:

@@ -30,8 +30,12 @@ def capping(config: FraudConfig = DEFAULT_CONFIG) -> frozenset[str]:
 
 
 def caps(result: DetectorResult, config: FraudConfig = DEFAULT_CONFIG) -> bool:
-    """Whether ``result`` is a strong capping finding: of a :func:`capping` detector, or a
-    campaign membership scoped to its model (a returning identity, ``evidence["scoped"]``)."""
+    """Whether ``result`` caps the voter's trust: a strong finding of a :func:`capping`
+    detector, a campaign membership scoped to its model (a returning identity,
+    ``evidence["scoped"]``), or a suspicious ``crowd_disagreement`` (with
+    ``config.disagreement_caps``; a strong one excludes)."""
+    if result.detector == "crowd_disagreement":
+        return config.disagreement_caps and result.level == "suspicious"
     return result.level == "strong" and (
         result.detector in capping(config) or bool(result.evidence.get("scoped"))
     )

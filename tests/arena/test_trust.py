@@ -173,6 +173,48 @@ def test_a_voter_who_copies_the_board_weighs_the_floor_without_being_excluded_un
     assert b'id="trust-capped"' not in page
 
 
+def test_a_suspected_random_clicker_weighs_the_floor_without_being_excluded(
+    clock: Clock, admin_client: Any
+) -> None:
+    """Five models a logit apart: twelve honest voters choose by the odds over three days, one
+    identity clicks at random (15 votes a day, so it has earned full trust by count and
+    spread). Its choices depart from the crowd's enough to suspect (crowd_disagreement), not to
+    exclude: the scan holds its trust at the floor and the review page says why."""
+    arena = ready_arena(models=5, prompts=2)
+    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+    rng = random.Random(1)  # a seeded run; seeds 2, 3 and 5 suspect it too (4 and 6 do not)
+
+    def by_odds(labels: dict[int, str], rng: random.Random) -> str:
+        a, b = sorted(labels)
+        p = 1 / (1 + math.exp(1.0 * (ids.index(a) - ids.index(b))))
+        return labels[a] if rng.random() < p else labels[b]
+
+    def at_random(labels: dict[int, str], rng: random.Random) -> str:
+        return labels[rng.choice(sorted(labels))]
+
+    people = [VoterFactory.create() for _ in range(12)]
+    clicker = VoterFactory.create()
+    for day in range(3):
+        for i, person in enumerate(people):
+            for _ in range(12):
+                cast(arena, person, by_odds, clock, rng, ip=f"198.51.{i}.{day}")
+        for _ in range(15):
+            cast(arena, clicker, at_random, clock, rng, ip="203.0.113.41")
+        clock.advance(86_400.0)
+
+    fraud.fraud_scan(arena=arena, full=True)
+
+    flag = _flag_for(arena, clicker)
+    found = next(r for r in flag.results if r["detector"] == "crowd_disagreement")
+    assert found["level"] == "suspicious", found["summary"]
+    assert flag.verdict == "suspicious" and not flag.is_excluding
+    assert weight(arena, clicker) == pytest.approx(0.1)
+    assert all(weight(arena, p) == 1.0 for p in people), "honest voters keep their trust"
+    assert_tallies_equal_a_replay(arena)
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{clicker.public_id}/").content
+    assert b'id="trust-capped"' in page and b"as a random clicker" in page
+
+
 def _flag_for(arena: Arena, voter: Voter) -> VoterFlag:
     return VoterFlag.objects.get_or_create(arena=arena, voter=voter)[0]
 

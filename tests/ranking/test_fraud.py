@@ -21,6 +21,7 @@ from ranking.fraud import (
     choice_series,
     decide,
     poisson_binomial_sf,
+    replay_scans,
     scan,
     taste_shift,
 )
@@ -419,6 +420,36 @@ def test_it_catches_a_random_clicker_with_many_votes() -> None:
     assert rep.verdict == "excluded"
 
 
+def test_a_random_clicker_too_new_to_exclude_has_its_trust_capped() -> None:
+    rep = scan(CROWD + cast("clicker", 25, random_clicker), SPREAD)["clicker"]
+
+    assert rep.result("crowd_disagreement").level == "suspicious"
+    assert rep.verdict == "suspicious" and rep.trust_capped
+    assert rep.kept_out == ()  # no model of its own: its weight is what is bounded
+
+    off = FraudConfig(disagreement_caps=False)
+    assert not scan(CROWD + cast("clicker", 25, random_clicker), SPREAD, config=off)[
+        "clicker"
+    ].trust_capped
+
+
+def test_the_replay_weighs_a_suspected_random_clicker_at_the_floor() -> None:
+    votes = sorted(
+        CROWD + cast("clicker", 25, random_clicker, start=3 * 86_400.0, gap=4 * 3600.0),
+        key=lambda v: (v.time_s, v.vote_id),
+    )
+
+    result = replay_scans(votes, scan_every_s=86_400.0)
+
+    assert result.verdicts["clicker"] == "suspicious"
+    assert result.trust["clicker"] == pytest.approx(FraudConfig().trust_floor)
+    assert all(
+        w == pytest.approx(result.trust["clicker"])
+        for w in (result.weights[v.vote_id] for v in votes if v.voter == "clicker")
+    )
+    assert not any(result.reports[v].trust_capped for v in {v.voter for v in CROWD})
+
+
 def test_it_does_not_flag_honest_voters_of_the_crowd() -> None:
     reports = scan(CROWD, SPREAD)
     assert all(r.verdict != "excluded" for r in reports.values())
@@ -550,6 +581,7 @@ def test_it_wants_one_voter_per_choice_series() -> None:
         ({"campaign_window_s": 0.0}, "campaign_window_s"),
         ({"speed_suspicious_share": 0.0}, "speed_suspicious_share"),
         ({"speed_suspicious_share": 1.5}, "speed_suspicious_share"),
+        ({"disagreement_caps": 1}, "disagreement_caps"),
     ],
 )
 def test_it_rejects_bad_config_values_naming_the_argument(
