@@ -350,8 +350,9 @@ def _report_capped(
 
 
 def caps_trust(flag: VoterFlag, config: fraud.FraudConfig = fraud.DEFAULT_CONFIG) -> str | None:
-    """The detector whose strong capping finding (``ranking.fraud.caps``) holds the voter's
-    trust at the floor, or None: only while the voter is not excluded, and a reviewer's
+    """The detector whose capping finding (``ranking.fraud.caps``: a strong crowd echo,
+    scoped targeting or campaign membership, or a suspicious crowd disagreement) holds the
+    voter's trust at the floor, or None: only while the voter is not excluded, and a reviewer's
     clearance lifts it."""
     if flag.review == Review.CLEARED or flag.verdict == Verdict.EXCLUDED:
         return None

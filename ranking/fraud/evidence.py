@@ -198,11 +198,12 @@ class VoterReport:
     n_votes: int
     #: Vote ids kept out though the voter is not excluded: with a lone strong model-targeting
     #: finding (``FraudConfig.targeting_scoped``) or a returning identity's membership of a
-    #: campaign, the votes where that model was shown.
+    #: campaign, the votes where that model was shown (for rank rigging: any of its models).
     kept_out: tuple[str, ...] = ()
     #: The voter's trust is held at the floor while this report stands, though the voter is
-    #: not excluded: a lone strong capping finding (``crowd_echo``; scoped ``model_targeting``
-    #: or a returning identity's campaign membership, which also keep out ``kept_out``).
+    #: not excluded: a capping finding (a strong ``crowd_echo``; a strong scoped
+    #: ``model_targeting`` or a returning identity's campaign membership, which also keep out
+    #: ``kept_out``; a suspicious ``crowd_disagreement``, ``FraudConfig.disagreement_caps``).
     trust_capped: bool = False
 
     def result(self, detector: str) -> DetectorResult:

@@ -7,9 +7,10 @@ explain the wins.
 Rank rigging (Min et al., ICML 2025: "omnipresent" rigging) is tested here too: a target
 always chosen while the models ranked just above it are never chosen in the voter's other
 battles lifts the target's rank through battles it is not in. Each model alone may be too
-rarely shown for significance; the joint tail of the target's test and its neighbours'
-(disjoint votes, so the tails multiply) is Bonferroni-corrected over the targets, the
-directions and the subsets of neighbours tried.
+rarely shown for significance; the target's test (all its votes) and its neighbours' (the votes
+without the target) are combined by Fisher's method, Bonferroni-corrected over the targets,
+the directions and the subsets of neighbours tried (the empty subset is the single-model test:
+the two are corrected separately, so together they flag at most twice the nominal rate).
 """
 
 from __future__ import annotations
@@ -161,18 +162,23 @@ class _Rig:
 
     target: _Target
     neighbours: tuple[_Target, ...]
-    p_value: float  # the joint tail
+    p_value: float  # Fisher's combination of the tests' tails
     p_adjusted: float
     level: Level
+    tests: int  # the Bonferroni count: 2 x targets x neighbour subsets
 
     @property
     def models(self) -> tuple[str, ...]:
         return (self.target.model, *(n.model for n in self.neighbours))
 
 
-def _side(ranks: Mapping[str, int], model: str, direction: str, window: int) -> list[str]:
-    """The ``window`` models ranked next to ``model`` above it (promote) or below (demote)."""
-    order = sorted(ranks, key=lambda m: (ranks[m], m))
+#: Appearances a neighbour needs (in the votes without the target) to join a rigging test.
+RIG_NEIGHBOUR_MIN = 3
+
+
+def _side(order: Sequence[str], model: str, direction: str, window: int) -> Sequence[str]:
+    """The ``window`` models ranked next to ``model`` (``order``: best first) above it
+    (promote) or below it (demote)."""
     i = order.index(model)
     return (
         order[max(0, i - window) : i] if direction == "promote" else order[i + 1 : i + 1 + window]
@@ -180,17 +186,21 @@ def _side(ranks: Mapping[str, int], model: str, direction: str, window: int) -> 
 
 
 def _rig_candidates(
-    decided: Sequence[_Prep], t: _Target, ranks: Mapping[str, int], config: FraudConfig
+    decided: Sequence[_Prep], t: _Target, order: Sequence[str], config: FraudConfig
 ) -> list[_Target]:
-    """The neighbours' tests (opposite way, on the votes without the target) that clear the
-    suspicious shift, most extreme first."""
-    side = _side(ranks, t.model, t.direction, config.rigging_window)
+    """The neighbours' tests (opposite way, on the votes without the target) shown at least
+    ``RIG_NEIGHBOUR_MIN`` times that clear the suspicious shift, most extreme first."""
+    side = _side(order, t.model, t.direction, config.rigging_window)
     if not side:
         return []
     app = _appearances([p for p in decided if t.model not in p.vote.slots])
     opposite = "demote" if t.direction == "promote" else "promote"
     tests = [_target_test(n, opposite, *app[n], 1, config) for n in side if n in app]
-    good = [n for n in tests if n.shift >= config.targeting_suspicious_shift]
+    good = [
+        n
+        for n in tests
+        if n.n >= RIG_NEIGHBOUR_MIN and n.shift >= config.targeting_suspicious_shift
+    ]
     return sorted(good, key=lambda n: (n.p_value, n.model))
 
 
@@ -203,13 +213,14 @@ def _rigging(
     app = _appearances(decided)
     testable = [m for m, (ps, _) in app.items() if len(ps) >= config.min_votes and m in ranks]
     tests = 2 * len(testable) * (2**config.rigging_window - 1)
+    order = sorted(ranks, key=lambda m: (ranks[m], m))
     best: _Rig | None = None
     for m in testable:
         for direction in ("promote", "demote"):
             t = _target_test(m, direction, *app[m], 1, config)
             if t.shift < config.targeting_suspicious_shift:
                 continue
-            neighbours = _rig_candidates(decided, t, ranks, config)
+            neighbours = _rig_candidates(decided, t, order, config)
             for j in range(1, len(neighbours) + 1):
                 rig = _rig(t, tuple(neighbours[:j]), tests, config)
                 if best is None or (_RANK[rig.level], -rig.p_adjusted) > (
@@ -220,8 +231,25 @@ def _rigging(
     return best
 
 
+def fisher_combined(p_values: Sequence[float]) -> float:
+    """Fisher's combination of independent p-values: ``P(prod U_i <= prod p_i)`` for uniform
+    ``U_i``, ``x * sum_{i<k} (-ln x)^i / i!`` with ``x`` the product (conservative for the
+    discrete, super-uniform tails of exact tests)."""
+    x = math.prod(p_values)
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    minus_log = -math.log(x)
+    term, total = 1.0, 1.0
+    for i in range(1, len(p_values)):
+        term *= minus_log / i
+        total += term
+    return min(1.0, x * total)
+
+
 def _rig(t: _Target, neighbours: tuple[_Target, ...], tests: int, config: FraudConfig) -> _Rig:
-    joint = t.p_value * math.prod(n.p_value for n in neighbours)
+    joint = fisher_combined([t.p_value, *(n.p_value for n in neighbours)])
     p_adj = min(1.0, joint * tests)
     level = _graded(
         n=t.n + sum(n.n for n in neighbours),
@@ -234,20 +262,20 @@ def _rig(t: _Target, neighbours: tuple[_Target, ...], tests: int, config: FraudC
         ),
         suspicious=(config.min_votes, config.targeting_suspicious_shift, config.suspicious_p),
     )
-    return _Rig(t, neighbours, joint, p_adj, level)
+    return _Rig(t, neighbours, joint, p_adj, level, tests)
 
 
 def _rig_summary(rig: _Rig) -> str:
     t = rig.target
-    verb = "never" if t.direction == "promote" else "always"
+    held = "held back" if t.direction == "promote" else "pushed"
     others = ", ".join(
-        f"{n.model} ({n.observed} of {n.n}, expected {n.expected:.1f})" for n in rig.neighbours
+        f"{n.model} chosen {n.observed} of {n.n}, expected {n.expected:.1f}" for n in rig.neighbours
     )
     side = "above" if t.direction == "promote" else "below"
     return (
         f"rank rigging: chose {t.model} in {t.observed} of {t.n} decided votes where it was "
-        f"shown (expected {t.expected:.1f}) and {verb} chose the models ranked just {side} it "
-        f"in its other votes: {others} (p = {_fmt_p(rig.p_adjusted)})"
+        f"shown (expected {t.expected:.1f}) and {held} the models ranked just {side} it in its "
+        f"other votes ({others}; p = {_fmt_p(rig.p_adjusted)})"
     )
 
 
@@ -284,8 +312,10 @@ def _model_targeting(
     consensus ``ranks``, 0 the best) a model pushed while its rank neighbours are held back."""
     t, tests, table = _targeting(decided, config)
     rig = _rigging(decided, ranks, config)
-    if rig is not None and (
-        t is None or (_RANK[rig.level], -rig.p_adjusted) > (_RANK[t.level], -t.p_adjusted)
+    if (
+        rig is not None
+        and rig.level != "ok"
+        and (t is None or (_RANK[rig.level], -rig.p_adjusted) > (_RANK[t.level], -t.p_adjusted))
     ):
         evidence = _target_evidence(rig.target, tests)
         evidence.update(
@@ -303,6 +333,7 @@ def _model_targeting(
                     for n in rig.neighbours
                 ],
                 "window": config.rigging_window,
+                "tests": rig.tests,
             },
             models=table,
         )

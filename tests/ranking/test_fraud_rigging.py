@@ -12,8 +12,9 @@ import pytest
 from ranking.fraud import Consensus, FraudConfig, VoteEvidence, scan
 from tests.ranking.test_fraud import CROWD, SPREAD, Chooser, cast, crowd, honest
 
-#: Twenty models 0.2 logits apart, r00 the best: in 60 votes each is shown about six times, too
-#: rarely for one model's all-or-nothing record to be significant after 40 tests.
+#: Twenty models 0.2 logits apart, r00 the best: in 100 votes each is shown about ten times, too
+#: rarely (in the seeded case below) for one model's all-or-nothing record to be significant
+#: after 40 tests.
 WIDE = [f"r{i:02d}" for i in range(20)]
 WIDE_CONSENSUS = Consensus({m: 1.9 - 0.2 * i for i, m in enumerate(WIDE)})
 
@@ -44,7 +45,7 @@ def rigger(target: str, hurt: tuple[str, ...], consensus: Consensus) -> Chooser:
 
 
 def test_a_rigger_lifting_its_model_past_the_two_above_is_caught_as_one_finding() -> None:
-    votes = cast("rig", 60, rigger("r12", ("r11", "r10"), WIDE_CONSENSUS), seed=4, models=WIDE)
+    votes = cast("rig", 100, rigger("r12", ("r11", "r10"), WIDE_CONSENSUS), seed=7, models=WIDE)
 
     rep = scan(WIDE_CROWD + votes, WIDE_CONSENSUS)["rig"]
     res = rep.result("model_targeting")
@@ -62,7 +63,7 @@ def test_a_rigger_lifting_its_model_past_the_two_above_is_caught_as_one_finding(
 
 
 def test_without_the_rank_test_the_same_rigger_is_not_strong() -> None:
-    votes = cast("rig", 60, rigger("r12", ("r11", "r10"), WIDE_CONSENSUS), seed=4, models=WIDE)
+    votes = cast("rig", 100, rigger("r12", ("r11", "r10"), WIDE_CONSENSUS), seed=7, models=WIDE)
 
     config = FraudConfig(rigging_window=0)
     rep = scan(WIDE_CROWD + votes, WIDE_CONSENSUS, config=config)["rig"]
@@ -78,12 +79,16 @@ def test_a_demoter_holding_a_model_under_the_two_below_it_is_caught() -> None:
         lifted = [i for i, m in enumerate(slots) if m in ("m3", "m4")]
         return lifted[0] if lifted else honest()(slots, rng)
 
-    votes = cast("sink", 40, sink, seed=5)
+    votes = cast("sink", 30, sink, seed=3)
     res = scan(CROWD + votes, SPREAD)["sink"].result("model_targeting")
+    alone = scan(CROWD + votes, SPREAD, config=FraudConfig(rigging_window=0))["sink"]
 
     assert res.level == "strong", res.summary
     assert res.evidence["model"] == "m2" and res.evidence["direction"] == "demote"
-    assert {n["model"] for n in res.evidence["rigging"]["neighbours"]} & {"m3", "m4"}
+    neighbours = res.evidence["rigging"]["neighbours"]
+    assert {n["model"] for n in neighbours} == {"m3", "m4"}
+    assert all(n["direction"] == "promote" and n["chosen"] == n["shown"] for n in neighbours)
+    assert alone.result("model_targeting").level == "ok"  # m2's 0 wins alone are too few
 
 
 def test_a_fan_of_one_model_is_not_a_rigger() -> None:
@@ -97,6 +102,28 @@ def test_a_fan_of_one_model_is_not_a_rigger() -> None:
 
     assert reports["fan"].result("model_targeting").evidence.get("rigging") is None
     assert reports["fan"].verdict != "excluded"
+
+
+def _taster(sd: float, seed: int) -> Chooser:
+    """An honest voter with a taste of its own: every model's score moved by N(0, sd) logits."""
+    rng = random.Random(seed)
+    own = Consensus({m: s + rng.gauss(0.0, sd) for m, s in WIDE_CONSENSUS.scores.items()})
+    return honest(own)
+
+
+def test_honest_voters_with_tastes_of_their_own_are_not_rank_riggers() -> None:
+    votes: list[VoteEvidence] = []
+    for i in range(300):
+        votes += cast(f"t{i:03d}", 80, _taster(1.0, i), seed=i, models=WIDE, start=i * 5e3)
+
+    reports = scan(WIDE_CROWD + votes, WIDE_CONSENSUS)
+
+    rigging = [
+        r.summary
+        for v, rep in reports.items()
+        if v.startswith("t") and (r := rep.result("model_targeting")).evidence.get("rigging")
+    ]
+    assert rigging == []
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,11 @@ class FakePipeline:
         cls.loads.append((path, kwargs))
         return cls()
 
+    @classmethod
+    def from_single_file(cls, path: str, **kwargs: Any) -> FakePipeline:
+        cls.loads.append((path, kwargs))
+        return cls()
+
     def to(self, device: str) -> FakePipeline:
         self.device = device
         return self
@@ -204,6 +209,11 @@ def test_it_needs_existing_weights_and_a_known_pipeline(
         ({"weights_path": "/m", "dtype": None}, ["png"], "'dtype' must be one of float16"),
         ({"weights_path": "/m", "pipeline": "os.system"}, ["png"], "'pipeline' must be"),
         ({"weights_path": "/m/x.safetensors"}, ["png"], "needs an explicit 'pipeline'"),
+        (
+            {"weights_path": "/m/x.safetensors", "pipeline": "StableDiffusionXLPipeline"},
+            ["png"],
+            "needs 'config_path', a local diffusers folder",
+        ),
         ({"weights_path": "/m", "lora": "x"}, ["png"], "unknown option"),
         ({"weights_path": "/m"}, ["mp4"], "mp4 output is not supported yet"),
         ({"weights_path": "/m", "timeout_s": 0}, ["png"], "'timeout_s' must be seconds"),
@@ -309,3 +319,26 @@ def test_without_torch_diffusers_is_never_imported() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_single_file_checkpoint_loads_its_configs_from_the_named_local_folder(
+    fake_torch: types.SimpleNamespace, weights: Path, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"weights")
+    config = {
+        "weights_path": str(checkpoint),
+        "pipeline": "StableDiffusionXLPipeline",
+        "config_path": str(weights),
+        "width": 64,
+        "height": 64,
+    }
+
+    DiffusersBackend().generate(request(config))
+
+    assert FakePipeline.loads == [
+        (str(checkpoint), {"config": str(weights), "torch_dtype": "f16", "local_files_only": True})
+    ]
+    missing = {**config, "config_path": str(tmp_path / "nowhere")}
+    with pytest.raises(BackendConfigError, match=r"'config_path' .* has no model_index\.json"):
+        DiffusersBackend().check_config(missing, ["png"])

@@ -9,8 +9,8 @@ whole path through a real Celery worker ends in a battle served from the stored 
 These tests need torch, diffusers and transformers (the ``gpu`` extra; on a machine without a
 GPU torch's CPU build is enough)::
 
-    .venv/bin/pip install torch==2.13.0 -c requirements/gpu.txt \\
-        diffusers transformers accelerate safetensors
+    .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    .venv/bin/pip install -c requirements/gpu.txt diffusers transformers accelerate safetensors
 
 Without them they are skipped, unless ``ARENA_REQUIRE_TORCH=1`` (CI), where that is a failure.
 """
@@ -162,6 +162,21 @@ def test_a_folder_whose_index_names_another_family_is_a_config_error_on_load(
 
     with pytest.raises(BackendConfigError, match=r"the auto pipeline cannot load .* expected"):
         DiffusersBackend().generate(request(cpu_config(mislabelled)))
+
+
+def test_the_folders_own_class_loads_without_its_optional_components(
+    tiny: Path, tmp_path: Path
+) -> None:
+    lean = tmp_path / "lean"
+    shutil.copytree(tiny, lean)
+    index = json.loads((lean / "model_index.json").read_text())
+    for optional in ("safety_checker", "feature_extractor", "image_encoder"):
+        index.pop(optional, None)
+    (lean / "model_index.json").write_text(json.dumps(index))
+    config = cpu_config(lean, pipeline=PIPELINE_CLASS)
+
+    DiffusersBackend().check_config(config, ["png"])
+    assert validate(DiffusersBackend().generate(request(config)).data, "png").width == SIZE
 
 
 def test_the_folders_own_class_named_explicitly_loads(tiny: Path) -> None:

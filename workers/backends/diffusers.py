@@ -4,7 +4,10 @@ Config (``backend_config`` of a model whose backend is ``diffusers``; :class:`Di
 
     {
       "weights_path": "/models/sdxl",      # required: a local diffusers folder, or a single
-                                           # .safetensors/.ckpt file (then name "pipeline")
+                                           # .safetensors/.ckpt file (then name "pipeline"
+                                           # and "config_path")
+      "config_path": "/models/sdxl-config",  # single files only: a local diffusers folder
+                                           # of the same model family, for its configs
       "pipeline": "auto",                  # "auto" or a diffusers class, e.g.
                                            # "StableDiffusionXLPipeline"
       "device": "cuda",                    # "cuda", "cuda:N" or "cpu"
@@ -105,6 +108,11 @@ class DiffusersConfig(BackendConfig):
         description="an integer from 64 to 4096, a multiple of 8",
     )
     negative_prompt: str = Field("", description="a string")
+    # A single-file checkpoint holds weights, not the pipeline's configs: diffusers would fetch
+    # them from the Hub. A local folder of the same family gives them instead (never a download).
+    config_path: str | None = Field(
+        None, pattern=r"\S", description="a local diffusers folder with the pipeline's configs"
+    )
     # Checked between denoising steps (the pipeline's step callback), so a stopped job leaves the
     # pipeline in a clean state; the job's own limit (soft_time_limit_s) still bounds load + run.
     timeout_s: float | None = Field(
@@ -127,8 +135,15 @@ class DiffusersConfig(BackendConfig):
 
     @model_validator(mode="after")
     def _check_single_file(self) -> DiffusersConfig:
-        if self.pipeline == "auto" and self.weights_path.endswith(_SINGLE_FILE_SUFFIXES):
+        if not self.weights_path.endswith(_SINGLE_FILE_SUFFIXES):
+            return self
+        if self.pipeline == "auto":
             raise invalid("a single-file checkpoint needs an explicit 'pipeline' class")
+        if self.config_path is None:
+            raise invalid(
+                "a single-file checkpoint needs 'config_path', a local diffusers folder of the "
+                "same model family (its configs; diffusers would otherwise download them)"
+            )
         return self
 
 
@@ -182,6 +197,8 @@ class DiffusersBackend:
         if not weights.exists():
             raise BackendConfigError(f"diffusers: 'weights_path' {str(weights)!r} does not exist")
         index = _check_model_index(weights) if weights.is_dir() else None
+        if weights.is_file() and config.config_path is not None:
+            _check_model_index(Path(config.config_path), "config_path")
         if config.pipeline != "auto" and not hasattr(diffusers, config.pipeline):
             raise BackendConfigError(
                 f"diffusers: 'pipeline' {config.pipeline!r} is not a class of the installed "
@@ -294,7 +311,7 @@ class DiffusersBackend:
         }
         try:
             if Path(weights).is_file():
-                pipe = cls.from_single_file(weights, **options)
+                pipe = cls.from_single_file(weights, config=config.config_path, **options)
             else:
                 pipe = cls.from_pretrained(weights, **options)
         except (ValueError, TypeError, AttributeError) as exc:
@@ -373,14 +390,14 @@ def _installed(name: str) -> bool:
         return False
 
 
-def _check_model_index(folder: Path) -> dict[str, Any]:
-    """The folder's ``model_index.json``, once it exists, reads as JSON and names its pipeline
-    class: the pipeline config a load starts from (the weights themselves are read by the first
-    job)."""
+def _check_model_index(folder: Path, key: str = "weights_path") -> dict[str, Any]:
+    """The folder's ``model_index.json`` (the folder named by config ``key``), once it exists,
+    reads as JSON and names its pipeline class: the pipeline config a load starts from (the
+    weights themselves are read by the first job)."""
     index = folder / "model_index.json"
     if not index.is_file():
         raise BackendConfigError(
-            f"diffusers: 'weights_path' {str(folder)!r} has no model_index.json "
+            f"diffusers: {key!r} {str(folder)!r} has no model_index.json "
             "(not a diffusers model folder)"
         )
     try:
@@ -401,6 +418,8 @@ def _check_components(cls: Any, name: str, folder: Path, index: dict[str, Any]) 
     (an SDXL class over a Stable Diffusion 1.5 folder loads, then fails in the first job on its
     absent second text encoder): a config error to report before any weights are read.
     """
+    if index["_class_name"] == name:  # the folder's own class (its optional parts may be absent)
+        return
     try:
         params = inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
