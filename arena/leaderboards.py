@@ -64,6 +64,7 @@ PARAMS: dict[str, dict[str, Any]] = {
         "level": 0.95,
         "seed": 0,
         "resample": "vote",
+        "bias_reduction": "firth",
     },
     "bayesian": {"display": "map", "level": 0.95, "replicates": REPLICATES},
     "elo": {"k_factor": 16.0, "scale": 400.0, "base": 10.0, "init": 1000.0},

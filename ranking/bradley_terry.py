@@ -39,6 +39,7 @@ __all__ = [
     "bt_hessian",
     "bt_objective",
     "fit_bradley_terry",
+    "fit_firth",
     "fit_map_newton",
     "laplace_cov",
     "laplace_sd",
@@ -47,6 +48,8 @@ __all__ = [
 
 Resample = Literal["poisson", "multinomial", "vote"]
 RESAMPLES = ("poisson", "multinomial", "vote")
+BiasReduction = Literal["none", "firth"]
+BIAS_REDUCTIONS = ("none", "firth")
 
 
 def _wins_matrix(data: PairCounts | NDArray[np.float64]) -> NDArray[np.float64]:
@@ -261,6 +264,39 @@ def laplace_sd(hessian: NDArray[np.float64]) -> NDArray[np.float64]:
     return sd
 
 
+def fit_firth(
+    wins: NDArray[np.float64],
+    l2: float,
+    x0: NDArray[np.float64] | None = None,
+    max_iter: int = 30,
+) -> NDArray[np.float64]:
+    """Firth's bias-reduced log-strengths (Firth 1993; the Jeffreys-prior penalty) on a wins
+    matrix, by its pseudo-data form: every pair's comparisons get ``h / 2`` more wins each way,
+    ``h`` the pair's leverage ``v_ij (e_i - e_j)' H^-1 (e_i - e_j)`` at the current fit, refitted
+    until the fit stops moving.
+
+    Unlike the penalised maximum likelihood it removes the first-order small-sample bias (which
+    spreads the scores out) and keeps a model that (almost) never wins where its few results
+    put it, rather than wherever the weak prior lets it drift: in a best-of-4 board of 500
+    votes the bottom model's error fell from -116 to -60 Elo points (benchmarks/coverage.py).
+    Flat in the number of votes: it works on the aggregated counts."""
+    comparisons = wins + wins.T
+    theta, _ = fit_map_newton(wins, l2, x0=x0)
+    for _ in range(max_iter):
+        d = theta[:, None] - theta[None, :]
+        s = expit(d)
+        v = comparisons * s * (1.0 - s)
+        inv = np.linalg.inv(bt_hessian(theta, comparisons, l2))
+        dg = np.diag(inv)
+        leverage = v * (dg[:, None] + dg[None, :] - 2.0 * inv)
+        refit, _ = fit_map_newton(wins + 0.5 * leverage, l2, x0=theta)
+        moved = float(np.max(np.abs(refit - theta))) if theta.size else 0.0
+        theta = refit
+        if moved < 1e-9:
+            break
+    return theta
+
+
 def to_display(theta: NDArray[np.float64]) -> NDArray[np.float64]:
     """Log-strengths to the Elo-like scale, anchored so the mean is 1000."""
     if theta.size == 0:
@@ -377,6 +413,7 @@ class BradleyTerryRater(BaseRater):
         resample: Resample = "poisson",
         seed: int = 0,
         provisional_sigma: float = 50.0,
+        bias_reduction: BiasReduction = "none",
     ) -> None:
         # l2 = 0.1 is a N(0, 3.2^2) prior on log-strength (sd ~ 550 Elo points):
         # negligible once a model has a few dozen comparisons, yet it keeps an
@@ -392,6 +429,13 @@ class BradleyTerryRater(BaseRater):
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed: must be an int, got {seed!r}")
         self.seed = seed
+        if bias_reduction not in BIAS_REDUCTIONS:
+            raise ValueError(
+                f"bias_reduction: must be one of {BIAS_REDUCTIONS}, got {bias_reduction!r}"
+            )
+        # "firth" (the leaderboards'): Firth's bias-reduced scores, and with resample="vote"
+        # intervals no narrower than the Laplace width at them (benchmarks/coverage.py).
+        self.bias_reduction: BiasReduction = bias_reduction
         self._theta: NDArray[np.float64] | None = None
         self._cache: list[Standing] | None = None
         replicates = rounds if resample == "vote" else 0
@@ -409,6 +453,9 @@ class BradleyTerryRater(BaseRater):
         """Fitted log-strengths (cached until the next vote)."""
         if self._theta is None:
             self._theta = fit_bradley_terry(self.counts, self.l2)
+            if self.bias_reduction == "firth" and self._theta.size:
+                wins = self.counts.effective_wins()
+                self._theta = fit_firth(wins, self.l2, x0=self._theta)
         return self._theta
 
     def skills(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -432,6 +479,11 @@ class BradleyTerryRater(BaseRater):
         every cell. (A Laplace floor, as the Bayesian display has, would help sparse boards
         but blows up under separation: a model that never lost has a flat likelihood.)"""
         sd = replicate_refits(self.counts, self.l2, theta, self.rounds).std(axis=0, ddof=1)
+        if self.bias_reduction == "firth":
+            # A model that rarely wins has refits that rarely move (no replicate invents the
+            # wins it lacks): the curvature at the bias-reduced fit bounds its width from below.
+            laplace = np.sqrt(np.clip(np.diag(self.covariance()), 0.0, None))
+            sd = np.maximum(sd, laplace)
         return score - z * sd, score + z * sd
 
     def standings(self) -> list[Standing]:
