@@ -843,7 +843,7 @@ def _rater(method: str, counts: ranking.PairCounts, elo: dict[str, float]) -> ra
     online = [elo.get(p, PARAMS["elo"]["init"]) for p in counts.players]
     params = PARAMS[method]
     if method == "bradley_terry" and counts.replicates != params["rounds"]:
-        params = {**params, "resample": "poisson"}
+        params = {**params, "resample": "poisson", "bias_reduction": "none"}
     return ranking_replay.rater_for(method, counts, params, online if method == "elo" else None)
 
 

@@ -433,8 +433,12 @@ class BradleyTerryRater(BaseRater):
             raise ValueError(
                 f"bias_reduction: must be one of {BIAS_REDUCTIONS}, got {bias_reduction!r}"
             )
-        # "firth" (the leaderboards'): Firth's bias-reduced scores, and with resample="vote"
-        # intervals no narrower than the Laplace width at them (benchmarks/coverage.py).
+        # "firth" (the leaderboards'): Firth's bias-reduced scores, with intervals from the
+        # vote-level replicates no narrower than the Laplace width at them
+        # (benchmarks/coverage.py). The pair bootstraps' percentile intervals are of the plain
+        # fit, so they would not be centred on these scores.
+        if bias_reduction == "firth" and resample != "vote":
+            raise ValueError("bias_reduction: 'firth' needs resample='vote'")
         self.bias_reduction: BiasReduction = bias_reduction
         self._theta: NDArray[np.float64] | None = None
         self._cache: list[Standing] | None = None

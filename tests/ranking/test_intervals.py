@@ -195,3 +195,5 @@ def test_firths_fit_equals_the_plain_fit_on_balanced_counts_and_stays_finite_whe
 def test_the_rater_refuses_an_unknown_bias_reduction() -> None:
     with pytest.raises(ValueError, match=r"^bias_reduction: "):
         BradleyTerryRater(PLAYERS, bias_reduction="jackknife")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^bias_reduction: 'firth' needs resample='vote'"):
+        BradleyTerryRater(PLAYERS, bias_reduction="firth")  # the pair bootstrap's default
