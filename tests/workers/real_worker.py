@@ -77,3 +77,22 @@ def wait_until_settled(
 
 def new_queue() -> str:
     return f"gen.test-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until_idle(worker: dict[str, Any], timeout_s: float = WORKER_WAIT_S) -> None:
+    """Return once the worker has finished every task sent to it before this call.
+
+    The worker runs one task at a time in the order sent, so a backend check sent now (a
+    builtin model: no I/O) finishes after them. A test that ends while a task still writes
+    would race its own teardown (the flush deadlocks with the worker's transaction)."""
+    from arena.models import BackendCheckStatus, GenerativeModel
+    from arena.services import model_checks_request
+    from tests.factories import GenerativeModelFactory
+
+    marker = GenerativeModelFactory.create(queue=worker["queue"])
+    model_checks_request(models=[marker])
+    deadline = time.monotonic() + timeout_s
+    while GenerativeModel.objects.get(pk=marker.pk).check_status == BackendCheckStatus.PENDING:
+        assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
+        assert time.monotonic() < deadline, worker["log"].read_text()[-3000:]
+        time.sleep(0.2)

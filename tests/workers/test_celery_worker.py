@@ -25,6 +25,7 @@ from tests.workers.real_worker import (
     WORKER_WAIT_S,
     start_worker,
     stop_worker,
+    wait_until_idle,
     wait_until_settled,
 )
 from tests.workers.test_http_backend import Reply, ScriptedApi, sample
@@ -249,7 +250,7 @@ def test_the_fraud_scan_runs_on_the_worker_and_excludes_the_promoter(
         assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
         assert time.monotonic() < deadline, worker["log"].read_text()[-3000:]
         time.sleep(0.3)
-    time.sleep(0.5)  # the scan commits its exclusions in one transaction
+    wait_until_idle(worker)  # the scan has finished writing (flags, trust, exclusions)
 
     assert VoteExclusion.objects.filter(vote__voter=bot).count() == 50
     assert set(VoteExclusion.objects.values_list("vote__voter", flat=True)) == {bot.pk}
@@ -272,6 +273,7 @@ def test_the_periodic_scan_on_the_worker_excludes_a_campaign_spread_over_network
         assert worker["process"].poll() is None, worker["log"].read_text()[-3000:]
         assert time.monotonic() < deadline, worker["log"].read_text()[-3000:]
         time.sleep(0.3)
+    wait_until_idle(worker)  # the scan has finished: nothing writes under the teardown's flush
 
     assert set(VoteExclusion.objects.values_list("vote__voter", flat=True)) == {
         v.pk for v in sybils
