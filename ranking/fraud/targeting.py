@@ -95,6 +95,21 @@ def taste_shift(probs: Sequence[float], wins: int) -> float:
     return t
 
 
+def _targeting_level(n: int, shift: float, p_adjusted: float, config: FraudConfig) -> Level:
+    """A targeting test's level from its appearances, taste shift and corrected p-value."""
+    return _graded(
+        n=n,
+        effect=shift,
+        p=p_adjusted,
+        strong=(
+            config.targeting_min_appearances,
+            config.targeting_strong_shift,
+            config.targeting_strong_p,
+        ),
+        suspicious=(config.min_votes, config.targeting_suspicious_shift, config.suspicious_p),
+    )
+
+
 def _target_test(
     model: str, direction: str, ps: list[float], wins: int, tests: int, config: FraudConfig
 ) -> _Target:
@@ -107,17 +122,7 @@ def _target_test(
         p_raw = poisson_binomial_sf([1.0 - x for x in ps], n - wins)
         shift = -shift
     p_adj = min(1.0, p_raw * tests)
-    level = _graded(
-        n=n,
-        effect=shift,
-        p=p_adj,
-        strong=(
-            config.targeting_min_appearances,
-            config.targeting_strong_shift,
-            config.targeting_strong_p,
-        ),
-        suspicious=(config.min_votes, config.targeting_suspicious_shift, config.suspicious_p),
-    )
+    level = _targeting_level(n, shift, p_adj, config)
     return _Target(model, direction, n, wins, exp, p_raw, p_adj, shift, level)
 
 
@@ -251,17 +256,8 @@ def fisher_combined(p_values: Sequence[float]) -> float:
 def _rig(t: _Target, neighbours: tuple[_Target, ...], tests: int, config: FraudConfig) -> _Rig:
     joint = fisher_combined([t.p_value, *(n.p_value for n in neighbours)])
     p_adj = min(1.0, joint * tests)
-    level = _graded(
-        n=t.n + sum(n.n for n in neighbours),
-        effect=min(t.shift, *(n.shift for n in neighbours)),
-        p=p_adj,
-        strong=(
-            config.targeting_min_appearances,
-            config.targeting_strong_shift,
-            config.targeting_strong_p,
-        ),
-        suspicious=(config.min_votes, config.targeting_suspicious_shift, config.suspicious_p),
-    )
+    n = t.n + sum(nb.n for nb in neighbours)
+    level = _targeting_level(n, min(t.shift, *(nb.shift for nb in neighbours)), p_adj, config)
     return _Rig(t, neighbours, joint, p_adj, level, tests)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +54,19 @@ def returning_and_once(
     sittings(arena, back, clock, days=3, per_day=per_day, seed=seed)
     sittings(arena, once, clock, days=1, per_day=once_votes, seed=seed + 1)
     return back, once
+
+
+def odds_chooser(arena: Arena, *, gap: float) -> Callable[[dict[int, str], random.Random], str]:
+    """An honest pairwise chooser: the arena's models ``gap`` logits apart in creation order,
+    the earlier the better, chosen by the Bradley-Terry odds."""
+    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+
+    def by_odds(labels: dict[int, str], rng: random.Random) -> str:
+        a, b = sorted(labels)
+        p = 1 / (1 + math.exp(gap * (ids.index(a) - ids.index(b))))
+        return labels[a] if rng.random() < p else labels[b]
+
+    return by_odds
 
 
 @pytest.fixture
@@ -130,13 +144,8 @@ def test_a_voter_who_copies_the_board_weighs_the_floor_without_being_excluded_un
     its trust at the floor (crowd_echo), excludes nobody, and a reviewer's clearance gives the
     trust back."""
     arena = ready_arena(models=5, prompts=2)
-    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+    by_odds = odds_chooser(arena, gap=0.5)
     rng = random.Random(5)
-
-    def by_odds(labels: dict[int, str], rng: random.Random) -> str:
-        a, b = sorted(labels)
-        p = 1 / (1 + math.exp(0.5 * (ids.index(a) - ids.index(b))))
-        return labels[a] if rng.random() < p else labels[b]
 
     def board(labels: dict[int, str], rng: random.Random) -> str:
         return labels[min(labels)]
@@ -181,13 +190,8 @@ def test_a_suspected_random_clicker_weighs_the_floor_without_being_excluded(
     spread). Its choices depart from the crowd's enough to suspect (crowd_disagreement), not to
     exclude: the scan holds its trust at the floor and the review page says why."""
     arena = ready_arena(models=5, prompts=2)
-    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+    by_odds = odds_chooser(arena, gap=1.0)
     rng = random.Random(1)  # a seeded run; seeds 2, 3 and 5 suspect it too (4 and 6 do not)
-
-    def by_odds(labels: dict[int, str], rng: random.Random) -> str:
-        a, b = sorted(labels)
-        p = 1 / (1 + math.exp(1.0 * (ids.index(a) - ids.index(b))))
-        return labels[a] if rng.random() < p else labels[b]
 
     def at_random(labels: dict[int, str], rng: random.Random) -> str:
         return labels[rng.choice(sorted(labels))]

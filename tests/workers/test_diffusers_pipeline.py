@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,16 @@ def cpu_config(weights: Path | str, **overrides: Any) -> dict[str, Any]:
         "height": SIZE,
         **overrides,
     }
+
+
+def copy_with_index(
+    folder: Path, target: Path, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Path:
+    """A copy of the pipeline ``folder`` at ``target`` with its model_index.json edited."""
+    shutil.copytree(folder, target)
+    index = target / "model_index.json"
+    index.write_text(json.dumps(edit(json.loads(index.read_text()))))
+    return target
 
 
 def request(config: dict[str, Any], *, fmt: str = "png", seed: int = 7, **kw: Any) -> Any:
@@ -153,11 +164,10 @@ def test_a_wrong_pipeline_class_is_a_config_error(tiny: Path, pipeline: str, mes
 def test_a_folder_whose_index_names_another_family_is_a_config_error_on_load(
     tiny: Path, tmp_path: Path
 ) -> None:
-    mislabelled = tmp_path / "mislabelled"
-    shutil.copytree(tiny, mislabelled)
-    index = json.loads((mislabelled / "model_index.json").read_text())
-    (mislabelled / "model_index.json").write_text(
-        json.dumps({**index, "_class_name": "KandinskyV22Pipeline"})
+    mislabelled = copy_with_index(
+        tiny,
+        tmp_path / "mislabelled",
+        lambda index: {**index, "_class_name": "KandinskyV22Pipeline"},
     )
 
     with pytest.raises(BackendConfigError, match=r"the auto pipeline cannot load .* expected"):
@@ -167,12 +177,10 @@ def test_a_folder_whose_index_names_another_family_is_a_config_error_on_load(
 def test_the_folders_own_class_loads_without_its_optional_components(
     tiny: Path, tmp_path: Path
 ) -> None:
-    lean = tmp_path / "lean"
-    shutil.copytree(tiny, lean)
-    index = json.loads((lean / "model_index.json").read_text())
-    for optional in ("safety_checker", "feature_extractor", "image_encoder"):
-        index.pop(optional, None)
-    (lean / "model_index.json").write_text(json.dumps(index))
+    optional = ("safety_checker", "feature_extractor", "image_encoder")
+    lean = copy_with_index(
+        tiny, tmp_path / "lean", lambda index: {k: v for k, v in index.items() if k not in optional}
+    )
     config = cpu_config(lean, pipeline=PIPELINE_CLASS)
 
     DiffusersBackend().check_config(config, ["png"])
