@@ -34,7 +34,16 @@ units, damped Newton), and
   so it is replayable and rebuildable from the database, and it converges to
   the true order instead of oscillating around it);
 * report ``sigma`` and the ``level`` interval ``mu +- z sigma`` from the
-  Laplace approximation (inverse Hessian), and rank = 1 + the number of
+  Laplace approximation (inverse Hessian); with vote-level replicates
+  (``replicates``, the leaderboards') ``sigma`` is widened to the vote-level
+  variance (:meth:`BayesianRater._vote_level`) and the interval is
+  *bias-aware*: it runs from ``min(mu, u) - z sigma`` to ``max(mu, u) + z
+  sigma``, ``u`` the model's unshrunk score (Firth's bias-reduced fit). The
+  prior shrinks a sparsely voted model towards the middle, and a posterior
+  interval around the mode alone then misses the extreme models' true scores:
+  50 models with 500 pairwise votes covered 0.913, bias-aware 0.939 (40 seeds,
+  benchmarks/coverage.py's world); where votes are plentiful ``u`` and ``mu``
+  coincide and nothing changes. Rank = 1 + the number of
   models that are significantly better *pair by pair*: j counts against i
   when ``mu_j - mu_i > z * sd(mu_j - mu_i)`` with the sd of the difference
   from the joint covariance (:func:`ranking.core.rank_by_differences`).
@@ -64,6 +73,7 @@ from scipy.stats import norm
 
 from .base import BaseRater, check_level, check_positive
 from .bradley_terry import (
+    fit_firth,
     fit_map_newton,
     laplace_cov,
     replicate_refits,
@@ -81,6 +91,10 @@ from .core import (
 )
 
 __all__ = ["BayesianRater", "weighted_step", "weng_lin_update"]
+
+#: Ridge of the unshrunk (Firth) fit that bias-aware intervals reach to: the Bradley-Terry
+#: rater's default, a N(0, 3.2^2) log-strength prior that only keeps an unbeaten model finite.
+UNSHRUNK_L2 = 0.1
 
 Display = Literal["map", "conservative", "online"]
 
@@ -218,6 +232,8 @@ class BayesianRater(BaseRater):
         self.sigma: NDArray[np.float64] = np.zeros(0)
         self._fit: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._cov: NDArray[np.float64] = np.zeros((0, 0))
+        #: Display scores without the prior's shrinkage (Firth's fit; vote-level intervals only).
+        self._unshrunk: NDArray[np.float64] | None = None
         self._fit_votes = -1
         #: Prior sd used by the last refit, Elo points (grows under empirical Bayes).
         self.prior_sd = LOGIT_TO_ELO / math.sqrt(self._l2)
@@ -269,8 +285,11 @@ class BayesianRater(BaseRater):
         if self._fit is None or self._fit_votes != self.n_votes:
             theta, h, self.prior_sd = self._refit()
             self._cov = LOGIT_TO_ELO**2 * laplace_cov(h)
+            self._unshrunk = None
             if self.counts.replicates >= 2 and self.lapse == 0.0 and self.n_votes > 0:
                 self._cov = self._vote_level(theta, h, self._cov)
+                fit = fit_firth(self.counts.effective_wins(), UNSHRUNK_L2, x0=theta)
+                self._unshrunk = to_display(fit)
             sd = np.sqrt(np.clip(np.diag(self._cov), 0.0, None))
             self._fit = (to_display(theta), sd)
             self._fit_votes = self.n_votes
@@ -382,6 +401,11 @@ class BayesianRater(BaseRater):
         if self.display == "map":
             mu, sd = self.posterior()
             low, high = mu - z * sd, mu + z * sd
+            if self._unshrunk is not None:
+                # Bias-aware: the prior pulls a sparsely voted model towards the middle by up
+                # to |mode - unshrunk|, so the interval reaches past its own votes' estimate.
+                low = np.minimum(mu, self._unshrunk) - z * sd
+                high = np.maximum(mu, self._unshrunk) + z * sd
             rank = rank_by_differences(mu, self._cov, z)
             return self._table(mu, low, high, rank, mu, sd)
         mu, sd = self.online()

@@ -144,6 +144,47 @@ def test_a_bayesian_sd_is_no_narrower_than_the_spread_of_its_replicate_refits() 
     assert np.all(sd >= spread * (1 - 1e-6)), (sd, spread)
 
 
+def test_a_sparse_boards_bayesian_interval_reaches_the_unshrunk_score() -> None:
+    """500 pairwise votes over 50 models: the prior pulls the extreme models towards the middle
+    (by ~120 Elo points at the ends), so each interval runs from the shrunk score to the
+    unshrunk (Firth) one and 1.96 sd beyond; the posterior interval alone covered 0.91."""
+    players = [f"m{i:02d}" for i in range(50)]
+    theta = np.linspace(-550.0, 550.0, 50) / LOGIT_TO_ELO
+    rng = np.random.default_rng(5)
+    ballots = []
+    for _ in range(500):
+        a, b = rng.choice(50, size=2, replace=False)
+        win = rng.random() < 1.0 / (1.0 + np.exp(theta[b] - theta[a]))
+        ballots.append(
+            Ranking(((players[a],), (players[b],)) if win else ((players[b],), (players[a],)))
+        )
+    rater = BayesianRater(players, replicates=100)
+    rater.counts.add_many(ballots, None, list(range(len(ballots))))
+    rater.n_votes = len(ballots)
+    rows = {s.player: s for s in rater.standings()}
+    mode = np.array([rows[p].score for p in players])
+    low = np.array([rows[p].low for p in players])
+    high = np.array([rows[p].high for p in players])
+    sd = np.array([rows[p].sigma for p in players])
+    unshrunk = (
+        1000.0
+        + LOGIT_TO_ELO * (u := fit_firth(rater.counts.effective_wins(), 0.1))
+        - LOGIT_TO_ELO * u.mean()
+    )
+
+    assert np.allclose(low, np.minimum(mode, unshrunk) - 1.96 * sd, atol=0.01)
+    assert np.allclose(high, np.maximum(mode, unshrunk) + 1.96 * sd, atol=0.01)
+    # The prior shrinks: most of the bottom ten's intervals reach further down than the mode's.
+    reach = mode[:10] - 1.96 * sd[:10] - low[:10]
+    assert (reach > 1.0).sum() >= 7 and reach.mean() > 20.0, reach
+    # Without vote-level replicates the interval is the posterior's own, as before.
+    plain = BayesianRater(players)
+    plain.counts.add_many(ballots)
+    plain.n_votes = len(ballots)
+    for row in plain.standings():
+        assert row.high - row.score == pytest.approx(row.score - row.low)
+
+
 def _coverage(method: str, seeds: int, votes: int = 1000, best_only: bool = False) -> float:
     """Share of (model, seed) whose true centred score lies in its 95% interval: 16 models
     over +-550 Elo points, ``votes`` full rankings of 4 each (Plackett-Luce), or only their
