@@ -437,6 +437,32 @@ def test_a_unanimous_group_too_weak_to_be_candidates_is_found_and_loses_its_say(
         assert set(report.kept_out) == {v.vote_id for v in mine if TARGET in v.slots}
 
 
+def test_once_a_campaign_is_found_unanimous_identities_pushing_its_model_join_it() -> None:
+    """Ten slow promoters are too few to be a unanimous group on their own (the test is one of
+    4 x models); once fresh sybils have made the campaign on the same model, whether more
+    identities are with it is one question asked in advance, and the slow ones lose their say."""
+    slow = slow_promoters(10)
+    slow_ids = {v.voter for v in slow}
+    assert not [f for f in step_on(CROWD + slow).campaigns if f.kind == "unanimous"]
+
+    step = step_on(CROWD + sybils(16, start=50_000.0) + slow)
+
+    (joined,) = [f for f in step.campaigns if f.kind == "unanimous"]
+    assert (joined.model, joined.direction) == (TARGET, "promote")
+    assert set(joined.members) <= slow_ids and len(joined.members) >= 7
+    assert joined.p_adjusted == joined.p_value <= FraudConfig().campaign_join_p
+    for voter in joined.members:
+        report = step.reports[voter]
+        assert report.trust_capped and report.verdict != "excluded"
+
+
+def test_a_campaign_found_on_one_model_does_not_pull_in_unanimous_fans_of_another() -> None:
+    fans = [v for i in range(20) for v in cast(f"fan{i}", 30, fan_of("m4"), seed=i)]
+    step = step_on(CROWD + sybils(16, start=50_000.0) + fans)
+    assert [(f.model, f.kind) for f in step.campaigns] == [(TARGET, "identities")]
+    assert not any(step.reports[f"fan{i}"].trust_capped for i in range(20))
+
+
 def test_an_honest_crowd_has_no_unanimous_group() -> None:
     from ranking.fraud.campaign import find_unanimous
     from ranking.fraud.consensus import _prepare
