@@ -147,5 +147,6 @@ def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
         ).count(),
         "targeted_model": _targeted_model(flag),
         "capped_by": fraud.caps_trust(flag),
+        "cap_odds": f"{fraud.CAP_ODDS:g}",
     }
     return render(request, "admin/fraud_voter.html", context)

@@ -35,19 +35,30 @@ def _disagreement_stats(decided: Sequence[_Prep], config: FraudConfig) -> dict[s
     path = _running_log10(decided, config.bet, config.disagreement_lapse)
     n = len(decided)
     if n == 0:
-        return {"n_decided": 0, "log10_max_e": 0.0, "log10_final_e": 0.0}
+        return {"n_decided": 0, "log10_max_e": 0.0, "log10_final_e": 0.0, "log10_odds": 0.0}
     j = int(np.argmax(path))
     fav = sum(1 for p in decided if p.probs[p.winner] == max(p.probs))
+    lapse = config.disagreement_lapse
     return {
         "n_decided": n,
         "log10_max_e": max(0.0, path[j]),
         "log10_final_e": path[-1],
+        "log10_odds": sum(math.log10(p.e_noisy(lapse)) for p in decided),
         "max_at_vote": j + 1 if path[j] > 0 else 0,
         "chose_favourite": fav,
         "expected_favourite": sum(max(p.probs) for p in decided),
         "mean_p_chosen": sum(p.probs[p.winner] for p in decided) / n,
         "mean_p_chance": sum(1.0 / len(p.probs) for p in decided) / n,
     }
+
+
+def caps_by_odds(n_decided: int, log10_odds: float, config: FraudConfig) -> bool:
+    """Whether a voter's decided votes, at least ``config.min_votes`` of them, are
+    ``config.disagreement_cap_odds`` times likelier under coin flips than under the careless
+    crowd (``log10_odds``: the sum of the votes' log10 ``e_noisy``)."""
+    if not config.disagreement_caps or n_decided < config.min_votes:
+        return False
+    return log10_odds >= math.log10(config.disagreement_cap_odds)
 
 
 def _disagreement_level(stats: dict[str, Any], config: FraudConfig, tests: int = 1) -> Level:
@@ -73,10 +84,16 @@ def _crowd_disagreement(decided: Sequence[_Prep], config: FraudConfig) -> Detect
             f"{_fmt_e(st['log10_max_e'])} (suspicious at {config.disagreement_suspicious_e:g}, "
             f"strong at {config.disagreement_strong_e:g})"
         )
+        if level == "ok" and caps_by_odds(n, st["log10_odds"], config):
+            summary += (
+                f"; its choices are {_fmt_e(st['log10_odds'])} times likelier under coin flips "
+                "than under the careless crowd, so its trust is held at the floor"
+            )
     evidence = {
         "n_decided": n,
         "log10_max_e": _r(st["log10_max_e"]),
         "log10_final_e": _r(st["log10_final_e"]),
+        "log10_odds": _r(st["log10_odds"]),
         "max_at_vote": st.get("max_at_vote", 0),
         "chose_favourite": st.get("chose_favourite", 0),
         "expected_favourite": _r(st.get("expected_favourite", 0.0), 2),
@@ -86,5 +103,6 @@ def _crowd_disagreement(decided: Sequence[_Prep], config: FraudConfig) -> Detect
         "lapse": config.disagreement_lapse,
         "suspicious_e": config.disagreement_suspicious_e,
         "strong_e": config.disagreement_strong_e,
+        "cap_odds": config.disagreement_cap_odds,
     }
     return DetectorResult("crowd_disagreement", level, _r(st["log10_max_e"]), summary, evidence)

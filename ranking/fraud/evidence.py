@@ -203,7 +203,8 @@ class VoterReport:
     #: The voter's trust is held at the floor while this report stands, though the voter is
     #: not excluded: a capping finding (a strong ``crowd_echo``; a strong scoped
     #: ``model_targeting`` or a returning identity's campaign membership, which also keep out
-    #: ``kept_out``; a suspicious ``crowd_disagreement``, ``FraudConfig.disagreement_caps``).
+    #: ``kept_out``; a suspicious ``crowd_disagreement``, or choices likelier under coin flips
+    #: than under the careless crowd, ``FraudConfig.disagreement_caps`` and ``cap_odds``).
     trust_capped: bool = False
 
     def result(self, detector: str) -> DetectorResult:

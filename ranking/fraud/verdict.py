@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .config import DEFAULT_CONFIG, FraudConfig, _check_config
+from .disagreement import caps_by_odds
 from .evidence import DetectorResult, Verdict
 
 #: Detectors whose suspicions are (nearly) independent for an honest voter belong to different
@@ -33,8 +34,14 @@ def caps(result: DetectorResult, config: FraudConfig = DEFAULT_CONFIG) -> bool:
     """Whether ``result`` caps the voter's trust: a strong finding of a :func:`capping`
     detector, a campaign membership scoped to its model (a returning identity,
     ``evidence["scoped"]``), or a suspicious ``crowd_disagreement`` (with
-    ``config.disagreement_caps``; a strong one excludes)."""
+    ``config.disagreement_caps``; a strong one excludes), or an "ok" one whose votes are
+    ``config.disagreement_cap_odds`` times likelier under coin flips than under the careless
+    crowd (:func:`caps_by_odds`)."""
     if result.detector == "crowd_disagreement":
+        if result.level == "ok":
+            ev = result.evidence
+            n, odds = int(ev.get("n_decided", 0)), float(ev.get("log10_odds", 0.0))
+            return caps_by_odds(n, odds, config)
         return config.disagreement_caps and result.level == "suspicious"
     return result.level == "strong" and (
         result.detector in capping(config) or bool(result.evidence.get("scoped"))

@@ -219,6 +219,44 @@ def test_a_suspected_random_clicker_weighs_the_floor_without_being_excluded(
     assert b'id="trust-capped"' in page and b"as a random clicker" in page
 
 
+def test_a_random_clicker_below_suspicion_weighs_the_floor_when_coin_flips_explain_it_better(
+    clock: Clock, admin_client: Any
+) -> None:
+    """The world above with a seed where the e-process stays under 20 (4; with 6 the odds stay
+    under 3 too): the odds of coin flips against a crowd lapsing 30% of the time reach 3, which
+    holds the clicker's trust at the floor (the scan stores them in the flag's evidence) and
+    excludes no one."""
+    seed = 4
+    arena = ready_arena(models=5, prompts=2)
+    by_odds = odds_chooser(arena, gap=1.0)
+    rng = random.Random(seed)
+
+    def at_random(labels: dict[int, str], rng: random.Random) -> str:
+        return labels[rng.choice(sorted(labels))]
+
+    people = [VoterFactory.create() for _ in range(12)]
+    clicker = VoterFactory.create()
+    for day in range(3):
+        for i, person in enumerate(people):
+            for _ in range(12):
+                cast(arena, person, by_odds, clock, rng, ip=f"198.51.{i}.{day}")
+        for _ in range(15):
+            cast(arena, clicker, at_random, clock, rng, ip="203.0.113.41")
+        clock.advance(86_400.0)
+
+    fraud.fraud_scan(arena=arena, full=True)
+
+    flag = _flag_for(arena, clicker)
+    found = next(r for r in flag.results if r["detector"] == "crowd_disagreement")
+    assert found["level"] == "ok" and found["evidence"]["log10_odds"] >= math.log10(3.0)
+    assert flag.verdict == "ok" and fraud.caps_trust(flag) == "crowd_disagreement"
+    assert weight(arena, clicker) == pytest.approx(0.1)
+    assert all(weight(arena, p) == 1.0 for p in people), "honest voters keep their trust"
+    assert_tallies_equal_a_replay(arena)
+    page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{clicker.public_id}/").content
+    assert b'id="trust-capped"' in page and b"coin flips" in page
+
+
 def _flag_for(arena: Arena, voter: Voter) -> VoterFlag:
     return VoterFlag.objects.get_or_create(arena=arena, voter=voter)[0]
 

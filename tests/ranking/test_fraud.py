@@ -433,6 +433,44 @@ def test_a_random_clicker_too_new_to_exclude_has_its_trust_capped() -> None:
     ].trust_capped
 
 
+def _capped(voters: str, n: int, choose: Chooser, config: FraudConfig) -> list[bool]:
+    votes = [v for j in range(30) for v in cast(f"{voters}{j}", n, choose, seed=j, start=1e3 * j)]
+    reports = scan(CROWD + votes, SPREAD, config=config)
+    return [reports[f"{voters}{j}"].trust_capped for j in range(30)]
+
+
+def test_votes_likelier_under_coin_flips_than_under_the_careless_crowd_weigh_the_floor() -> None:
+    """Fifteen random clicks are too few for the e-process to reach 20 most of the time; the
+    plain odds of coin flips against a crowd that lapses 30% of the time reach 3 far more
+    often, and hold the clicker's trust at the floor without excluding it."""
+    off = FraudConfig(disagreement_cap_odds=math.inf)
+
+    with_odds = _capped("clicker", 15, random_clicker, FraudConfig())
+    without = _capped("clicker", 15, random_clicker, off)
+
+    assert sum(with_odds) >= sum(without) + 4 and all(
+        with_odds[j] for j, c in enumerate(without) if c
+    )
+    rep = scan(CROWD + cast("clicker3", 15, random_clicker, seed=3), SPREAD)["clicker3"]
+    res = rep.result("crowd_disagreement")
+    if res.level == "ok" and rep.trust_capped:  # the summary says why
+        assert "likelier under coin flips" in res.summary
+        assert res.evidence["log10_odds"] >= math.log10(3.0)
+
+
+def test_voters_who_choose_like_the_crowd_or_lapse_often_keep_their_weight() -> None:
+    assert not any(_capped("honest", 100, honest(), FraudConfig()))
+
+    def lapsing(slots: tuple[str, ...], rng: random.Random) -> int | None:
+        return rng.randrange(len(slots)) if rng.random() < 0.45 else honest()(slots, rng)
+
+    # Lapsing 45% of the time: the odds drift towards the crowd as the votes add up, so they
+    # hold (almost) no one at the floor whom the e-process had not already.
+    off = FraudConfig(disagreement_cap_odds=math.inf)
+    with_odds = _capped("lapser", 150, lapsing, FraudConfig())
+    assert sum(with_odds) <= sum(_capped("lapser", 150, lapsing, off)) + 1
+
+
 def test_the_replay_weighs_a_suspected_random_clicker_at_the_floor() -> None:
     votes = sorted(
         CROWD + cast("clicker", 25, random_clicker, start=3 * 86_400.0, gap=4 * 3600.0),
@@ -582,6 +620,8 @@ def test_it_wants_one_voter_per_choice_series() -> None:
         ({"speed_suspicious_share": 0.0}, "speed_suspicious_share"),
         ({"speed_suspicious_share": 1.5}, "speed_suspicious_share"),
         ({"disagreement_caps": 1}, "disagreement_caps"),
+        ({"disagreement_cap_odds": 1.0}, "disagreement_cap_odds"),
+        ({"disagreement_cap_odds": True}, "disagreement_cap_odds"),
     ],
 )
 def test_it_rejects_bad_config_values_naming_the_argument(
