@@ -182,16 +182,12 @@ def test_a_voter_who_copies_the_board_weighs_the_floor_without_being_excluded_un
     assert b'id="trust-capped"' not in page
 
 
-def test_a_suspected_random_clicker_weighs_the_floor_without_being_excluded(
-    clock: Clock, admin_client: Any
-) -> None:
-    """Five models a logit apart: twelve honest voters choose by the odds over three days, one
-    identity clicks at random (15 votes a day, so it has earned full trust by count and
-    spread). Its choices depart from the crowd's enough to suspect (crowd_disagreement), not to
-    exclude: the scan holds its trust at the floor and the review page says why."""
+def _people_and_a_clicker(clock: Clock, *, seed: int) -> tuple[Arena, list[Voter], Voter]:
+    """Five models a logit apart: twelve honest voters choose by the odds over three days and
+    one identity clicks at random, 15 votes a day (full earned trust by count and spread)."""
     arena = ready_arena(models=5, prompts=2)
     by_odds = odds_chooser(arena, gap=1.0)
-    rng = random.Random(1)  # a seeded run; seeds 2, 3 and 5 suspect it too (4 and 6 do not)
+    rng = random.Random(seed)
 
     def at_random(labels: dict[int, str], rng: random.Random) -> str:
         return labels[rng.choice(sorted(labels))]
@@ -205,6 +201,18 @@ def test_a_suspected_random_clicker_weighs_the_floor_without_being_excluded(
         for _ in range(15):
             cast(arena, clicker, at_random, clock, rng, ip="203.0.113.41")
         clock.advance(86_400.0)
+    return arena, people, clicker
+
+
+def test_a_suspected_random_clicker_weighs_the_floor_without_being_excluded(
+    clock: Clock, admin_client: Any
+) -> None:
+    """Five models a logit apart: twelve honest voters choose by the odds over three days, one
+    identity clicks at random (15 votes a day, so it has earned full trust by count and
+    spread). Its choices depart from the crowd's enough to suspect (crowd_disagreement), not to
+    exclude: the scan holds its trust at the floor and the review page says why."""
+    # A seeded run; seeds 2, 3 and 5 suspect it too (4 and 6 do not).
+    arena, people, clicker = _people_and_a_clicker(clock, seed=1)
 
     fraud.fraud_scan(arena=arena, full=True)
 
@@ -226,23 +234,7 @@ def test_a_random_clicker_below_suspicion_weighs_the_floor_when_coin_flips_expla
     under 3 too): the odds of coin flips against a crowd lapsing 30% of the time reach 3, which
     holds the clicker's trust at the floor (the scan stores them in the flag's evidence) and
     excludes no one."""
-    seed = 4
-    arena = ready_arena(models=5, prompts=2)
-    by_odds = odds_chooser(arena, gap=1.0)
-    rng = random.Random(seed)
-
-    def at_random(labels: dict[int, str], rng: random.Random) -> str:
-        return labels[rng.choice(sorted(labels))]
-
-    people = [VoterFactory.create() for _ in range(12)]
-    clicker = VoterFactory.create()
-    for day in range(3):
-        for i, person in enumerate(people):
-            for _ in range(12):
-                cast(arena, person, by_odds, clock, rng, ip=f"198.51.{i}.{day}")
-        for _ in range(15):
-            cast(arena, clicker, at_random, clock, rng, ip="203.0.113.41")
-        clock.advance(86_400.0)
+    arena, people, clicker = _people_and_a_clicker(clock, seed=4)
 
     fraud.fraud_scan(arena=arena, full=True)
 
