@@ -285,45 +285,50 @@ class BayesianRater(BaseRater):
         if self._fit is None or self._fit_votes != self.n_votes:
             theta, h, self.prior_sd = self._refit()
             self._cov = LOGIT_TO_ELO**2 * laplace_cov(h)
+            var = np.diag(self._cov)
             self._unshrunk = None
             if self.counts.replicates >= 2 and self.lapse == 0.0 and self.n_votes > 0:
-                self._cov = self._vote_level(theta, h, self._cov)
+                self._cov, var = self._vote_level(theta, h, self._cov)
                 fit = fit_firth(self.counts.effective_wins(), UNSHRUNK_L2, x0=theta)
                 self._unshrunk = to_display(fit)
-            sd = np.sqrt(np.clip(np.diag(self._cov), 0.0, None))
+            sd = np.sqrt(np.clip(var, 0.0, None))
             self._fit = (to_display(theta), sd)
             self._fit_votes = self.n_votes
         return self._fit[0].copy(), self._fit[1].copy()
 
     def _vote_level(
         self, theta: NDArray[np.float64], h: NDArray[np.float64], laplace: NDArray[np.float64]
-    ) -> NDArray[np.float64]:
-        """The Laplace covariance widened to the vote-level variance per model.
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The Laplace covariance widened to the vote-level variance per model, and the
+        variance each model's shown sd and interval use.
 
         The pairs of one K-wise vote share a judgement, so they are not the independent
-        evidence the Laplace width assumes. Each model's sd becomes the largest of three:
-
-        * its sandwich sd (the score's variability over the vote-level replicates);
-        * the spread of the MAP refitted on each replicate (at the same prior): where votes are
-          few the likelihood is far from quadratic (a model that seldom wins a best-of-4 vote),
-          and the linearised sandwich misses that; at 500 best-of-4 votes on 16 models it lifted
-          the coverage of the 95% interval from 0.927 to 0.937 (80 seeds,
-          benchmarks/coverage.py's world), and at 2,000 votes on 50 models from 0.924 to 0.937;
-        * its Laplace sd: under a random-utility voter the pairs a model shares in one ranking
-          are positively correlated, so anything narrower is estimation noise (100 replicates).
-
+        evidence the Laplace width assumes. In the covariance each model's sd becomes the
+        larger of its sandwich sd (the score's variability over the vote-level replicates) and
+        its Laplace sd: under a random-utility voter the pairs a model shares in one ranking
+        are positively correlated, so anything narrower is estimation noise (100 replicates).
         The correlations stay Laplace's (``D C D``), so the covariance stays positive
         semi-definite.
+
+        The shown sd is no narrower than the spread of the MAP refitted on each replicate (at
+        the same prior) either: where votes are few the likelihood is far from quadratic (a
+        model that seldom wins a best-of-4 vote) and the linearised sandwich misses that; at 500
+        best-of-4 votes on 16 models it lifted the coverage of the 95% interval from 0.927 to
+        0.938 (200 seeds, benchmarks/coverage.py's world), at 2,000 votes on 50 models from
+        0.924 to 0.937. That floor is a small-sample correction of the interval only: the
+        covariance that ranks, matchmakes and extrapolates "votes to settle" leaves it out (in
+        it, it changed the matchmaker's early battles and took the settle estimate's median
+        actual / predicted from 0.61 to 0.27, benchmarks/settle.py).
         """
         alpha = (LOGIT_TO_ELO / self.prior_sd) ** 2
         j = replicate_score_cov(self.counts, theta)
         robust = np.diag(LOGIT_TO_ELO**2 * sandwich_cov(h, j, alpha))
-        refits = replicate_refits(self.counts, alpha, theta, self.counts.replicates)
-        robust = np.maximum(robust, refits.var(axis=0, ddof=1))
         base = np.diag(laplace)
-        scale = np.sqrt(np.maximum(robust, base) / np.where(base > 0, base, 1.0))
+        widened = np.maximum(robust, base)
+        scale = np.sqrt(widened / np.where(base > 0, base, 1.0))
         out: NDArray[np.float64] = laplace * scale[:, None] * scale[None, :]
-        return out
+        refits = replicate_refits(self.counts, alpha, theta, self.counts.replicates)
+        return out, np.maximum(widened, refits.var(axis=0, ddof=1))
 
     def _refit(self) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
         """MAP fit; with ``empirical_prior`` the prior precision is estimated too.
