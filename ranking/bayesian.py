@@ -36,7 +36,8 @@ units, damped Newton), and
 * report ``sigma`` and the ``level`` interval ``mu +- z sigma`` from the
   Laplace approximation (inverse Hessian); with vote-level replicates
   (``replicates``, the leaderboards') ``sigma`` is widened to the vote-level
-  variance (:meth:`BayesianRater._vote_level`) and the interval is
+  variance (:meth:`BayesianRater._vote_level`), the board's sd is no narrower
+  than the spread of replicate refits (:meth:`BayesianRater._shown_width`), and the interval is
   *bias-aware*: it runs from ``min(mu, u) - z sigma`` to ``max(mu, u) + z
   sigma``, ``u`` the model's unshrunk score (Firth's bias-reduced fit). The
   prior shrinks a sparsely voted model towards the middle, and a posterior
@@ -232,8 +233,7 @@ class BayesianRater(BaseRater):
         self.sigma: NDArray[np.float64] = np.zeros(0)
         self._fit: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._cov: NDArray[np.float64] = np.zeros((0, 0))
-        #: Display scores without the prior's shrinkage (Firth's fit; vote-level intervals only).
-        self._unshrunk: NDArray[np.float64] | None = None
+        self._theta: NDArray[np.float64] = np.zeros(0)  # the last refit, log-odds
         self._fit_votes = -1
         #: Prior sd used by the last refit, Elo points (grows under empirical Bayes).
         self.prior_sd = LOGIT_TO_ELO / math.sqrt(self._l2)
@@ -285,50 +285,62 @@ class BayesianRater(BaseRater):
         if self._fit is None or self._fit_votes != self.n_votes:
             theta, h, self.prior_sd = self._refit()
             self._cov = LOGIT_TO_ELO**2 * laplace_cov(h)
-            var = np.diag(self._cov)
-            self._unshrunk = None
-            if self.counts.replicates >= 2 and self.lapse == 0.0 and self.n_votes > 0:
-                self._cov, var = self._vote_level(theta, h, self._cov)
-                fit = fit_firth(self.counts.effective_wins(), UNSHRUNK_L2, x0=theta)
-                self._unshrunk = to_display(fit)
-            sd = np.sqrt(np.clip(var, 0.0, None))
+            if self._vote_level_on():
+                self._cov = self._vote_level(theta, h, self._cov)
+            sd = np.sqrt(np.clip(np.diag(self._cov), 0.0, None))
+            self._theta = theta
             self._fit = (to_display(theta), sd)
             self._fit_votes = self.n_votes
         return self._fit[0].copy(), self._fit[1].copy()
 
+    def _vote_level_on(self) -> bool:
+        """Whether the vote-level widths apply: replicates kept (the leaderboards'), no lapse
+        model, and votes to resample."""
+        return self.counts.replicates >= 2 and self.lapse == 0.0 and self.n_votes > 0
+
     def _vote_level(
         self, theta: NDArray[np.float64], h: NDArray[np.float64], laplace: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """The Laplace covariance widened to the vote-level variance per model, and the
-        variance each model's shown sd and interval use.
+    ) -> NDArray[np.float64]:
+        """The Laplace covariance widened to the vote-level (sandwich) variance per model.
 
         The pairs of one K-wise vote share a judgement, so they are not the independent
-        evidence the Laplace width assumes. In the covariance each model's sd becomes the
-        larger of its sandwich sd (the score's variability over the vote-level replicates) and
-        its Laplace sd: under a random-utility voter the pairs a model shares in one ranking
-        are positively correlated, so anything narrower is estimation noise (100 replicates).
-        The correlations stay Laplace's (``D C D``), so the covariance stays positive
-        semi-definite.
-
-        The shown sd is no narrower than the spread of the MAP refitted on each replicate (at
-        the same prior) either: where votes are few the likelihood is far from quadratic (a
-        model that seldom wins a best-of-4 vote) and the linearised sandwich misses that; at 500
-        best-of-4 votes on 16 models it lifted the coverage of the 95% interval from 0.927 to
-        0.938 (200 seeds, benchmarks/coverage.py's world), at 2,000 votes on 50 models from
-        0.924 to 0.937. That floor is a small-sample correction of the interval only: the
-        covariance that ranks, matchmakes and extrapolates "votes to settle" leaves it out (in
-        it, it changed the matchmaker's early battles and took the settle estimate's median
-        actual / predicted from 0.61 to 0.27, benchmarks/settle.py).
+        evidence the Laplace width assumes. Each model's sd becomes the larger of its sandwich
+        sd (from the vote-level replicates) and its Laplace sd: under a random-utility voter
+        the pairs a model shares in one ranking are positively correlated, so a sandwich below
+        the Laplace width is estimation noise (100 replicates). The correlations stay
+        Laplace's (``D C D``), so the covariance stays positive semi-definite.
         """
         alpha = (LOGIT_TO_ELO / self.prior_sd) ** 2
         j = replicate_score_cov(self.counts, theta)
         robust = np.diag(LOGIT_TO_ELO**2 * sandwich_cov(h, j, alpha))
         base = np.diag(laplace)
-        widened = np.maximum(robust, base)
-        scale = np.sqrt(widened / np.where(base > 0, base, 1.0))
+        scale = np.sqrt(np.maximum(robust, base) / np.where(base > 0, base, 1.0))
         out: NDArray[np.float64] = laplace * scale[:, None] * scale[None, :]
-        refits = replicate_refits(self.counts, alpha, theta, self.counts.replicates)
-        return out, np.maximum(widened, refits.var(axis=0, ddof=1))
+        return out
+
+    def _shown_width(
+        self, sd: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The board's small-sample corrections (vote-level replicates only): the shown sd and
+        each model's unshrunk score, which its interval reaches to.
+
+        * The shown sd is no narrower than the spread of the MAP refitted on each replicate
+          (at the same prior): where votes are few the likelihood is far from quadratic (a
+          model that seldom wins a best-of-4 vote) and the linearised sandwich misses that; at
+          500 best-of-4 votes on 16 models it lifted the coverage of the 95% interval from 0.927
+          to 0.938 (200 seeds, benchmarks/coverage.py's world), at 2,000 votes on 50 models
+          from 0.924 to 0.937.
+        * The unshrunk score is Firth's bias-reduced fit (see the module docstring).
+
+        Both are for the board only: the covariance that ranks, matchmakes and extrapolates
+        "votes to settle" leaves them out (with the floor in it the matchmaker's early battles
+        changed and the settle estimate's median actual / predicted fell from 0.61 to 0.27,
+        benchmarks/settle.py), and the aggregator's belief refresh does not pay for them.
+        """
+        alpha = (LOGIT_TO_ELO / self.prior_sd) ** 2
+        refits = replicate_refits(self.counts, alpha, self._theta, self.counts.replicates)
+        unshrunk = fit_firth(self.counts.effective_wins(), UNSHRUNK_L2, x0=self._theta)
+        return np.maximum(sd, refits.std(axis=0, ddof=1)), to_display(unshrunk)
 
     def _refit(self) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
         """MAP fit; with ``empirical_prior`` the prior precision is estimated too.
@@ -405,12 +417,13 @@ class BayesianRater(BaseRater):
         z = float(norm.ppf(0.5 + self.level / 2.0))
         if self.display == "map":
             mu, sd = self.posterior()
-            low, high = mu - z * sd, mu + z * sd
-            if self._unshrunk is not None:
-                # Bias-aware: the prior pulls a sparsely voted model towards the middle by up
-                # to |mode - unshrunk|, so the interval reaches past its own votes' estimate.
-                low = np.minimum(mu, self._unshrunk) - z * sd
-                high = np.maximum(mu, self._unshrunk) + z * sd
+            unshrunk = mu
+            if self._vote_level_on():
+                sd, unshrunk = self._shown_width(sd)
+            # Bias-aware: the prior pulls a sparsely voted model towards the middle by up to
+            # |mode - unshrunk|, so the interval reaches past its own votes' estimate.
+            low = np.minimum(mu, unshrunk) - z * sd
+            high = np.maximum(mu, unshrunk) + z * sd
             rank = rank_by_differences(mu, self._cov, z)
             return self._table(mu, low, high, rank, mu, sd)
         mu, sd = self.online()
