@@ -349,11 +349,6 @@ def _report_capped(
     return {f.voter_id for f in flags if caps_trust(f, config)}
 
 
-#: The odds of coin flips over the careless crowd that hold a voter's trust at the floor (the
-#: review page quotes them).
-CAP_ODDS = fraud.DEFAULT_CONFIG.disagreement_cap_odds
-
-
 def caps_trust(flag: VoterFlag, config: fraud.FraudConfig = fraud.DEFAULT_CONFIG) -> str | None:
     """The detector whose capping finding (``ranking.fraud.caps``: a strong crowd echo,
     scoped targeting or campaign membership, a suspicious crowd disagreement, or choices

@@ -147,6 +147,14 @@ def fraud_voter(request: HttpRequest, slug: str, voter_id: str) -> HttpResponse:
         ).count(),
         "targeted_model": _targeted_model(flag),
         "capped_by": fraud.caps_trust(flag),
-        "cap_odds": f"{fraud.CAP_ODDS:g}",
+        # The thresholds the scan judged by, as its evidence recorded them.
+        "disagreement": next(
+            (
+                r.get("evidence", {})
+                for r in flag.results
+                if r.get("detector") == "crowd_disagreement"
+            ),
+            {},
+        ),
     }
     return render(request, "admin/fraud_voter.html", context)

@@ -480,9 +480,10 @@ def find_unanimous(
     group at least ``UNANIMOUS_MIN_RATIO`` times the expectation whose tail passes
     ``campaign_p`` (Bonferroni over models and directions) is a campaign of kind
     "unanimous"; for a (model, direction) in ``done`` the tail need only pass
-    ``campaign_join_p``, unadjusted (unanimous identities joining a campaign found).  Each member's evidence alone is weak (honest fans are unanimous too), so
-    membership never excludes: members lose their votes showing the model and their trust is
-    held at the floor (see ``_campaign_result``).  ``found``: identities already in a
+    ``campaign_join_p``, unadjusted (unanimous identities joining a campaign found).  Each
+    member's evidence alone is weak (honest fans are unanimous too), so membership never
+    excludes: members lose their votes showing the model and their trust is held at the floor
+    (see ``_campaign_result``).  ``found``: identities already in a
     campaign; ``done``: (model, direction) pairs already found (not tested the other way;
     the same way at the joiners' level).
     """
@@ -500,19 +501,15 @@ def find_unanimous(
         if len(group) < UNANIMOUS_MIN_RATIO * lam:
             continue
         p_raw = float(poisson.sf(len(group) - 1, lam))
-        if key in done:
-            # A campaign already found pushing this model this way: whether more identities
-            # are with it is one question asked in advance, not one of 4 x models, and weaker
-            # evidence pointing the same way is enough (as for joiners, ``campaign_join_p``).
-            # Slow promoters shown their model a handful of times each are found this way once
-            # the busier ones made the campaign (attack_sim, pairwise: 14 of 36 before).
-            p_adj = p_raw
-            if p_adj > config.campaign_join_p:
-                continue
-        else:
-            p_adj = min(1.0, p_raw * tests)
-            if p_adj > config.campaign_p:
-                continue
+        # A campaign already found pushing this model this way: whether more identities are
+        # with it is one question asked in advance, not one of 4 x models, and weaker evidence
+        # pointing the same way is enough (as for joiners, ``campaign_join_p``). Slow promoters
+        # shown their model a handful of times each are found this way once the busier ones
+        # made the campaign (attack_sim, pairwise: 14 of 36 before).
+        joining = key in done
+        p_adj = p_raw if joining else min(1.0, p_raw * tests)
+        if p_adj > (config.campaign_join_p if joining else config.campaign_p):
+            continue
         out.append(_unanimous_finding(key, group, eligible[key], lam, p_raw, p_adj, preps))
     return out
 

@@ -38,12 +38,12 @@ def _disagreement_stats(decided: Sequence[_Prep], config: FraudConfig) -> dict[s
         return {"n_decided": 0, "log10_max_e": 0.0, "log10_final_e": 0.0, "log10_odds": 0.0}
     j = int(np.argmax(path))
     fav = sum(1 for p in decided if p.probs[p.winner] == max(p.probs))
-    lapse = config.disagreement_lapse
     return {
         "n_decided": n,
         "log10_max_e": max(0.0, path[j]),
         "log10_final_e": path[-1],
-        "log10_odds": sum(math.log10(p.e_noisy(lapse)) for p in decided),
+        # The plain likelihood ratio: the same product with the whole stake on every vote.
+        "log10_odds": _running_log10(decided, 1.0, config.disagreement_lapse)[-1],
         "max_at_vote": j + 1 if path[j] > 0 else 0,
         "chose_favourite": fav,
         "expected_favourite": sum(max(p.probs) for p in decided),
@@ -75,6 +75,8 @@ def _crowd_disagreement(decided: Sequence[_Prep], config: FraudConfig) -> Detect
     st = _disagreement_stats(decided, config)
     level = _disagreement_level(st, config)
     n = st["n_decided"]
+    # Rounded once: the evidence the verdict's ``caps`` reads back and the summary agree.
+    log10_odds = _r(st["log10_odds"])
     if n == 0:
         summary = "no decided votes to compare with the crowd"
     else:
@@ -84,16 +86,16 @@ def _crowd_disagreement(decided: Sequence[_Prep], config: FraudConfig) -> Detect
             f"{_fmt_e(st['log10_max_e'])} (suspicious at {config.disagreement_suspicious_e:g}, "
             f"strong at {config.disagreement_strong_e:g})"
         )
-        if level == "ok" and caps_by_odds(n, st["log10_odds"], config):
+        if level == "ok" and caps_by_odds(n, log10_odds, config):
             summary += (
-                f"; its choices are {_fmt_e(st['log10_odds'])} times likelier under coin flips "
+                f"; its choices are {_fmt_e(log10_odds)} times likelier under coin flips "
                 "than under the careless crowd, so its trust is held at the floor"
             )
     evidence = {
         "n_decided": n,
         "log10_max_e": _r(st["log10_max_e"]),
         "log10_final_e": _r(st["log10_final_e"]),
-        "log10_odds": _r(st["log10_odds"]),
+        "log10_odds": log10_odds,
         "max_at_vote": st.get("max_at_vote", 0),
         "chose_favourite": st.get("chose_favourite", 0),
         "expected_favourite": _r(st.get("expected_favourite", 0.0), 2),

@@ -246,7 +246,8 @@ def test_a_random_clicker_below_suspicion_weighs_the_floor_when_coin_flips_expla
     assert all(weight(arena, p) == 1.0 for p in people), "honest voters keep their trust"
     assert_tallies_equal_a_replay(arena)
     page = admin_client.get(f"/admin/fraud/{arena.slug}/voter/{clicker.public_id}/").content
-    assert b'id="trust-capped"' in page and b"coin flips" in page
+    assert b'id="trust-capped"' in page
+    assert b"at least 3 times better than a crowd that lapses 30% of the time" in page
 
 
 def _flag_for(arena: Arena, voter: Voter) -> VoterFlag:

@@ -451,11 +451,18 @@ def test_votes_likelier_under_coin_flips_than_under_the_careless_crowd_weigh_the
     assert sum(with_odds) >= sum(without) + 4 and all(
         with_odds[j] for j, c in enumerate(without) if c
     )
-    rep = scan(CROWD + cast("clicker3", 15, random_clicker, seed=3), SPREAD)["clicker3"]
-    res = rep.result("crowd_disagreement")
-    if res.level == "ok" and rep.trust_capped:  # the summary says why
-        assert "likelier under coin flips" in res.summary
-        assert res.evidence["log10_odds"] >= math.log10(3.0)
+    # One below suspicion (seed 0: odds 10^1.19) is capped by its odds, and its summary says
+    # why; one whose odds stay under 3 (seed 1: 10^0.45) is neither capped nor told it is.
+    capped, spared = (
+        scan(CROWD + cast(f"clicker{s}", 15, random_clicker, seed=s), SPREAD)[f"clicker{s}"]
+        for s in (0, 1)
+    )
+    for rep, odds_over_3 in ((capped, True), (spared, False)):
+        res = rep.result("crowd_disagreement")
+        assert res.level == "ok" and rep.verdict != "excluded"
+        assert (res.evidence["log10_odds"] >= math.log10(3.0)) is odds_over_3
+        assert rep.trust_capped is odds_over_3
+        assert ("likelier under coin flips" in res.summary) is odds_over_3
 
 
 def test_voters_who_choose_like_the_crowd_or_lapse_often_keep_their_weight() -> None:
@@ -622,6 +629,8 @@ def test_it_wants_one_voter_per_choice_series() -> None:
         ({"disagreement_caps": 1}, "disagreement_caps"),
         ({"disagreement_cap_odds": 1.0}, "disagreement_cap_odds"),
         ({"disagreement_cap_odds": True}, "disagreement_cap_odds"),
+        ({"disagreement_cap_odds": math.nan}, "disagreement_cap_odds"),
+        ({"disagreement_cap_odds": "3"}, "disagreement_cap_odds"),
     ],
 )
 def test_it_rejects_bad_config_values_naming_the_argument(
