@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from redis.exceptions import RedisError
 
 import ranking
+from arena import localcache
 from arena.models import (
     Arena,
     ArenaTally,
@@ -275,7 +276,12 @@ def tally_defer(*, vote: Vote) -> None:
     if vote.is_named:
         return
     PendingVote.objects.create(vote=vote, arena_id=vote.arena_id)
-    arena_id = vote.arena_id
+    tally_drain_after_commit(arena_id=vote.arena_id)
+
+
+def tally_drain_after_commit(*, arena_id: int) -> None:
+    """Ask the aggregator to drain the arena once the current transaction commits (at once
+    with ``TALLY_DRAIN_ON_COMMIT`` off): the request that queued a vote calls this."""
     if settings.TALLY_DRAIN_ON_COMMIT:
         transaction.on_commit(lambda: tally_drain_request(arena_id=arena_id))
     else:
@@ -1135,11 +1141,14 @@ def matchmaker_for(
     """The arena's matchmaker over ``model_ids``: ranking's default (overlap sampling).
 
     Beliefs are the aggregator's cached MAP refit of the pair counts (a fit happens here only
-    when the cache cannot answer); admin weights boost (>1) or damp (<1) a model. Stateless per
+    when the cache cannot answer; a process reads the cache at most once per
+    ``ARENA_LOCAL_CACHE_S``); admin weights boost (>1) or damp (<1) a model. Stateless per
     request, so concurrent battle requests need no lock and still differ (each its own seed).
     """
     players = [str(pk) for pk in model_ids]
-    beliefs = _beliefs_cached(arena_id=arena.pk)
+    # Held per process for ARENA_LOCAL_CACHE_S too: beliefs are priors for matchmaking, and
+    # the aggregator refreshes them about as often.
+    beliefs = localcache.cached(("beliefs", arena.pk), lambda: _beliefs_cached(arena_id=arena.pk))
     if beliefs is None or not beliefs.knows(players):
         beliefs = matchmaker_beliefs_refresh(arena_id=arena.pk)
         if not beliefs.knows(players):  # e.g. a model shown here that has left the arena

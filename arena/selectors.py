@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import connection, models
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 
+from arena import localcache
 from arena.errors import InvalidToken, NotFound
 from arena.models import (
     SLOT_LABELS,
@@ -22,6 +24,7 @@ from arena.models import (
     LeaderboardSnapshot,
     ModerationState,
     PairTally,
+    Prompt,
     Vote,
     VoteExclusion,
 )
@@ -42,38 +45,121 @@ def arena_list() -> QuerySet[Arena]:
     )
 
 
-def arena_get(*, slug: str) -> Arena:
-    try:
-        return Arena.objects.select_related("prompt_set").get(slug=slug, is_active=True)
-    except Arena.DoesNotExist:
-        raise NotFound(f"No active arena called {slug!r}.") from None
+M = TypeVar("M", bound=models.Model)
+
+
+def _fresh_copy(instance: M) -> M:
+    """A new instance holding a cached row's values: callers may set attributes on it."""
+    names = [f.attname for f in instance._meta.concrete_fields]
+    return type(instance).from_db(instance._state.db, names, [getattr(instance, n) for n in names])
+
+
+def arena_get(*, slug: str, cached: bool = False) -> Arena:
+    """The active arena called ``slug``, with its prompt set; NotFound otherwise.
+
+    ``cached`` (the battle path and the leaderboard API): read from the database at most once
+    per ``ARENA_LOCAL_CACHE_S`` per process (a missing arena is looked up every time), and
+    handed out as a fresh instance each call."""
+    found = (
+        localcache.cached(("arena", slug), lambda: _arena_read(slug))
+        if cached
+        else _arena_read(slug)
+    )
+    if found is None:
+        raise NotFound(f"No active arena called {slug!r}.")
+    if not cached:
+        return found
+    arena = _fresh_copy(found)
+    arena.prompt_set = _fresh_copy(found.prompt_set)
+    return arena
+
+
+def _arena_read(slug: str) -> Arena | None:
+    return Arena.objects.select_related("prompt_set").filter(slug=slug, is_active=True).first()
 
 
 def arena_ready_pool(*, arena: Arena) -> dict[int, dict[int, list[int]]]:
     """Ready assets of the arena's active models on its approved prompts: prompt -> model -> assets."""
+    return {prompt_id: dict(by_model) for prompt_id, by_model in _ready_rows(arena)[0].items()}
+
+
+@dataclass(frozen=True)
+class ReadyOutput:
+    """What a battle slot shows of a ready output before the vote."""
+
+    media_type: str
+    fmt: str
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class ReadyPool:
+    """An arena's servable outputs, as one process caches them for the battle path."""
+
+    by_prompt: dict[int, dict[int, list[int]]]  # prompt -> model -> ready asset ids
+    outputs: dict[int, ReadyOutput]  # asset id -> what its slot shows
+    weights: dict[int, float]  # model id -> its matchmaking weight
+    prompts: dict[int, Prompt]  # the prompts of by_prompt (shared: read them, do not change)
+
+
+def _ready_rows(
+    arena: Arena,
+) -> tuple[dict[int, dict[int, list[int]]], dict[int, ReadyOutput], dict[int, float]]:
     rows = Asset.objects.filter(
         status=AssetStatus.READY,
         model__is_active=True,
         model__arenas=arena,
         prompt__prompt_set_id=arena.prompt_set_id,
         prompt__moderation_state=ModerationState.APPROVED,
-    ).values_list("prompt_id", "model_id", "id")
+    ).values_list(
+        "prompt_id", "model_id", "id", "media_type", "fmt", "width", "height",
+        "model__matchmaking_weight",
+    )  # fmt: skip
     pool: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for prompt_id, model_id, asset_id in rows:
+    outputs: dict[int, ReadyOutput] = {}
+    weights: dict[int, float] = {}
+    for prompt_id, model_id, asset_id, media_type, fmt, width, height, weight in rows:
         pool[prompt_id][model_id].append(asset_id)
-    return pool
+        outputs[asset_id] = ReadyOutput(media_type, fmt, width, height)
+        weights[model_id] = weight
+    return pool, outputs, weights
+
+
+def _ready_pool_read(arena: Arena) -> ReadyPool:
+    pool, outputs, weights = _ready_rows(arena)
+    return ReadyPool(
+        by_prompt={prompt_id: dict(by_model) for prompt_id, by_model in pool.items()},
+        outputs=outputs,
+        weights=weights,
+        prompts=Prompt.objects.in_bulk(list(pool)),
+    )
+
+
+def arena_ready_pool_cached(*, arena: Arena, fresh: bool = False) -> ReadyPool:
+    """The arena's ready pool, read at most once per ``ARENA_LOCAL_CACHE_S`` per process
+    (``fresh``: now). The battle path reads it again when the cached pool cannot fill a battle."""
+    return localcache.cached(
+        ("ready-pool", arena.pk, arena.prompt_set_id),
+        lambda: _ready_pool_read(arena),
+        fresh=fresh,
+    )
 
 
 def voter_revealed_assets(*, voter_id: int, arena: Arena, recent: int = 500) -> set[int]:
     """The outputs this voter has seen with their models' names, in their last ``recent``
-    voted battles of the arena (one query). Matchmaking shows other outputs when it can: a
-    revealed output shown again names its model to anyone who remembers its bytes."""
-    battles = (
-        Battle.objects.filter(voter_id=voter_id, arena=arena, state=BattleState.VOTED)
-        .order_by("-pk")
-        .values("pk")[:recent]
+    voted battles of the arena (one query, written out: it runs on every battle). Matchmaking
+    shows other outputs when it can: a revealed output shown again names its model to anyone
+    who remembers its bytes."""
+    quote = connection.ops.quote_name
+    battles, slots = quote(Battle._meta.db_table), quote(BattleSlot._meta.db_table)
+    sql = (
+        f"SELECT asset_id FROM {slots} WHERE battle_id IN (SELECT id FROM {battles} "
+        "WHERE voter_id = %s AND arena_id = %s AND state = %s ORDER BY id DESC LIMIT %s)"
     )
-    return set(BattleSlot.objects.filter(battle__in=battles).values_list("asset_id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [voter_id, arena.pk, BattleState.VOTED, recent])
+        return {asset_id for (asset_id,) in cursor.fetchall()}
 
 
 def battle_get(*, public_id: Any) -> Battle:
@@ -99,7 +185,7 @@ class SlotView:
     original_fmt: str = ""
 
 
-def _original(asset: Asset) -> tuple[str, str]:
+def asset_original_link(asset: Asset) -> tuple[str, str]:
     """(link, format) of the model's own file: the stored original, or the served file when
     normalising left it as it was."""
     stored = asset.original or asset.file
@@ -145,10 +231,55 @@ def battle_slot_for_media(*, token: str) -> BattleSlot:
     return slot
 
 
+@dataclass(frozen=True)
+class KnownSlot:
+    """A slot as the service that just served or voted on the battle read it: ``battle_view``
+    shows it without reading the slots again (``Battle.known_slots``)."""
+
+    position: int
+    output: ReadyOutput
+    model_name: str = ""
+    model_organisation: str = ""
+    model_link: str = ""
+    original_url: str = ""
+    original_fmt: str = ""
+
+
+def _known_view(battle: Battle, known: list[KnownSlot], revealed: bool) -> list[SlotView]:
+    return [
+        SlotView(
+            label=SLOT_LABELS[slot.position],
+            media_type=slot.output.media_type,
+            fmt=slot.output.fmt,
+            url=slot_media_url(battle=battle, position=slot.position),
+            width=slot.output.width,
+            height=slot.output.height,
+            model_name=slot.model_name if revealed else "",
+            model_organisation=slot.model_organisation if revealed else "",
+            model_link=slot.model_link if revealed else "",
+            original_url=slot.original_url if revealed else "",
+            original_fmt=slot.original_fmt if revealed else "",
+        )
+        for slot in known
+    ]
+
+
 def battle_view(*, battle: Battle) -> BattleView:
     """What a page or API may show of a battle: model identities only after its vote, and media
-    only through per-battle links (the same output has another URL in every battle)."""
+    only through per-battle links (the same output has another URL in every battle).
+
+    A battle the service has just served or voted on carries its slots (``known_slots``, and
+    ``known_ranking`` once voted): then nothing is read again."""
     revealed = battle.state == BattleState.VOTED
+    known: list[KnownSlot] | None = getattr(battle, "known_slots", None)
+    known_ranking: list[list[str]] | None = getattr(battle, "known_ranking", None)
+    if known is not None and (not revealed or known_ranking is not None):
+        return BattleView(
+            battle=battle,
+            slots=_known_view(battle, known, revealed),
+            revealed=revealed,
+            ranking=known_ranking if revealed and known_ranking is not None else [],
+        )
     slot_rows = battle.slots.select_related("asset", "model").order_by("position")
     slots = [
         SlotView(
@@ -161,8 +292,8 @@ def battle_view(*, battle: Battle) -> BattleView:
             model_name=slot.model.name if revealed else "",
             model_organisation=slot.model.organisation if revealed else "",
             model_link=slot.model.link if revealed else "",
-            original_url=_original(slot.asset)[0] if revealed else "",
-            original_fmt=_original(slot.asset)[1] if revealed else "",
+            original_url=asset_original_link(slot.asset)[0] if revealed else "",
+            original_fmt=asset_original_link(slot.asset)[1] if revealed else "",
         )
         for slot in slot_rows
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -22,7 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from arena import leaderboards, selectors
+from arena import hotpath, leaderboards, selectors
 from arena.errors import (
     AlreadyVoted,
     ArenaError,
@@ -93,10 +94,16 @@ def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Vot
     """The voter behind a cookie value, or a new one when the value is missing or unknown."""
     if public_id:
         try:
-            voter = Voter.objects.get(public_id=uuid.UUID(public_id))
-        except (ValueError, Voter.DoesNotExist):
-            pass
+            key = uuid.UUID(public_id)
+        except ValueError:
+            voter = None
         else:
+            voter = (
+                hotpath.row_get(Voter, column="public_id", value=key)
+                if hotpath.enabled()
+                else Voter.objects.filter(public_id=key).first()
+            )
+        if voter is not None:
             if (
                 user is not None
                 and getattr(user, "is_authenticated", False)
@@ -154,8 +161,10 @@ def _matchmake(
     size: int,
     rng: random.Random,
     seen: set[int],
+    weights: dict[int, float],
 ) -> tuple[int, list[int]]:
-    """The prompt and the K models (in slot order) of the next battle.
+    """The prompt and the K models (in slot order) of the next battle (``weights``: each
+    model's ``matchmaking_weight``).
 
     The arena's matchmaker (``ranking``'s default: overlap sampling over the current beliefs,
     weighted by each model's ``matchmaking_weight``) picks the models among those with ready
@@ -164,9 +173,6 @@ def _matchmake(
     best-covered prompt and the battle falls back to K models that share one.
     """
     servable = sorted({model_id for prompt_id in eligible for model_id in pool[prompt_id]})
-    weights = dict(
-        GenerativeModel.objects.filter(pk__in=servable).values_list("pk", "matchmaking_weight")
-    )
     candidates = [pk for pk in servable if weights.get(pk, 1.0) > 0]
     if len(candidates) >= size:
         matchmaker = leaderboards.matchmaker_for(
@@ -219,8 +225,52 @@ def battle_create(
     rng = rng or random.Random()
     mode = _mode_checked(arena=arena, mode=mode)
     _k_checked(arena=arena, mode=mode, k=k)
-    pool = selectors.arena_ready_pool(arena=arena)
-    # Without an explicit K, serve the largest allowed K that the ready outputs can fill.
+    pool = selectors.arena_ready_pool_cached(arena=arena)
+    size, eligible = _eligible_prompts(arena=arena, mode=mode, k=k, pool=pool.by_prompt)
+    if not eligible:  # outputs may have become ready since this process read the pool
+        pool = selectors.arena_ready_pool_cached(arena=arena, fresh=True)
+        size, eligible = _eligible_prompts(arena=arena, mode=mode, k=k, pool=pool.by_prompt)
+    if not eligible:
+        ready = sum(
+            len(assets) for by_model in pool.by_prompt.values() for assets in by_model.values()
+        )
+        raise NotEnoughAssets(
+            f"“{arena.name}” cannot start a {size}-way battle yet: no prompt has ready outputs from "
+            f"{size} different models ({ready} outputs are ready so far). Outputs are still being "
+            "generated; please try again in a moment.",
+            detail={"ready_assets": ready, "k": size},
+        )
+    seen = selectors.voter_revealed_assets(voter_id=voter.pk, arena=arena) if voter.pk else set()
+    prompt_id, model_ids = _matchmake(
+        arena=arena,
+        pool=pool.by_prompt,
+        eligible=eligible,
+        size=size,
+        rng=rng,
+        seen=seen,
+        weights=pool.weights,
+    )
+    slots = []
+    for m in model_ids:
+        assets = pool.by_prompt[prompt_id][m]
+        slots.append((m, rng.choice([a for a in assets if a not in seen] or assets)))
+    battle = _battle_store(
+        arena=arena, voter=voter, mode=mode, prompt_id=prompt_id, slots=slots, is_named=False
+    )
+    if prompt_id in pool.prompts:  # what the answer shows, without reading it again
+        battle.prompt = pool.prompts[prompt_id]
+        battle.known_slots = [  # type: ignore[attr-defined]
+            selectors.KnownSlot(position=i, output=pool.outputs[asset_id])
+            for i, (_, asset_id) in enumerate(slots)
+        ]
+    return battle
+
+
+def _eligible_prompts(
+    *, arena: Arena, mode: str, k: int | None, pool: dict[int, dict[int, list[int]]]
+) -> tuple[int, list[int]]:
+    """The battle size and the prompts with ready outputs from that many models. Without an
+    explicit K: the largest allowed K that the ready outputs can fill."""
     sizes = (
         [arena.k_for_mode(mode, k)]
         if (k is not None or mode == VoteMode.PAIRWISE)
@@ -233,25 +283,7 @@ def battle_create(
         )
         if eligible:
             break
-    if not eligible:
-        ready = sum(len(assets) for by_model in pool.values() for assets in by_model.values())
-        raise NotEnoughAssets(
-            f"“{arena.name}” cannot start a {size}-way battle yet: no prompt has ready outputs from "
-            f"{size} different models ({ready} outputs are ready so far). Outputs are still being "
-            "generated; please try again in a moment.",
-            detail={"ready_assets": ready, "k": size},
-        )
-    seen = selectors.voter_revealed_assets(voter_id=voter.pk, arena=arena) if voter.pk else set()
-    prompt_id, model_ids = _matchmake(
-        arena=arena, pool=pool, eligible=eligible, size=size, rng=rng, seen=seen
-    )
-    slots = []
-    for m in model_ids:
-        assets = pool[prompt_id][m]
-        slots.append((m, rng.choice([a for a in assets if a not in seen] or assets)))
-    return _battle_store(
-        arena=arena, voter=voter, mode=mode, prompt_id=prompt_id, slots=slots, is_named=False
-    )
+    return size, eligible
 
 
 def _battle_store(
@@ -265,6 +297,19 @@ def _battle_store(
     state: str = BattleState.SERVED,
 ) -> Battle:
     """Write a battle with one slot per ``(model id, asset id)``, in slot order."""
+    if hotpath.enabled():
+        battle = Battle(
+            arena=arena,
+            prompt_id=prompt_id,
+            mode=mode,
+            k=len(slots),
+            voter=voter,
+            served_at=timezone.now(),
+            is_named=is_named,
+            state=state,
+        )
+        hotpath.battle_insert(battle=battle, slots=slots)
+        return battle
     with transaction.atomic():
         battle = Battle.objects.create(
             arena=arena,
@@ -541,27 +586,20 @@ def _vote_record(
     token_battle_id, nonce = battle_token_read(token)
     if token_battle_id != str(battle_public_id):
         raise InvalidToken("The battle token belongs to a different battle.")
-    with transaction.atomic():
-        battle = _battle_locked_for_vote(
+    # On PostgreSQL no transaction of its own: the battle is read first (nothing of it changes
+    # once served but its state), and the one statement that writes marks it voted only while
+    # it is still served, so of two concurrent votes one lands (the other's update waits for
+    # the first's row lock, then finds the battle voted). Elsewhere, one transaction.
+    with contextlib.nullcontext() if hotpath.enabled() else transaction.atomic():
+        battle, slots_media, known = _battle_for_vote(
             battle_public_id=battle_public_id, nonce=nonce, voter=voter
-        )
-        slots_media = list(
-            battle.slots.order_by("position").values_list(
-                "position", "model_id", "asset__media_type"
-            )
         )
         labels = [SLOT_LABELS[position] for position, _, _ in slots_media]
         parsed = vote_parse(
             mode=battle.mode, labels=labels, choice=choice, ranks=ranks, ranking=ranking
         )
         now = timezone.now()
-        updated = Battle.objects.filter(pk=battle.pk, state=BattleState.SERVED).update(
-            state=BattleState.VOTED, voted_at=now
-        )
-        if updated != 1:  # a concurrent vote won the race (SQLite has no row locks)
-            raise AlreadyVoted(_ALREADY_VOTED)
-        battle.state, battle.voted_at = BattleState.VOTED, now
-        vote = _vote_insert(
+        vote = _vote_build(
             battle=battle,
             voter=voter,
             parsed=parsed,
@@ -570,23 +608,69 @@ def _vote_record(
             client_ip=client_ip,
             user_agent=user_agent,
         )
-        leaderboards.tally_defer(vote=vote)
-        _voter_count_vote(voter=voter, vote=vote)
+        if hotpath.enabled():
+            _vote_store_at_once(vote=vote, at=now)
+        else:
+            _vote_store(vote=vote, at=now)
+        battle.state, battle.voted_at = BattleState.VOTED, now
+        vote.battle = battle
+        if known is not None:  # the answer reveals these without reading them again
+            battle.known_slots, battle.known_ranking = known, parsed.groups  # type: ignore[attr-defined]
     return vote
 
 
-def _battle_locked_for_vote(*, battle_public_id: str, nonce: str, voter: Voter) -> Battle:
-    """The battle row, locked, once it is known to take this voter's vote now."""
+SlotMedia = tuple[int, int, str]  # position, model id, media type
+
+
+def _battle_for_vote(
+    *, battle_public_id: str, nonce: str, voter: Voter
+) -> tuple[Battle, list[SlotMedia], list[selectors.KnownSlot] | None]:
+    """The battle, once it is known to take this voter's vote now; its slots; and (on
+    PostgreSQL, where one query reads them all) what its reveal shows of each slot."""
     try:
-        # of=("self",): the battle row only. Without it PostgreSQL also locks the joined arena
-        # row, and every vote of the arena queued behind it.
-        battle = (
-            Battle.objects.select_for_update(of=("self",))
-            .select_related("arena")
-            .get(public_id=uuid.UUID(str(battle_public_id)))
-        )
-    except (ValueError, Battle.DoesNotExist):
+        public_id = uuid.UUID(str(battle_public_id))
+    except ValueError:
         raise NotFound("No such battle.") from None
+    known: list[selectors.KnownSlot] | None = None
+    if hotpath.enabled():
+        found = hotpath.battle_with_slots(public_id=public_id)
+        if found is None:
+            raise NotFound("No such battle.")
+        battle, rows = found
+        _vote_allowed(battle=battle, nonce=nonce, voter=voter)
+        slots_media = [(row[0], row[1], row[3]) for row in rows]
+        known = [_known_slot(row) for row in rows]
+        return battle, slots_media, known
+    try:
+        # of=("self",): the battle row only, where row locks exist (not the arena's).
+        battle = Battle.objects.select_for_update(of=("self",)).get(public_id=public_id)
+    except Battle.DoesNotExist:
+        raise NotFound("No such battle.") from None
+    _vote_allowed(battle=battle, nonce=nonce, voter=voter)
+    slots_media = list(
+        battle.slots.order_by("position").values_list("position", "model_id", "asset__media_type")
+    )
+    return battle, slots_media, known
+
+
+def _known_slot(row: hotpath.SlotRow) -> selectors.KnownSlot:
+    (_, _, _, media_type, fmt, width, height, file, original, original_fmt, name, organisation,
+     link) = row  # fmt: skip
+    original_url, shown_fmt = selectors.asset_original_link(
+        Asset(file=file, original=original, fmt=fmt, original_fmt=original_fmt)
+    )
+    return selectors.KnownSlot(
+        position=row[0],
+        output=selectors.ReadyOutput(media_type, fmt, width, height),
+        model_name=name,
+        model_organisation=organisation,
+        model_link=link,
+        original_url=original_url,
+        original_fmt=shown_fmt,
+    )
+
+
+def _vote_allowed(*, battle: Battle, nonce: str, voter: Voter) -> None:
     if not hmac.compare_digest(battle.nonce, nonce):
         raise InvalidToken("The battle token is invalid.")
     if battle.voter_id != voter.pk:
@@ -595,55 +679,87 @@ def _battle_locked_for_vote(*, battle_public_id: str, nonce: str, voter: Voter) 
         raise AlreadyVoted(_ALREADY_VOTED)
     if battle.state == BattleState.GENERATING:
         raise StillGenerating("The outputs are still being generated; vote once all are shown.")
-    return battle
 
 
-def _vote_insert(
+def _vote_build(
     *,
     battle: Battle,
     voter: Voter,
     parsed: ParsedVote,
-    slots_media: Sequence[tuple[int, int, str]],
+    slots_media: Sequence[SlotMedia],
     at: datetime,
     client_ip: str,
     user_agent: str,
 ) -> Vote:
-    """Append the vote to the log (``AlreadyVoted`` if the battle's one vote exists already)."""
+    """The vote's row, not saved yet."""
     model_by_label = {SLOT_LABELS[position]: model_id for position, model_id, _ in slots_media}
     elapsed_ms = max(0, int((at - battle.served_at).total_seconds() * 1000))
     min_view_ms = battle_min_view_ms(media_types=[media for _, _, media in slots_media])
+    return Vote(
+        battle=battle,
+        arena_id=battle.arena_id,
+        voter=voter,
+        mode=battle.mode,
+        outcome=parsed.outcome,
+        ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
+        slot_ranking=parsed.groups,
+        is_partial=parsed.is_partial,
+        time_to_vote_ms=elapsed_ms,
+        min_view_ms=min_view_ms,
+        too_fast=elapsed_ms < min_view_ms,
+        is_named=battle.is_named,
+        client_hash=keyed_hash(client_ip),
+        prefix_hash=prefix_hash(client_ip),
+        user_agent_hash=keyed_hash(user_agent),
+    )
+
+
+def _voter_counters(vote: Vote) -> dict[str, int]:
+    """What the vote adds to its voter's running counters."""
+    return {
+        "votes_cast": 1,
+        "fast_votes": 1 if vote.too_fast else 0,
+        "ties_cast": 1 if vote.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD) else 0,
+    }
+
+
+def _vote_store_at_once(*, vote: Vote, at: datetime) -> None:
+    """PostgreSQL: the battle marked voted, the vote, its queue row and the voter's counters
+    in one statement; then the aggregator is asked to drain once this commits."""
+    try:
+        stored = hotpath.vote_insert(
+            vote=vote,
+            voted_at=at,
+            counters=_voter_counters(vote),
+            prefix=vote.prefix_hash,
+            user_agent=vote.user_agent_hash,
+        )
+    except IntegrityError:  # the battle's one vote exists already; the statement wrote nothing
+        raise AlreadyVoted(_ALREADY_VOTED) from None
+    if not stored:  # a concurrent vote won the race
+        raise AlreadyVoted(_ALREADY_VOTED)
+    if not vote.is_named:
+        leaderboards.tally_drain_after_commit(arena_id=vote.arena_id)
+
+
+def _vote_store(*, vote: Vote, at: datetime) -> None:
+    """The same through the ORM, one statement at a time (SQLite)."""
+    updated = Battle.objects.filter(pk=vote.battle_id, state=BattleState.SERVED).update(
+        state=BattleState.VOTED, voted_at=at
+    )
+    if updated != 1:  # a concurrent vote won the race (SQLite has no row locks)
+        raise AlreadyVoted(_ALREADY_VOTED)
     try:
         # No savepoint: an IntegrityError here ends the caller's transaction, which rolls back.
-        return Vote.objects.create(
-            battle=battle,
-            arena=battle.arena,
-            voter=voter,
-            mode=battle.mode,
-            outcome=parsed.outcome,
-            ranking=[[model_by_label[label] for label in group] for group in parsed.groups],
-            slot_ranking=parsed.groups,
-            is_partial=parsed.is_partial,
-            time_to_vote_ms=elapsed_ms,
-            min_view_ms=min_view_ms,
-            too_fast=elapsed_ms < min_view_ms,
-            is_named=battle.is_named,
-            client_hash=keyed_hash(client_ip),
-            prefix_hash=prefix_hash(client_ip),
-            user_agent_hash=keyed_hash(user_agent),
-        )
+        vote.save(force_insert=True)
     except IntegrityError:
         raise AlreadyVoted(_ALREADY_VOTED) from None
-
-
-def _voter_count_vote(*, voter: Voter, vote: Vote) -> None:
-    """The voter's running counters and latest network/user-agent hashes."""
-    is_tie = vote.outcome in (VoteOutcome.TIE, VoteOutcome.BOTH_BAD)
-    Voter.objects.filter(pk=voter.pk).update(
-        votes_cast=F("votes_cast") + 1,
-        fast_votes=F("fast_votes") + (1 if vote.too_fast else 0),
+    leaderboards.tally_defer(vote=vote)
+    counters = _voter_counters(vote)
+    Voter.objects.filter(pk=vote.voter_id).update(
+        **{name: F(name) + n for name, n in counters.items()},
         prefix_hash=vote.prefix_hash,
         user_agent_hash=vote.user_agent_hash,
-        ties_cast=F("ties_cast") + (1 if is_tie else 0),
     )
 
 

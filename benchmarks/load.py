@@ -495,22 +495,49 @@ def _restart_redis() -> None:
 # --- checks and report -------------------------------------------------------------------------
 
 
-def _expected_pairs(conn: psycopg.Connection[Any]) -> Counter[tuple[int, int, str]]:
-    """The counted votes decomposed into pair outcomes, as the tallies should hold them."""
-    expected: Counter[tuple[int, int, str]] = Counter()
+def _trust_floor() -> float:
+    """The weight of a vote from an identity without a trust row (the app's setting)."""
+    code = "from arena.leaderboards import trust_floor; print(trust_floor())"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=_env(), cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+Pairs = dict[tuple[int, int, int], list[float]]  # (arena, low, high): [a_wins, b_wins, ties, n]
+
+
+def _expected_pairs(conn: psycopg.Connection[Any], floor: float) -> Pairs:
+    """The counted votes decomposed into pair outcomes, as the tallies should hold them: each
+    outcome at its voter's trust weight in the arena (the floor without a row), and the
+    number of comparisons unweighted."""
+    expected: Pairs = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     rows = conn.execute(
-        "SELECT v.ranking, v.is_partial FROM arena_vote v WHERE NOT v.is_named AND NOT EXISTS "
+        "SELECT v.arena_id, v.ranking, v.is_partial, t.weight FROM arena_vote v "
+        "LEFT JOIN arena_votertrust t ON t.arena_id = v.arena_id AND t.voter_id = v.voter_id "
+        "WHERE NOT v.is_named AND NOT EXISTS "
         "(SELECT 1 FROM arena_voteexclusion e WHERE e.vote_id = v.id)"
     ).fetchall()
-    for groups, is_partial in rows:
+    for arena_id, groups, is_partial, weight in rows:
         groups = tuple(tuple(str(m) for m in group) for group in groups)
         vote = Ranking(groups, partial=bool(is_partial) and len(groups) > 1)
         for a_str, b_str, score in vote.pairs():
             a, b = int(a_str), int(b_str)
             low, high = min(a, b), max(a, b)
-            kind = "ties" if score == 0.5 else ("a_wins" if a == low else "b_wins")
-            expected[(low, high, kind)] += 1
+            row = expected[(arena_id, low, high)]
+            row[2 if score == 0.5 else 0 if a == low else 1] += floor if weight is None else weight
+            row[3] += 1
     return expected
+
+
+def _pairs_equal(stored: Pairs, expected: Pairs) -> bool:
+    """Comparisons exactly; weighted outcomes to float rounding."""
+    return set(stored) == set(expected) and all(
+        stored[k][3] == expected[k][3]
+        and all(abs(stored[k][i] - expected[k][i]) <= 1e-6 * (1 + expected[k][i]) for i in range(3))
+        for k in expected
+    )
 
 
 def check_exactness(voted: list[str]) -> dict[str, Any]:
@@ -526,14 +553,14 @@ def check_exactness(voted: list[str]) -> dict[str, Any]:
         tallied = conn.execute("SELECT coalesce(sum(votes), 0) FROM arena_arenatally").fetchone()[0]  # type: ignore[index]
         pending = conn.execute("SELECT count(*) FROM arena_pendingvote").fetchone()[0]  # type: ignore[index]
         excluded = conn.execute("SELECT count(*) FROM arena_voteexclusion").fetchone()[0]  # type: ignore[index]
-        tallies: Counter[tuple[int, int, str]] = Counter()
-        for low, high, a_wins, b_wins, ties in conn.execute(
-            "SELECT model_a_id, model_b_id, a_wins, b_wins, ties FROM arena_pairtally"
-        ):
-            for kind, n in (("a_wins", a_wins), ("b_wins", b_wins), ("ties", ties)):
-                if n:
-                    tallies[(low, high, kind)] += int(n)
-        expected = _expected_pairs(conn)
+        tallies: Pairs = {
+            (arena_id, low, high): [a_wins, b_wins, ties, n]
+            for arena_id, low, high, a_wins, b_wins, ties, n in conn.execute(
+                "SELECT arena_id, model_a_id, model_b_id, a_wins, b_wins, ties, comparisons "
+                "FROM arena_pairtally WHERE comparisons > 0"
+            )
+        }
+        expected = _expected_pairs(conn, _trust_floor())
     return {
         "2xx votes": len(voted),
         "lost": sum(per_battle.get(b, 0) == 0 for b in voted),
@@ -542,7 +569,7 @@ def check_exactness(voted: list[str]) -> dict[str, Any]:
         "tallied": tallied,
         "still pending": pending,
         "excluded by fraud detection": excluded,
-        "pair tallies equal the vote log": tallies == expected,
+        "pair tallies equal the vote log": _pairs_equal(tallies, expected),
     }
 
 

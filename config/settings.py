@@ -128,9 +128,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
     env_url("REDIS_URL", REDIS_URL, schemes=("redis", "rediss", "unix"))
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "config.cache.PooledRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -214,6 +212,9 @@ LEADERBOARD_REBUILD_DEBOUNCE_S = env_int("LEADERBOARD_REBUILD_DEBOUNCE_S", 10, m
 # a vote is counted within the window plus the light queue's latency plus one drain. With
 # TALLY_DRAIN_ON_COMMIT False it asks inside the vote's transaction (the tests, whose
 # transactions never commit, drain that way).
+# Each web process keeps an arena's row and its pool of ready outputs this long (ms) before reading
+# them again (arena.localcache): the battle path then reads neither per request.
+ARENA_LOCAL_CACHE_S = env_int("ARENA_LOCAL_CACHE_MS", 2000, minimum=0) / 1000
 TALLY_DRAIN_SENDER = "workers.tasks.tallies_drain_enqueue"
 TALLY_DRAIN_DEBOUNCE_S = env_int("TALLY_DRAIN_DEBOUNCE_S", 1, minimum=0)
 TALLY_DRAIN_ON_COMMIT = True

@@ -201,7 +201,7 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
     ``Retry-After`` header.
     """
     rate_limit_request(request, action="battle")
-    arena = selectors.arena_get(slug=slug)
+    arena = selectors.arena_get(slug=slug, cached=True)
     payload = payload or BattleIn()
     if payload.models is None:
         battle = services.battle_create(
@@ -420,7 +420,7 @@ def arenas_leaderboard(
     ``vote_set_hash`` identifies the exact set of counted votes the snapshot was built from;
     ``stale`` says votes arrived since ``built_at`` (a rebuild has been asked for).
     """
-    arena = selectors.arena_get(slug=slug)
+    arena = selectors.arena_get(slug=slug, cached=True)
     current = leaderboard_current(arena=arena, method=method)
     snapshot = current.snapshot
     key = (

@@ -38,6 +38,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from arena import localcache
 from arena.models import (
     Arena,
     ArenaTally,
@@ -71,10 +72,16 @@ def _arena_slugs() -> dict[int, str]:
 
 
 def _arena_label(instance: Vote | Battle) -> str:
-    """The arena's slug when the saved row carries its arena already (the services create
-    votes and battles with it), else its id: counting never costs a query."""
+    """The arena's slug: from the saved row when it carries its arena (a battle does), else
+    from this process's map of arena slugs (read at most once per ARENA_LOCAL_CACHE_S, and
+    again for an arena it does not know yet)."""
     arena = instance._state.fields_cache.get("arena")
-    return arena.slug if arena is not None else str(instance.arena_id)
+    if arena is not None:
+        return str(arena.slug)
+    slugs = localcache.cached(("arena-slugs",), _arena_slugs)
+    if instance.arena_id not in slugs:
+        slugs = localcache.cached(("arena-slugs",), _arena_slugs, fresh=True)
+    return slugs.get(instance.arena_id, str(instance.arena_id))
 
 
 def _on_vote_saved(sender: Any, instance: Vote, created: bool, **kwargs: Any) -> None:

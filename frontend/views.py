@@ -110,7 +110,7 @@ def arena_page(request: HttpRequest, slug: str) -> HttpResponse:
 def battle_partial(request: HttpRequest, slug: str) -> HttpResponse:
     """The next battle, swapped into the page by htmx without a full reload."""
     try:
-        arena = selectors.arena_get(slug=slug)
+        arena = selectors.arena_get(slug=slug, cached=True)
     except ArenaError as exc:
         return render(request, "frontend/_notice.html", {"notice": exc.message}, status=exc.status)
     context, limited = _battle_context(request, arena)

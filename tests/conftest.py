@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,19 @@ def _media_root(settings: object, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache() -> None:
-    """Cached API answers are keyed by database ids, which repeat across tests and runs."""
+def _empty_cache() -> Iterator[None]:
+    """Cached API answers and the per-process caches are keyed by database ids and slugs, which
+    repeat across tests and runs. The per-process ones are emptied after each test too: a
+    module fixture set up before the next test (its rows committed, where SQLite hands out
+    the ids of rows just rolled back again) must not find them."""
     from django.core.cache import cache
 
+    from arena import localcache
+
     cache.clear()
+    localcache.clear()
+    yield
+    localcache.clear()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,6 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import ranking
+from arena import localcache
 from arena.leaderboards import (
     BETA,
     leaderboard_rebuild,
@@ -259,6 +260,7 @@ def test_battles_read_the_matchmakers_beliefs_from_the_cache_the_aggregator_fill
     with CaptureQueriesContext(connection) as warm:
         battle_create(arena=arena, voter=voter, mode="pairwise")
     cache.clear()
+    localcache.clear()  # as in a process whose copy has expired
     with CaptureQueriesContext(connection) as cold:
         battle_create(arena=arena, voter=voter, mode="pairwise")
     with CaptureQueriesContext(connection) as again:

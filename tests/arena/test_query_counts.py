@@ -1,5 +1,6 @@
 """The hot paths make a small, fixed number of queries: serving a battle and recording a vote
-cost the same in an arena of 4 or 12 models, and after 0 or 40 votes.
+cost the same in an arena of 4 or 12 models, and after 0 or 40 votes (the voter is looked up
+by its cookie once more per request: one indexed read).
 
 Counting a vote is the aggregator's work, off the request: here the vote's drain request is only
 recorded (``drain_later``), as the Celery sender would leave it to a worker.
@@ -82,10 +83,17 @@ def test_serving_and_voting_cost_the_same_after_many_votes(mode: str) -> None:
 def test_serving_and_voting_stay_within_their_budgets(mode: str) -> None:
     serve_queries, vote_queries = _costs(models=8, votes_before=3, mode=mode)
 
-    # Measured on PostgreSQL and SQLite alike; a K=4 vote costs what a pairwise one does, since
-    # the pair tallies are the aggregator's to update.
-    assert serve_queries <= 10
-    assert vote_queries <= 8
+    # A K=4 vote costs what a pairwise one does: the pair tallies are the aggregator's. The
+    # arena's ready pool is cached per process (arena.localcache), so serving reads only what
+    # the voter has seen revealed.
+    if connection.vendor == "postgresql":
+        # One statement writes the battle, its slots and the voter's count; a vote reads its
+        # battle with the slots, then one statement writes everything (arena.hotpath).
+        assert (serve_queries, vote_queries) == (2, 2)
+    else:
+        # Row by row in a transaction (BEGIN and COMMIT are not captured on SQLite).
+        assert serve_queries <= 6
+        assert vote_queries <= 8
     assert requested_drains  # the votes asked for a drain
 
 

@@ -343,7 +343,7 @@ def test_it_counts_in_redis_when_one_is_reachable(clock: Clock, settings: Any) -
     location = django_settings.REDIS_URL or "redis://127.0.0.1:6379/0"
     redis_cache = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.PooledRedisCache",
             "LOCATION": location,
             "KEY_PREFIX": f"test-ratelimit-{uuid.uuid4().hex}",
         }
@@ -356,7 +356,7 @@ def test_it_counts_in_redis_when_one_is_reachable(clock: Clock, settings: Any) -
         settings.RATE_LIMITS_ENABLED = True
         settings.RATE_LIMIT_VOTES = {"voter": (2, 60)}
         identities = {"voter": "v-1"}
-        assert type(caches["default"]).__name__ == "RedisCache"
+        assert type(caches["default"]).__name__ == "PooledRedisCache"
 
         rate_limit_check(action="vote", identities=identities)
         rate_limit_check(action="vote", identities=identities)
@@ -394,7 +394,7 @@ def test_the_cache_is_redis_when_redis_url_is_set() -> None:
         {"REDIS_URL": "redis://127.0.0.1:6379/0"}, "settings.CACHES['default']['BACKEND']"
     )
 
-    assert done.stdout.strip() == "django.core.cache.backends.redis.RedisCache", done.stderr
+    assert done.stdout.strip() == "config.cache.PooledRedisCache", done.stderr
 
 
 def test_a_bad_limit_in_the_environment_stops_start_up() -> None:

@@ -1,0 +1,209 @@
+"""The battle and vote writes as single PostgreSQL statements (the services' fast path).
+
+Serving a battle writes the battle, its slots and the voter's counter; recording a vote marks
+the battle voted, appends the vote, queues it for the aggregator and moves the voter's
+counters. Through the ORM each is a statement of its own (and a compile of its own: most of a
+request's CPU). Here each is one statement with data-modifying CTEs, atomic by itself, and the
+vote's battle is read together with its slots in one query.
+
+Column lists and values come from the models' ``_meta`` and their fields' own ``pre_save`` and
+``get_db_prep_save``, as the ORM would send them; a field added to a model is written here too
+(the tests compare both paths). SQLite has no data-modifying CTEs: ``enabled()`` is false there
+and the services take the ORM path.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from django.db import connection, models
+from django.db.models import signals
+
+from arena.models import (
+    Asset,
+    Battle,
+    BattleSlot,
+    BattleState,
+    GenerativeModel,
+    PendingVote,
+    Vote,
+    Voter,
+)
+
+M = TypeVar("M", bound=models.Model)
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Execute on Django's connection through a server-side binding cursor: psycopg prepares a
+    statement it has run ``prepare_threshold`` times on the connection (5 by default; never
+    behind a transaction-mode pooler, where settings turn preparing off), so PostgreSQL skips
+    parsing and planning it. Errors come out as Django's (``IntegrityError``...), and the
+    statement is logged where Django logs queries."""
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall() if cursor.description else []
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": sql % tuple(map(repr, params)), "time": f"{time.monotonic() - started:.3f}"}
+        )
+    return rows
+
+
+@functools.cache
+def _insert_fields(model: type[models.Model]) -> tuple[list[models.Field[Any, Any]], str, str]:
+    """The fields an INSERT of ``model`` writes (all concrete but an auto primary key), the
+    quoted column list and a matching placeholder list."""
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and isinstance(f, models.AutoField))  # Big/Small count too
+    ]
+    quote = connection.ops.quote_name
+    return fields, ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields))
+
+
+def _values(instance: models.Model) -> list[Any]:
+    fields, _, _ = _insert_fields(type(instance))
+    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
+def _saved(instance: models.Model, pk: int) -> None:
+    """The row is in: the instance says so, and ``post_save`` goes out as the ORM sends it
+    (the metrics count battles and votes there)."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    signals.post_save.send(
+        sender=type(instance),
+        instance=instance,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=connection.alias,
+    )
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+@functools.cache
+def _row_sql(model: type[models.Model], column: str) -> tuple[str, list[str]]:
+    fields = model._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    where = connection.ops.quote_name(column)
+    return f"SELECT {columns} FROM {_table(model)} WHERE {where} = %s", [f.attname for f in fields]
+
+
+def row_get(model: type[M], *, column: str, value: Any) -> M | None:
+    """The one row of ``model`` whose (unique) ``column`` is ``value``, or None."""
+    sql, names = _row_sql(model, column)
+    rows = _run(sql, [value])
+    return model.from_db(connection.alias, names, list(rows[0])) if rows else None
+
+
+def battle_insert(*, battle: Battle, slots: Sequence[tuple[int, int]]) -> None:
+    """Insert ``battle`` (unsaved), one slot per ``(model id, asset id)`` in slot order, and
+    count it served to its voter: one statement. Sets the battle's primary key."""
+    _, columns, marks = _insert_fields(Battle)
+    sql = (
+        f"WITH b AS (INSERT INTO {_table(Battle)} ({columns}) VALUES ({marks}) RETURNING id), "
+        f"s AS (INSERT INTO {_table(BattleSlot)} (battle_id, position, asset_id, model_id) "
+        "SELECT b.id, x.position, x.asset_id, x.model_id FROM b, "
+        "unnest(%s::smallint[], %s::bigint[], %s::bigint[]) AS x(position, asset_id, model_id)), "
+        f"v AS (UPDATE {_table(Voter)} SET battles_served = battles_served + 1 WHERE id = %s) "
+        "SELECT id FROM b"
+    )
+    params = [
+        *_values(battle),
+        list(range(len(slots))),
+        [asset_id for _, asset_id in slots],
+        [model_id for model_id, _ in slots],
+        battle.voter_id,
+    ]
+    ((pk,),) = _run(sql, params)
+    _saved(battle, pk)
+
+
+@functools.cache
+def _battle_sql() -> tuple[str, list[str]]:
+    names = [f.attname for f in Battle._meta.concrete_fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"b.{quote(f.column)}" for f in Battle._meta.concrete_fields)
+    sql = (
+        f"SELECT {columns}, s.position, s.model_id, s.asset_id, a.media_type, a.fmt, a.width, "
+        "a.height, a.file, a.original, a.original_fmt, m.name, m.organisation, m.link "
+        f"FROM {_table(Battle)} b "
+        f"JOIN {_table(BattleSlot)} s ON s.battle_id = b.id "
+        f"JOIN {_table(Asset)} a ON a.id = s.asset_id "
+        f"JOIN {_table(GenerativeModel)} m ON m.id = s.model_id "
+        "WHERE b.public_id = %s ORDER BY s.position"
+    )
+    return sql, names
+
+
+SlotRow = tuple[Any, ...]  # position, model id, asset id, media type, fmt, width, height, file,
+# original, original fmt, model name, organisation, link
+
+
+def battle_with_slots(*, public_id: Any) -> tuple[Battle, list[SlotRow]] | None:
+    """The battle and its slots with their assets and models, in slot order: one query, no
+    lock (``vote_insert`` writes only while the battle is still served). None when there is no
+    such battle."""
+    sql, names = _battle_sql()
+    rows = _run(sql, [public_id])
+    if not rows:
+        return None
+    width = len(names)
+    battle = Battle.from_db(connection.alias, names, list(rows[0][:width]))
+    return battle, [tuple(row[width:]) for row in rows]
+
+
+def vote_insert(
+    *, vote: Vote, voted_at: datetime, counters: dict[str, int], prefix: str, user_agent: str
+) -> bool:
+    """Mark the vote's battle voted (if it is still only served), append ``vote`` (unsaved),
+    queue it for the aggregator unless its battle is named, and add ``counters`` to its voter
+    (with the latest network and user-agent hashes): one statement. Returns False, writing
+    nothing, when the battle was no longer ``served``. Sets the vote's primary key."""
+    _, columns, marks = _insert_fields(Vote)
+    counted = ", ".join(f"{name} = {name} + %s" for name in counters)
+    sql = (
+        f"WITH b AS (UPDATE {_table(Battle)} SET state = %s, voted_at = %s "
+        "WHERE id = %s AND state = %s RETURNING id), "
+        f"v AS (INSERT INTO {_table(Vote)} ({columns}) SELECT {marks} FROM b RETURNING id), "
+        f"p AS (INSERT INTO {_table(PendingVote)} (vote_id, arena_id) "
+        "SELECT id, %s FROM v WHERE %s), "
+        f"u AS (UPDATE {_table(Voter)} SET {counted}, prefix_hash = %s, user_agent_hash = %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM v)) "
+        "SELECT id FROM v"
+    )
+    params = [
+        BattleState.VOTED,
+        voted_at,
+        vote.battle_id,
+        BattleState.SERVED,
+        *_values(vote),
+        vote.arena_id,
+        not vote.is_named,
+        *counters.values(),
+        prefix,
+        user_agent,
+        vote.voter_id,
+    ]
+    rows = _run(sql, params)
+    if not rows:
+        return False
+    _saved(vote, rows[0][0])
+    return True
