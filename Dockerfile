@@ -11,7 +11,7 @@ ARG CUDA_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
 # -- the application's source, shared by both images ---------------------------------------------
 FROM scratch AS source
 WORKDIR /app
-COPY pyproject.toml README.md manage.py ./
+COPY pyproject.toml README.md manage.py gunicorn.conf.py ./
 COPY config ./config
 COPY arena ./arena
 COPY ranking ./ranking

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -1067,6 +1067,63 @@ def leaderboards_current(
     return out
 
 
+@dataclass(frozen=True)
+class CurrentHead:
+    """What a cached read needs to find its answer: the newest snapshot's id (None before the
+    first rebuild) and whether votes arrived since it (see ``leaderboard_current``)."""
+
+    snapshot_id: int | None
+    stale: bool
+
+
+def _head_read(arena_id: int, method: str) -> tuple[str, int | None, str]:
+    quote = connection.ops.quote_name
+    tally, snapshots = quote(ArenaTally._meta.db_table), quote(LeaderboardSnapshot._meta.db_table)
+    newest = (
+        f"FROM {snapshots} WHERE arena_id = %s AND method = %s AND code_version = %s "
+        "ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+    sql = (
+        f"SELECT (SELECT digest FROM {tally} WHERE arena_id = %s), "
+        f"(SELECT id {newest}), (SELECT vote_set_hash {newest})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [arena_id] + [arena_id, method, LEADERBOARD_VERSION] * 2)
+        digest, snapshot_id, vote_set_hash = cursor.fetchone()
+    return digest or "0" * 32, snapshot_id, vote_set_hash or ""
+
+
+def leaderboard_current_head(*, arena: Arena, method: str) -> CurrentHead:
+    """``leaderboard_current`` without loading the snapshot: one query (the read side's cached
+    answers are keyed by it; ``leaderboard_snapshot`` loads one on a miss). A stale snapshot
+    asks for a rebuild, as ``leaderboard_current`` does."""
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; use {', '.join(METHODS)}")
+    digest, snapshot_id, vote_set_hash = _head_read(arena.pk, method)
+    stale = snapshot_id is None or vote_set_hash != digest
+    if stale and leaderboard_rebuild_request(arena=arena):
+        digest, newer_id, vote_set_hash = _head_read(arena.pk, method)
+        if newer_id is not None:
+            snapshot_id, stale = newer_id, vote_set_hash != digest
+    return CurrentHead(snapshot_id=snapshot_id, stale=stale)
+
+
+def leaderboard_snapshot(
+    *, arena: Arena, method: str, snapshot_id: int | None
+) -> LeaderboardSnapshot:
+    """The snapshot a head named (an unsaved empty one for None, or one thinned away since)."""
+    found = (
+        LeaderboardSnapshot.objects.filter(pk=snapshot_id, arena=arena).first()
+        if snapshot_id is not None
+        else None
+    )
+    return (
+        found
+        or _newest_snapshot(arena=arena, method=method)
+        or _unbuilt_snapshot(arena=arena, method=method)
+    )
+
+
 def _unbuilt_snapshot(*, arena: Arena, method: str) -> LeaderboardSnapshot:
     """What a reader sees before the first rebuild: an unsaved, empty snapshot."""
     return LeaderboardSnapshot(
@@ -1100,13 +1157,19 @@ def matchmaker_beliefs_refresh(*, arena_id: int) -> ranking.Beliefs:
     The aggregator calls this after applying votes; a battle request only reads the cache
     (``matchmaker_for``), and fits only when the cache is empty, unreachable, or lacks a model.
     """
+    return _beliefs_refit(arena_id=arena_id)[0]
+
+
+def _beliefs_refit(*, arena_id: int) -> tuple[ranking.Beliefs, bool]:
+    """``matchmaker_beliefs_refresh``, and whether the cache took the fit."""
     model_ids = sorted(GenerativeModel.objects.filter(arenas=arena_id).values_list("pk", flat=True))
     beliefs = _beliefs_fit(arena_id=arena_id, model_ids=model_ids)
     try:
         cache.set(_beliefs_key(arena_id), beliefs.to_dict(), timeout=None)
     except RedisError:
         logger.warning("could not cache the matchmaker beliefs of arena %s", arena_id)
-    return beliefs
+        return beliefs, False
+    return beliefs, True
 
 
 def _beliefs_drop(*, arena_id: int) -> None:
@@ -1146,11 +1209,16 @@ def matchmaker_for(
     request, so concurrent battle requests need no lock and still differ (each its own seed).
     """
     players = [str(pk) for pk in model_ids]
-    # Held per process for ARENA_LOCAL_CACHE_S too: beliefs are priors for matchmaking, and
-    # the aggregator refreshes them about as often.
-    beliefs = localcache.cached(("beliefs", arena.pk), lambda: _beliefs_cached(arena_id=arena.pk))
+    # The cached beliefs are held per process for ARENA_LOCAL_CACHE_S too (priors for
+    # matchmaking, which the aggregator refreshes about as often). A fit made here is held too
+    # when the cache cannot take it: with Redis down a process fits once per window, not once
+    # per battle.
+    key = ("beliefs", arena.pk)
+    beliefs = localcache.cached(key, lambda: _beliefs_cached(arena_id=arena.pk))
     if beliefs is None or not beliefs.knows(players):
-        beliefs = matchmaker_beliefs_refresh(arena_id=arena.pk)
+        beliefs, shared = _beliefs_refit(arena_id=arena.pk)
+        if not shared:
+            localcache.cached(key, lambda: beliefs, fresh=True)
         if not beliefs.knows(players):  # e.g. a model shown here that has left the arena
             beliefs = _beliefs_fit(arena_id=arena.pk, model_ids=model_ids)
     matchmaker = ranking.make_matchmaker("default", beliefs.subset(players), seed=seed)

@@ -4,7 +4,8 @@
 
 Creates its own database (``arena_load``, dropped and re-created) and uses Redis database 15,
 seeds two arenas (pairwise; best-of-4 and rank-4) with ready outputs, starts gunicorn (4 sync
-workers) and a Celery worker (with beat) for the tallies and light queues, then runs:
+workers, with the project's gunicorn.conf.py) and a Celery worker (with beat) for the tallies
+and light queues, then runs:
 
 1. a raw psycopg INSERT+COMMIT loop with as many threads as voters (the ceiling of the database);
 2. closed loop: each voter (its own cookie) serves a battle and votes, as fast as answers come,
@@ -159,7 +160,7 @@ class Stack:
 
     def supervise(self) -> None:
         """Restart the Celery worker when it exits, as the compose file's restart policy does
-        (it exits with "Unrecoverable error" when Redis goes away under it; see the README)."""
+        (after the kill below; it rides out the Redis restart, see workers.redis_broker)."""
 
         def watch() -> None:
             while not self.stopping.wait(0.5):

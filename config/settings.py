@@ -154,6 +154,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.05,
     }
 else:
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu's own Redis transport makes a worker exit when Redis restarts (workers.redis_broker).
+        CELERY_BROKER_TRANSPORT = "workers.redis_broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,
         # Sending a task from a web request must fail fast when the broker is down (kombu's

@@ -21,7 +21,8 @@ from arena.errors import ArenaError, NotFound, RateLimited
 from arena.fraud import arena_integrity
 from arena.leaderboards import (
     LEADERBOARD_VERSION,
-    leaderboard_current,
+    leaderboard_current_head,
+    leaderboard_snapshot,
     leaderboards_current,
     top_votes_to_settle,
 )
@@ -421,10 +422,9 @@ def arenas_leaderboard(
     ``stale`` says votes arrived since ``built_at`` (a rebuild has been asked for).
     """
     arena = selectors.arena_get(slug=slug, cached=True)
-    current = leaderboard_current(arena=arena, method=method)
-    snapshot = current.snapshot
+    current = leaderboard_current_head(arena=arena, method=method)  # one query; no snapshot yet
     key = (
-        f"lb:{LEADERBOARD_VERSION}:{arena.pk}:{method}:{snapshot.pk}:{int(current.stale)}:"
+        f"lb:{LEADERBOARD_VERSION}:{arena.pk}:{method}:{current.snapshot_id}:{int(current.stale)}:"
         f"{page}:{page_size}"
     )
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
@@ -432,6 +432,7 @@ def arenas_leaderboard(
         return HttpResponseNotModified(headers={"ETag": etag})
     cached = _cache_get(key)
     if cached is None:
+        snapshot = leaderboard_snapshot(arena=arena, method=method, snapshot_id=current.snapshot_id)
         rows = snapshot.standings
         start = (page - 1) * page_size
         body = {

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -135,3 +136,17 @@ def test_the_lock_files_pin_every_dependency() -> None:
     dev = (ROOT / "requirements" / "dev.txt").read_text()
     assert "pytest==" not in base and "ruff==" not in base  # the run command installs no test tools
     assert "pytest==" in dev and "trimesh==" in dev and "trimesh==" not in base
+
+
+def test_gunicorn_from_the_project_root_preloads_the_app_and_the_image_has_its_config() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--print-config", "config.wsgi:application"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert re.search(r"^preload_app\s*=\s*True$", done.stdout, re.M), done.stdout + done.stderr
+    assert re.search(r"^COPY .*\bgunicorn\.conf\.py\b", (ROOT / "Dockerfile").read_text(), re.M)

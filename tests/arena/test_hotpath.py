@@ -396,3 +396,30 @@ def test_other_pages_read_the_arena_every_time(settings: Any) -> None:
     Arena.objects.filter(pk=arena.pk).update(publish_votes=True)
 
     assert selectors.arena_get(slug=arena.slug).publish_votes
+
+
+@pytest.mark.django_db
+def test_with_the_cache_down_a_process_fits_the_beliefs_once_per_window(
+    clock: list[float], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.cache import cache
+    from django.test.utils import CaptureQueriesContext
+    from redis.exceptions import ConnectionError as RedisDown
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise RedisDown("Redis is restarting")
+
+    settings.ARENA_LOCAL_CACHE_S = 2.0
+    arena = ready_arena(models=4)
+    voter = VoterFactory.create()
+    monkeypatch.setattr(cache, "get", down)
+    monkeypatch.setattr(cache, "set", down)
+
+    fits = []
+    for step in (0.0, 0.5, 0.5, 2.0):  # the last one after the window
+        clock[0] += step
+        with CaptureQueriesContext(connection) as queries:
+            battle_create(arena=arena, voter=voter, mode="pairwise")
+        fits.append(sum('"arena_pairtally"' in q["sql"] for q in queries.captured_queries))
+
+    assert fits == [1, 0, 0, 1]

@@ -143,7 +143,9 @@ def test_a_read_after_new_votes_serves_the_last_snapshot_and_asks_for_one_rebuil
     url = f"/api/v1/arenas/{arena.slug}/leaderboard?method=bradley_terry"
     snapshots = LeaderboardSnapshot.objects.count()
 
-    with django_assert_max_num_queries(4):  # the arena, the newest snapshot, the digest: no fit
+    # The arena; the newest snapshot's id with the digest, read again once a rebuild was asked
+    # for; the snapshot itself: no fit.
+    with django_assert_max_num_queries(4):
         first = client.get(url).json()
     second = client.get(url).json()
 
@@ -227,3 +229,18 @@ def test_only_the_bayesian_board_estimates_votes_to_settle(client: Client) -> No
 
     assert body["top10_votes_to_settle"] is None
     assert all(row["votes_to_settle"] is None for row in body["results"])
+
+
+def test_a_cached_leaderboard_read_costs_one_query(
+    client: Client, django_assert_num_queries: Any
+) -> None:
+    arena = _voted_arena(6)
+    leaderboard_rebuild(arena=arena)
+    url = f"/api/v1/arenas/{arena.slug}/leaderboard?method=bayesian"
+    built = client.get(url).json()
+
+    with django_assert_num_queries(1):  # the newest snapshot's id and the digest, together
+        again = client.get(url)
+
+    assert again.status_code == 200
+    assert again.json() == built and built["stale"] is False and built["votes"] == 6
