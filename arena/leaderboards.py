@@ -1214,10 +1214,11 @@ def matchmaker_for(
     # when the cache cannot take it: with Redis down a process fits once per window, not once
     # per battle.
     key = ("beliefs", arena.pk)
-    beliefs = localcache.cached(key, lambda: _beliefs_cached(arena_id=arena.pk))
+    held = localcache.cached(key, lambda: _beliefs_cached(arena_id=arena.pk))
+    beliefs = held
     if beliefs is None or not beliefs.knows(players):
         beliefs, shared = _beliefs_refit(arena_id=arena.pk)
-        if not shared:
+        if not shared or held is not None:  # (else the next battle reads the cache's copy)
             localcache.cached(key, lambda: beliefs, fresh=True)
         if not beliefs.knows(players):  # e.g. a model shown here that has left the arena
             beliefs = _beliefs_fit(arena_id=arena.pk, model_ids=model_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,10 +49,12 @@ def arena_list() -> QuerySet[Arena]:
 M = TypeVar("M", bound=models.Model)
 
 
-def _fresh_copy(instance: M) -> M:
-    """A new instance holding a cached row's values: callers may set attributes on it."""
+def fresh_copy(instance: M) -> M:
+    """A new instance holding a cached row's values (lists and dicts copied too): callers may
+    change it without changing what the next caller gets."""
     names = [f.attname for f in instance._meta.concrete_fields]
-    return type(instance).from_db(instance._state.db, names, [getattr(instance, n) for n in names])
+    values = [copy.deepcopy(getattr(instance, n)) for n in names]
+    return type(instance).from_db(instance._state.db, names, values)
 
 
 def arena_get(*, slug: str, cached: bool = False) -> Arena:
@@ -69,8 +72,8 @@ def arena_get(*, slug: str, cached: bool = False) -> Arena:
         raise NotFound(f"No active arena called {slug!r}.")
     if not cached:
         return found
-    arena = _fresh_copy(found)
-    arena.prompt_set = _fresh_copy(found.prompt_set)
+    arena = fresh_copy(found)
+    arena.prompt_set = fresh_copy(found.prompt_set)
     return arena
 
 
@@ -100,7 +103,7 @@ class ReadyPool:
     by_prompt: dict[int, dict[int, list[int]]]  # prompt -> model -> ready asset ids
     outputs: dict[int, ReadyOutput]  # asset id -> what its slot shows
     weights: dict[int, float]  # model id -> its matchmaking weight
-    prompts: dict[int, Prompt]  # the prompts of by_prompt (shared: read them, do not change)
+    prompts: dict[int, Prompt]  # the prompts of by_prompt (shared: hand out fresh_copy of one)
 
 
 def _ready_rows(

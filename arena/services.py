@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -258,7 +258,7 @@ def battle_create(
         arena=arena, voter=voter, mode=mode, prompt_id=prompt_id, slots=slots, is_named=False
     )
     if prompt_id in pool.prompts:  # what the answer shows, without reading it again
-        battle.prompt = pool.prompts[prompt_id]
+        battle.prompt = selectors.fresh_copy(pool.prompts[prompt_id])
         battle.known_slots = [  # type: ignore[attr-defined]
             selectors.KnownSlot(position=i, output=pool.outputs[asset_id])
             for i, (_, asset_id) in enumerate(slots)
@@ -726,14 +726,17 @@ def _voter_counters(vote: Vote) -> dict[str, int]:
 def _vote_store_at_once(*, vote: Vote, at: datetime) -> None:
     """PostgreSQL: the battle marked voted, the vote, its queue row and the voter's counters
     in one statement; then the aggregator is asked to drain once this commits."""
+    # Inside a caller's transaction, a savepoint: a failed statement must not end it.
+    scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        stored = hotpath.vote_insert(
-            vote=vote,
-            voted_at=at,
-            counters=_voter_counters(vote),
-            prefix=vote.prefix_hash,
-            user_agent=vote.user_agent_hash,
-        )
+        with scope:
+            stored = hotpath.vote_insert(
+                vote=vote,
+                voted_at=at,
+                counters=_voter_counters(vote),
+                prefix=vote.prefix_hash,
+                user_agent=vote.user_agent_hash,
+            )
     except IntegrityError:  # the battle's one vote exists already; the statement wrote nothing
         raise AlreadyVoted(_ALREADY_VOTED) from None
     if not stored:  # a concurrent vote won the race

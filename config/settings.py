@@ -154,8 +154,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.05,
     }
 else:
-    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    if CELERY_BROKER_URL.startswith("redis://"):
         # kombu's own Redis transport makes a worker exit when Redis restarts (workers.redis_broker).
+        # Not for rediss://: kombu turns TLS on by the transport's name, which this would change.
         CELERY_BROKER_TRANSPORT = "workers.redis_broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,

@@ -13,8 +13,8 @@ Redis still down the put-back then fails as a connection error, which the close 
 Celery's reconnect loop takes over; Redis's own unacknowledged index returns the messages after
 ``visibility_timeout``, as it would after any lost worker.
 
-Select it with ``CELERY_BROKER_TRANSPORT`` (``config.settings`` does for ``redis://`` and
-``rediss://`` broker URLs).
+Select it with ``CELERY_BROKER_TRANSPORT`` (``config.settings`` does for ``redis://`` broker
+URLs; ``rediss://`` keeps kombu's transport, since kombu turns TLS on by the transport's name).
 """
 
 from __future__ import annotations

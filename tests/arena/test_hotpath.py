@@ -200,6 +200,29 @@ def test_a_second_vote_on_a_battle_stores_nothing(path: str) -> None:
 
 
 @pytest.mark.django_db
+def test_a_clash_inside_a_callers_transaction_is_refused_and_the_transaction_goes_on(
+    path: str,
+) -> None:
+    """A vote row that exists while its battle still says served (the insert clashes): the
+    caller's transaction (a test's, here) survives, and the refusal is counted."""
+    arena = ready_arena(models=2)
+    voter = VoterFactory.create()
+    battle = battle_create(arena=arena, voter=voter, mode="pairwise")
+    models = list(BattleSlot.objects.filter(battle=battle).values_list("model_id", flat=True))
+    Vote.objects.create(
+        battle=battle, arena=arena, voter=voter, mode="pairwise", outcome="win",
+        ranking=[[models[0]], [models[1]]], slot_ranking=[["A"], ["B"]], time_to_vote_ms=1,
+        client_hash="x", user_agent_hash="y",
+    )  # fmt: skip
+
+    with pytest.raises(AlreadyVoted):
+        _vote(battle, voter, choice="B")
+
+    assert _fresh(battle).state == BattleState.SERVED  # the failed vote changed nothing
+    assert Voter.objects.values_list("votes_cast", "rejected_votes").get(pk=voter.pk) == (0, 1)
+
+
+@pytest.mark.django_db
 def test_an_unknown_battle_is_not_found(path: str) -> None:
     arena = ready_arena(models=2)
     voter = VoterFactory.create()

@@ -133,16 +133,27 @@ def test_a_worker_holding_a_countdown_task_outlives_a_redis_restart(
             worker.wait()
 
 
-def test_a_redis_broker_url_selects_the_transport_that_survives_restarts() -> None:
+@pytest.mark.parametrize(
+    ("url", "transport", "tls"),
+    [
+        ("redis://127.0.0.1:1/0", "workers.redis_broker", "False"),
+        # kombu turns TLS on by the transport's name: rediss keeps its own.
+        ("rediss://127.0.0.1:1/0", "kombu.transport.redis", "True"),
+    ],
+)
+def test_a_redis_broker_url_selects_the_transport_that_survives_restarts(
+    url: str, transport: str, tls: str
+) -> None:
     code = (
         "import django; django.setup(); from config.celery import app; "
-        "print(type(app.connection_for_write().transport).__module__)"
+        "c = app.connection_for_write(); "
+        "print(type(c.transport).__module__, bool(c.ssl))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
         env={
             **os.environ,
-            "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+            "CELERY_BROKER_URL": url,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "ARENA_NO_BOOTSTRAP": "1",
         },
@@ -153,4 +164,4 @@ def test_a_redis_broker_url_selects_the_transport_that_survives_restarts() -> No
         check=False,
     )
 
-    assert done.stdout.strip() == "workers.redis_broker", done.stderr
+    assert done.stdout.strip() == f"{transport} {tls}", done.stderr
