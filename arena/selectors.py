@@ -248,8 +248,36 @@ class KnownSlot:
     original_fmt: str = ""
 
 
-def _known_view(battle: Battle, known: list[KnownSlot], revealed: bool) -> list[SlotView]:
-    return [
+def known_slot(slot: BattleSlot) -> KnownSlot:
+    """A slot read through the ORM (with its asset and model), as ``known_slots`` hold them."""
+    asset, model = slot.asset, slot.model
+    original_url, original_fmt = asset_original_link(asset)
+    return KnownSlot(
+        position=slot.position,
+        output=ReadyOutput(asset.media_type, asset.fmt, asset.width, asset.height),
+        model_name=model.name,
+        model_organisation=model.organisation,
+        model_link=model.link,
+        original_url=original_url,
+        original_fmt=original_fmt,
+    )
+
+
+def battle_view(*, battle: Battle) -> BattleView:
+    """What a page or API may show of a battle: model identities only after its vote, and media
+    only through per-battle links (the same output has another URL in every battle).
+
+    A battle the service has just served or voted on carries its slots (``known_slots``, and
+    ``known_ranking`` once voted): then nothing is read again."""
+    revealed = battle.state == BattleState.VOTED
+    known: list[KnownSlot] | None = getattr(battle, "known_slots", None)
+    ranking: list[list[str]] | None = getattr(battle, "known_ranking", None) if revealed else []
+    if known is None or ranking is None:
+        rows = battle.slots.select_related("asset", "model").order_by("position")
+        known = [known_slot(slot) for slot in rows]
+        if revealed:
+            ranking = Vote.objects.values_list("slot_ranking", flat=True).get(battle=battle)
+    slots = [
         SlotView(
             label=SLOT_LABELS[slot.position],
             media_type=slot.output.media_type,
@@ -265,45 +293,7 @@ def _known_view(battle: Battle, known: list[KnownSlot], revealed: bool) -> list[
         )
         for slot in known
     ]
-
-
-def battle_view(*, battle: Battle) -> BattleView:
-    """What a page or API may show of a battle: model identities only after its vote, and media
-    only through per-battle links (the same output has another URL in every battle).
-
-    A battle the service has just served or voted on carries its slots (``known_slots``, and
-    ``known_ranking`` once voted): then nothing is read again."""
-    revealed = battle.state == BattleState.VOTED
-    known: list[KnownSlot] | None = getattr(battle, "known_slots", None)
-    known_ranking: list[list[str]] | None = getattr(battle, "known_ranking", None)
-    if known is not None and (not revealed or known_ranking is not None):
-        return BattleView(
-            battle=battle,
-            slots=_known_view(battle, known, revealed),
-            revealed=revealed,
-            ranking=known_ranking if revealed and known_ranking is not None else [],
-        )
-    slot_rows = battle.slots.select_related("asset", "model").order_by("position")
-    slots = [
-        SlotView(
-            label=slot.label,
-            media_type=slot.asset.media_type,
-            fmt=slot.asset.fmt,
-            url=slot_media_url(battle=battle, position=slot.position),
-            width=slot.asset.width,
-            height=slot.asset.height,
-            model_name=slot.model.name if revealed else "",
-            model_organisation=slot.model.organisation if revealed else "",
-            model_link=slot.model.link if revealed else "",
-            original_url=asset_original_link(slot.asset)[0] if revealed else "",
-            original_fmt=asset_original_link(slot.asset)[1] if revealed else "",
-        )
-        for slot in slot_rows
-    ]
-    ranking: list[list[str]] = []
-    if revealed:
-        ranking = Vote.objects.values_list("slot_ranking", flat=True).get(battle=battle)
-    return BattleView(battle=battle, slots=slots, revealed=revealed, ranking=ranking)
+    return BattleView(battle=battle, slots=slots, revealed=revealed, ranking=ranking or [])
 
 
 @dataclass(frozen=True)

@@ -297,30 +297,21 @@ def _battle_store(
     state: str = BattleState.SERVED,
 ) -> Battle:
     """Write a battle with one slot per ``(model id, asset id)``, in slot order."""
+    battle = Battle(
+        arena=arena,
+        prompt_id=prompt_id,
+        mode=mode,
+        k=len(slots),
+        voter=voter,
+        served_at=timezone.now(),
+        is_named=is_named,
+        state=state,
+    )
     if hotpath.enabled():
-        battle = Battle(
-            arena=arena,
-            prompt_id=prompt_id,
-            mode=mode,
-            k=len(slots),
-            voter=voter,
-            served_at=timezone.now(),
-            is_named=is_named,
-            state=state,
-        )
         hotpath.battle_insert(battle=battle, slots=slots)
         return battle
     with transaction.atomic():
-        battle = Battle.objects.create(
-            arena=arena,
-            prompt_id=prompt_id,
-            mode=mode,
-            k=len(slots),
-            voter=voter,
-            served_at=timezone.now(),
-            is_named=is_named,
-            state=state,
-        )
+        battle.save(force_insert=True)
         BattleSlot.objects.bulk_create(
             BattleSlot(battle=battle, position=i, model_id=model_id, asset_id=asset_id)
             for i, (model_id, asset_id) in enumerate(slots)
@@ -654,20 +645,15 @@ def _battle_for_vote(
 
 
 def _known_slot(row: hotpath.SlotRow) -> selectors.KnownSlot:
-    (_, _, _, media_type, fmt, width, height, file, original, original_fmt, name, organisation,
-     link) = row  # fmt: skip
-    original_url, shown_fmt = selectors.asset_original_link(
-        Asset(file=file, original=original, fmt=fmt, original_fmt=original_fmt)
-    )
-    return selectors.KnownSlot(
-        position=row[0],
-        output=selectors.ReadyOutput(media_type, fmt, width, height),
-        model_name=name,
-        model_organisation=organisation,
-        model_link=link,
-        original_url=original_url,
-        original_fmt=shown_fmt,
-    )
+    """A slot from the fast path's row, as ``selectors.known_slot`` reads one."""
+    (position, model_id, asset_id, media_type, fmt, width, height, file, original, original_fmt,
+     name, organisation, link) = row  # fmt: skip
+    asset = Asset(
+        pk=asset_id, media_type=media_type, fmt=fmt, width=width, height=height, file=file,
+        original=original, original_fmt=original_fmt,
+    )  # fmt: skip
+    model = GenerativeModel(pk=model_id, name=name, organisation=organisation, link=link)
+    return selectors.known_slot(BattleSlot(position=position, asset=asset, model=model))
 
 
 def _vote_allowed(*, battle: Battle, nonce: str, voter: Voter) -> None:

@@ -31,6 +31,17 @@ def _empty_cache() -> Iterator[None]:
     localcache.clear()
 
 
+@pytest.fixture
+def requested_drains(settings: object) -> list[int]:
+    """Votes ask for a drain without one running (the tests' settings drain each vote at once):
+    the arenas asked for, in order."""
+    from tests.factories import REQUESTED_DRAINS
+
+    settings.TALLY_DRAIN_SENDER = "tests.factories.drain_later"  # type: ignore[attr-defined]
+    REQUESTED_DRAINS.clear()
+    return REQUESTED_DRAINS
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under xdist, the browser tests share one process (``--dist loadgroup``, set in
     pyproject.toml): one headless Chromium rendering 3D through software WebGL at a time, instead

@@ -112,3 +112,12 @@ def without_metrics(callbacks: list[Any]) -> list[Any]:
     """On-commit callbacks other than the metrics' counters (frontend.metrics counts each
     battle and vote when its transaction commits)."""
     return [c for c in callbacks if getattr(c, "__module__", "") != "frontend.metrics"]
+
+
+REQUESTED_DRAINS: list[int] = []
+
+
+def drain_later(*, arena_id: int) -> None:
+    """A ``TALLY_DRAIN_SENDER`` that only records the request (the ``requested_drains``
+    fixture): the votes stay queued, as a Celery sender leaves them to a worker."""
+    REQUESTED_DRAINS.append(arena_id)

@@ -54,17 +54,10 @@ from tests.arena.test_leaderboards import (
 )
 from tests.factories import VoterFactory, ready_arena
 
-requested_drains: list[int] = []
-
-
-def drain_later(*, arena_id: int) -> None:
-    requested_drains.append(arena_id)
-
 
 @pytest.fixture(autouse=True)
-def _drains_left_to_the_test(settings: Any) -> None:
-    settings.TALLY_DRAIN_SENDER = f"{__name__}.drain_later"
-    requested_drains.clear()
+def _drains_left_to_the_test(requested_drains: list[int]) -> None:
+    """Drains run when a test calls them."""
 
 
 def _cast_mixed(arena: Arena, voter: Voter, n: int, seed: int) -> list[Vote]:
@@ -135,7 +128,9 @@ def assert_tallies_equal_a_replay(arena: Arena) -> None:
 
 
 @pytest.mark.django_db
-def test_a_vote_is_only_queued_until_the_aggregator_drains_its_arena() -> None:
+def test_a_vote_is_only_queued_until_the_aggregator_drains_its_arena(
+    requested_drains: list[int],
+) -> None:
     arena = ready_arena(models=4)
     votes = _cast_mixed(arena, VoterFactory.create(), 6, seed=1)
 
@@ -224,7 +219,9 @@ def test_a_rebuild_drains_pending_votes_first() -> None:
 
 
 @pytest.mark.django_db
-def test_a_drain_request_waits_for_the_one_already_sent(settings: Any) -> None:
+def test_a_drain_request_waits_for_the_one_already_sent(
+    settings: Any, requested_drains: list[int]
+) -> None:
     settings.TALLY_DRAIN_DEBOUNCE_S = 60
     arena = ready_arena(models=2)
 
@@ -411,7 +408,9 @@ def _age(vote: Vote, seconds: float) -> None:
 
 
 @pytest.mark.django_db
-def test_a_drain_leaves_votes_that_are_still_settling_and_asks_again(settings: Any) -> None:
+def test_a_drain_leaves_votes_that_are_still_settling_and_asks_again(
+    settings: Any, requested_drains: list[int]
+) -> None:
     settings.TALLY_SETTLE_S = 0.5
     arena = ready_arena(models=4)
     votes = _cast_mixed(arena, VoterFactory.create(), 5, seed=13)
@@ -435,7 +434,9 @@ def test_a_drain_leaves_votes_that_are_still_settling_and_asks_again(settings: A
 
 
 @pytest.mark.django_db
-def test_with_the_cache_down_every_vote_asks_for_a_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_the_cache_down_every_vote_asks_for_a_drain(
+    monkeypatch: pytest.MonkeyPatch, requested_drains: list[int]
+) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     def down(*args: Any, **kwargs: Any) -> bool:

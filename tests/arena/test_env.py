@@ -65,6 +65,8 @@ def test_urls_must_use_an_allowed_scheme() -> None:
         ({"LEADERBOARD_REBUILD_DEBOUNCE_S": "-1"}, "LEADERBOARD_REBUILD_DEBOUNCE_S"),
         ({"TALLY_DRAIN_DEBOUNCE_S": "soon"}, "TALLY_DRAIN_DEBOUNCE_S"),
         ({"TALLY_SETTLE_MS": "-5"}, "TALLY_SETTLE_MS"),
+        ({"ARENA_LOCAL_CACHE_MS": "-1"}, "ARENA_LOCAL_CACHE_MS"),
+        ({"ARENA_LOCAL_CACHE_MS": "2s"}, "ARENA_LOCAL_CACHE_MS"),
         ({"MEDIA_ACCEL_REDIRECT": "protected"}, "MEDIA_ACCEL_REDIRECT must be a path"),
         ({"RATE_LIMIT_VOTES": "voter=lots"}, "RATE_LIMIT_VOTES"),
     ],

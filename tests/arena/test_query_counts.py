@@ -22,17 +22,10 @@ from tests.factories import VoterFactory, ready_arena
 
 pytestmark = pytest.mark.django_db
 
-requested_drains: list[int] = []
-
-
-def drain_later(*, arena_id: int) -> None:
-    requested_drains.append(arena_id)
-
 
 @pytest.fixture(autouse=True)
-def _votes_counted_off_the_request(settings: Any) -> None:
-    settings.TALLY_DRAIN_SENDER = f"{__name__}.drain_later"
-    requested_drains.clear()
+def _votes_counted_off_the_request(requested_drains: list[int]) -> None:
+    """Counting is left to the aggregator, off the request."""
 
 
 def _serve(arena: Arena, voter: Any, mode: str) -> tuple[Battle, int]:
@@ -82,7 +75,9 @@ def test_serving_and_voting_cost_the_same_after_many_votes(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["pairwise", "rank_k"])
-def test_serving_and_voting_stay_within_their_budgets(mode: str) -> None:
+def test_serving_and_voting_stay_within_their_budgets(
+    mode: str, requested_drains: list[int]
+) -> None:
     serve_queries, vote_queries = _costs(models=8, votes_before=3, mode=mode)
 
     # A K=4 vote costs what a pairwise one does: the pair tallies are the aggregator's. The
