@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import signals
 
 from arena.models import (
@@ -42,19 +43,25 @@ def enabled() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _db() -> BaseDatabaseWrapper:
+    """The connection itself: ``django.db.connection`` is a proxy that looks it up (a context
+    variable) on every attribute, dozens of times per request on this path."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _run(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple[Any, ...]]:
     """Execute on Django's connection through a server-side binding cursor: psycopg prepares a
     statement it has run ``prepare_threshold`` times on the connection (5 by default; never
     behind a transaction-mode pooler, where settings turn preparing off), so PostgreSQL skips
     parsing and planning it. Errors come out as Django's (``IntegrityError``...), and the
-    statement is logged where Django logs queries."""
-    connection.ensure_connection()
+    statement is logged where Django logs queries. Every statement here returns rows."""
+    db.ensure_connection()
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall() if cursor.description else []
-    if connection.queries_logged:
-        connection.queries_log.append(
+        rows = cursor.fetchall()
+    if db.queries_logged:
+        db.queries_log.append(
             {"sql": sql % tuple(map(repr, params)), "time": f"{time.monotonic() - started:.3f}"}
         )
     return rows
@@ -73,24 +80,24 @@ def _insert_fields(model: type[models.Model]) -> tuple[list[models.Field[Any, An
     return fields, ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields))
 
 
-def _values(instance: models.Model) -> list[Any]:
+def _values(instance: models.Model, db: BaseDatabaseWrapper) -> list[Any]:
     fields, _, _ = _insert_fields(type(instance))
-    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    return [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
 
 
-def _saved(instance: models.Model, pk: int) -> None:
+def _saved(instance: models.Model, pk: int, db: BaseDatabaseWrapper) -> None:
     """The row is in: the instance says so, and ``post_save`` goes out as the ORM sends it
     (the metrics count battles and votes there)."""
     instance.pk = pk
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = db.alias
     signals.post_save.send(
         sender=type(instance),
         instance=instance,
         created=True,
         update_fields=None,
         raw=False,
-        using=connection.alias,
+        using=db.alias,
     )
 
 
@@ -109,15 +116,30 @@ def _row_sql(model: type[models.Model], column: str) -> tuple[str, list[str]]:
 def row_get(model: type[M], *, column: str, value: Any) -> M | None:
     """The one row of ``model`` whose (unique) ``column`` is ``value``, or None."""
     sql, names = _row_sql(model, column)
-    rows = _run(sql, [value])
-    return model.from_db(connection.alias, names, list(rows[0])) if rows else None
+    db = _db()
+    rows = _run(sql, [value], db)
+    return model.from_db(db.alias, names, list(rows[0])) if rows else None
 
 
 def battle_insert(*, battle: Battle, slots: Sequence[tuple[int, int]]) -> None:
     """Insert ``battle`` (unsaved), one slot per ``(model id, asset id)`` in slot order, and
     count it served to its voter: one statement. Sets the battle's primary key."""
+    db = _db()
+    params = [
+        *_values(battle, db),
+        list(range(len(slots))),
+        [asset_id for _, asset_id in slots],
+        [model_id for model_id, _ in slots],
+        battle.voter_id,
+    ]
+    ((pk,),) = _run(_battle_insert_sql(), params, db)
+    _saved(battle, pk, db)
+
+
+@functools.cache
+def _battle_insert_sql() -> str:
     _, columns, marks = _insert_fields(Battle)
-    sql = (
+    return (
         f"WITH b AS (INSERT INTO {_table(Battle)} ({columns}) VALUES ({marks}) RETURNING id), "
         f"s AS (INSERT INTO {_table(BattleSlot)} (battle_id, position, asset_id, model_id) "
         "SELECT b.id, x.position, x.asset_id, x.model_id FROM b, "
@@ -125,15 +147,6 @@ def battle_insert(*, battle: Battle, slots: Sequence[tuple[int, int]]) -> None:
         f"v AS (UPDATE {_table(Voter)} SET battles_served = battles_served + 1 WHERE id = %s) "
         "SELECT id FROM b"
     )
-    params = [
-        *_values(battle),
-        list(range(len(slots))),
-        [asset_id for _, asset_id in slots],
-        [model_id for model_id, _ in slots],
-        battle.voter_id,
-    ]
-    ((pk,),) = _run(sql, params)
-    _saved(battle, pk)
 
 
 @functools.cache
@@ -162,11 +175,12 @@ def battle_with_slots(*, public_id: Any) -> tuple[Battle, list[SlotRow]] | None:
     lock (``vote_insert`` writes only while the battle is still served). None when there is no
     such battle."""
     sql, names = _battle_sql()
-    rows = _run(sql, [public_id])
+    db = _db()
+    rows = _run(sql, [public_id], db)
     if not rows:
         return None
     width = len(names)
-    battle = Battle.from_db(connection.alias, names, list(rows[0][:width]))
+    battle = Battle.from_db(db.alias, names, list(rows[0][:width]))
     return battle, [tuple(row[width:]) for row in rows]
 
 
@@ -177,9 +191,33 @@ def vote_insert(
     queue it for the aggregator unless its battle is named, and add ``counters`` to its voter
     (with the latest network and user-agent hashes): one statement. Returns False, writing
     nothing, when the battle was no longer ``served``. Sets the vote's primary key."""
+    db = _db()
+    sql = _vote_insert_sql(tuple(counters))
+    params = [
+        BattleState.VOTED,
+        voted_at,
+        vote.battle_id,
+        BattleState.SERVED,
+        *_values(vote, db),
+        vote.arena_id,
+        not vote.is_named,
+        *counters.values(),
+        prefix,
+        user_agent,
+        vote.voter_id,
+    ]
+    rows = _run(sql, params, db)
+    if not rows:
+        return False
+    _saved(vote, rows[0][0], db)
+    return True
+
+
+@functools.cache
+def _vote_insert_sql(counters: tuple[str, ...]) -> str:
     _, columns, marks = _insert_fields(Vote)
     counted = ", ".join(f"{name} = {name} + %s" for name in counters)
-    sql = (
+    return (
         f"WITH b AS (UPDATE {_table(Battle)} SET state = %s, voted_at = %s "
         "WHERE id = %s AND state = %s RETURNING id), "
         f"v AS (INSERT INTO {_table(Vote)} ({columns}) SELECT {marks} FROM b RETURNING id), "
@@ -189,21 +227,3 @@ def vote_insert(
         "WHERE id = %s AND EXISTS (SELECT 1 FROM v)) "
         "SELECT id FROM v"
     )
-    params = [
-        BattleState.VOTED,
-        voted_at,
-        vote.battle_id,
-        BattleState.SERVED,
-        *_values(vote),
-        vote.arena_id,
-        not vote.is_named,
-        *counters.values(),
-        prefix,
-        user_agent,
-        vote.voter_id,
-    ]
-    rows = _run(sql, params)
-    if not rows:
-        return False
-    _saved(vote, rows[0][0])
-    return True

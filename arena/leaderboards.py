@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Max, Min, QuerySet
+from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from numpy.typing import NDArray
@@ -171,33 +172,43 @@ def _add_pairs_many(
     arena's tallies keep that many vote-level bootstrap replicates (``ArenaTally.replicates``),
     moved with the counts (the caller holds the tally lock, so read-modify-write is safe)."""
     deltas, reps = _pair_deltas(list(weighted), replicates, reweigh=reweigh)
-    PairTally.objects.bulk_create(
-        [PairTally(arena_id=arena_id, model_a_id=low, model_b_id=high) for low, high in deltas],
-        ignore_conflicts=True,
-    )
-    stored: dict[tuple[int, int], Any] = {}
-    if replicates and deltas:
-        lows, highs = {low for low, _ in deltas}, {high for _, high in deltas}
-        stored = {
-            (a, b): blob
-            for a, b, blob in PairTally.objects.filter(
-                arena_id=arena_id, model_a_id__in=lows, model_b_id__in=highs
-            ).values_list("model_a_id", "model_b_id", "replicates")
-            if (a, b) in deltas
-        }
+    if not deltas:
+        return
+    # Read the pairs' rows, then write every pair in one upsert (new pairs inserted, the others
+    # set to their sums): two statements whatever the number of pairs, where an UPDATE per pair
+    # cost the aggregator most of its time.
+    lows, highs = {low for low, _ in deltas}, {high for _, high in deltas}
+    columns = ("model_a_id", "model_b_id", "a_wins", "b_wins", "ties", "comparisons", "replicates")
+    stored = {
+        (row[0], row[1]): row[2:]
+        for row in PairTally.objects.filter(
+            arena_id=arena_id, model_a_id__in=lows, model_b_id__in=highs
+        ).values_list(*columns)
+        if (row[0], row[1]) in deltas
+    }
+    rows = []
     for (low, high), (a_wins, b_wins, ties, n) in sorted(deltas.items()):
-        changes: dict[str, Any] = {
-            "a_wins": F("a_wins") + sign * a_wins,
-            "b_wins": F("b_wins") + sign * b_wins,
-            "ties": F("ties") + sign * ties,
-            "comparisons": F("comparisons") + sign * int(n),
-        }
-        if replicates:
-            now = _replicates_of(stored.get((low, high)), replicates) + sign * reps[low, high]
-            changes["replicates"] = now.astype("<f8").tobytes()
-        PairTally.objects.filter(arena_id=arena_id, model_a_id=low, model_b_id=high).update(
-            **changes
+        old_a, old_b, old_ties, old_n, blob = stored.get((low, high), (0.0, 0.0, 0.0, 0, b""))
+        row = PairTally(
+            arena_id=arena_id,
+            model_a_id=low,
+            model_b_id=high,
+            a_wins=old_a + sign * a_wins,
+            b_wins=old_b + sign * b_wins,
+            ties=old_ties + sign * ties,
+            comparisons=old_n + sign * int(n),
+            replicates=bytes(blob or b""),
         )
+        if replicates:
+            now = _replicates_of(blob, replicates) + sign * reps[low, high]
+            row.replicates = now.astype("<f8").tobytes()
+        rows.append(row)
+    PairTally.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["arena", "model_a", "model_b"],
+        update_fields=["a_wins", "b_wins", "ties", "comparisons", "replicates"],
+    )
 
 
 def replicates_rebuild(*, arena_id: int, batch: int = 20_000) -> int:
@@ -317,16 +328,29 @@ def _send_debounced(
     """Call the function named ``sender`` with ``arena_id`` unless ``key`` shows a call within
     the last ``window_s``; returns whether it was called. With the cache unreachable it is
     called anyway when ``without_cache``. A failing sender (the broker is down) is logged: the
-    request's caller must still answer, and beat catches up."""
+    request's caller must still answer, and beat catches up.
+
+    The key holds the time the waiting call was sent, and the call runs no sooner than
+    ``window_s`` after it: until then (less a quarter of the window, for clocks that differ
+    between machines) this process knows it is waiting and asks the cache no more, so most
+    votes of a busy arena make no round trip here at all.
+    """
+    if localcache.held(key):
+        return False
+    now = time.time()
     try:
-        first = cache.add(key, 1, timeout=window_s)
+        first = cache.add(key, now, timeout=window_s)
+        sent_at = now if first else cache.get(key)
     except RedisError:
-        first = without_cache
+        first, sent_at = without_cache, None
+    if window_s > 0 and isinstance(sent_at, float):
+        localcache.hold(key, until=sent_at + 0.75 * window_s)
     if not first:
         return False
     try:
         import_string(sender)(arena_id=arena_id)
     except Exception:
+        localcache.release(key)
         logger.warning("could not ask for %s of arena %s", what, arena_id, exc_info=True)
         return False
     return True
@@ -727,7 +751,24 @@ class _Replay:
             elo = self.elo
             row.elo = float(elo.ratings[index[p]]) if elo else PARAMS["elo"]["init"]
             row.mu, row.sigma, row.votes = self.mu[p], self.sigma[p], self.votes[p]
-        ModelRating.objects.bulk_update(rows, ["elo", "mu", "sigma", "votes"])
+        # One upsert of rows that exist (ON CONFLICT ... DO UPDATE): one statement, where
+        # bulk_update's CASE per column costs a compile as large as the batch.
+        ModelRating.objects.bulk_create(
+            [
+                ModelRating(
+                    arena_id=r.arena_id,
+                    model_id=r.model_id,
+                    elo=r.elo,
+                    mu=r.mu,
+                    sigma=r.sigma,
+                    votes=r.votes,
+                )
+                for r in rows
+            ],
+            update_conflicts=True,
+            unique_fields=["arena", "model"],
+            update_fields=["elo", "mu", "sigma", "votes"],
+        )
 
 
 def ratings_replay(*, arena_id: int, batch: int = 5000) -> int:

@@ -8,6 +8,9 @@ change (an arena turned off, a model's weight, an output regenerated) reaches th
 of every web process within that window. A pool that cannot fill a battle is read again at
 once (``selectors.arena_ready_pool_cached``), so new outputs never wait for the window to
 serve a battle that could not start without them. Other pages read the database each time.
+
+It also remembers, per process, what is known to be waiting elsewhere until a given time (a
+drain the aggregator will run: ``hold``/``held``), so a vote need not ask Redis again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.conf import settings
 T = TypeVar("T")
 
 _entries: dict[Hashable, tuple[float, Any]] = {}
+_held: dict[Hashable, float] = {}  # key -> wall-clock time (time.time()) it is held until
 
 
 def cached(key: Hashable, build: Callable[[], T], *, fresh: bool = False) -> T:
@@ -39,6 +43,22 @@ def cached(key: Hashable, build: Callable[[], T], *, fresh: bool = False) -> T:
     return value
 
 
+def hold(key: Hashable, until: float) -> None:
+    """Remember until ``until`` (a ``time.time()``; a wall clock that other machines share)
+    that ``key`` is taken care of."""
+    _held[key] = until
+
+
+def held(key: Hashable) -> bool:
+    """Whether ``key`` is held (``hold``) until later than now."""
+    return _held.get(key, 0.0) > time.time()
+
+
+def release(key: Hashable) -> None:
+    _held.pop(key, None)
+
+
 def clear() -> None:
     """Forget everything (the tests: database ids repeat across tests)."""
     _entries.clear()
+    _held.clear()

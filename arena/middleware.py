@@ -18,14 +18,25 @@ def request_voter(request: HttpRequest) -> Voter:
     cached = getattr(request, "_arena_voter", None)
     if cached is not None:
         return cached
-    public_id = request.get_signed_cookie(
-        settings.VOTER_COOKIE_NAME, default=None, salt=_COOKIE_SALT
-    )
+    public_id = voter_cookie(request)
     voter, created = voter_get_or_create(public_id=public_id, user=getattr(request, "user", None))
     request._arena_voter = voter  # type: ignore[attr-defined]
     request._arena_voter_created = created  # type: ignore[attr-defined]
     request._arena_voter_new = created or public_id != str(voter.public_id)  # type: ignore[attr-defined]
     return voter
+
+
+def voter_cookie(request: HttpRequest) -> str | None:
+    """The voter's public id as its signed cookie holds it (None: no cookie, or not one this
+    server signed); the signature is checked once per request, whoever asks."""
+    try:
+        value: str | None = request._arena_voter_cookie  # type: ignore[attr-defined]
+    except AttributeError:
+        value = request.get_signed_cookie(
+            settings.VOTER_COOKIE_NAME, default=None, salt=_COOKIE_SALT
+        )
+        request._arena_voter_cookie = value  # type: ignore[attr-defined]
+    return value
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -63,4 +74,4 @@ class VoterMiddleware:
         return response
 
 
-__all__ = ["VoterMiddleware", "client_ip", "request_voter"]
+__all__ = ["VoterMiddleware", "client_ip", "request_voter", "voter_cookie"]

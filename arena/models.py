@@ -418,6 +418,14 @@ class Battle(models.Model):
             models.Index(fields=["arena", "state"]),
             # The activity rollup reads the battles served in its window (arena.activity).
             models.Index(fields=["served_at"], name="battle_served_at_idx"),
+            # Every battle reads the outputs its voter has seen revealed in the arena, newest
+            # battles first (selectors.voter_revealed_assets): without this it scanned all of
+            # the arena's voted battles, a cost growing with the arena, not with the voter.
+            models.Index(
+                fields=["voter", "arena", "-id"],
+                condition=models.Q(state="voted"),
+                name="battle_voter_revealed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

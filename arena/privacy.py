@@ -8,6 +8,7 @@ The prefix (IPv4 /24, IPv6 /48) groups a household, a campus or a botnet's subne
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -37,6 +38,15 @@ def network_prefix(address: str) -> str:
 
 
 def prefix_hash(address: str) -> str:
-    """The keyed hash of the address's network prefix ("" when the address is not valid)."""
+    """The keyed hash of the address's network prefix ("" when the address is not valid).
+    Each request asks it once or twice: the latest few thousand answers are remembered (per
+    key, so a rotated key is never answered from the old one)."""
+    return _prefix_hash(address, settings.VOTER_HASH_KEY)
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix_hash(address: str, key: str) -> str:
     prefix = network_prefix(address)
-    return keyed_hash(prefix) if prefix else ""
+    if not prefix:
+        return ""
+    return hmac.new(key.encode(), prefix.encode("utf-8", "replace"), hashlib.sha256).hexdigest()

@@ -6,13 +6,12 @@ Each action (``battle``, ``vote``) has up to three scopes, checked narrowest fir
 * ``prefix``: one network (the keyed hash of the client's /24 or /48, never the address);
 * ``global``: everybody together.
 
-A counter is one cache key per (action, scope, identity, window), created with ``cache.add``
-(``SET NX``) and bumped with ``cache.incr`` (``INCR`` on Redis), so concurrent web processes never
-lose a count. Django's ``incr`` checks that the key exists first: a request delayed past its
-window's end can leave a counter of a past window without an expiry (a small leak, never a
-wrong count). Windows are fixed (aligned to the epoch), which
-lets a burst reach twice the limit across a window boundary; that is acceptable for throttling
-scripts and keeps each check at two cache round trips per scope.
+A counter is one cache key per (action, scope, identity, window). On Redis one script counts
+every scope of a request in one round trip (``INCR``, and the expiry with the first hit:
+``config.cache.PooledRedisCache.count_hits``); other caches create it with ``cache.add`` and
+bump it with ``cache.incr``. Either way concurrent web processes never lose a count. Windows
+are fixed (aligned to the epoch), which lets a burst reach twice the limit across a window
+boundary; that is acceptable for throttling scripts and keeps the check to one round trip.
 
 Scopes are checked narrowest first and the check stops at the first refusal, so one script
 hammering with one cookie exhausts only its own budget, not its network's or the arena's.
@@ -32,7 +31,7 @@ from django.http import HttpRequest
 from redis.exceptions import RedisError
 
 from arena.errors import RateLimited
-from arena.middleware import _COOKIE_SALT, client_ip, request_voter
+from arena.middleware import client_ip, request_voter, voter_cookie
 from arena.privacy import prefix_hash
 
 logger = logging.getLogger(__name__)
@@ -138,21 +137,41 @@ def rate_limit_check(*, action: Action, identities: dict[str, str]) -> None:
         return
     rates = _rates(action)
     now = rate_limit_now()
+    counters: list[tuple[str, Rate, float]] = []  # (scope, rate, its window's end)
+    keys = []
     for scope in SCOPES:
         rate, identity = rates.get(scope), identities.get(scope)
         if rate is None or not identity:
             continue
         window = int(now // rate.window_s)
-        window_end = float((window + 1) * rate.window_s)
-        key = f"arena:rl:{action}:{scope}:{identity}:{rate.window_s}:{window}"
-        try:
-            count = _hit(key=key, window_s=rate.window_s)
-        except RedisError:
-            logger.warning("rate limit cache unavailable; letting the request through")
-            return
-        if count > rate.limit:
-            retry = max(1, math.ceil(window_end - now))
-            raise _refusal(action=action, scope=scope, rate=rate, retry_after_s=retry)
+        counters.append((scope, rate, float((window + 1) * rate.window_s)))
+        keys.append(f"arena:rl:{action}:{scope}:{identity}:{rate.window_s}:{window}")
+    if not counters:
+        return
+    try:
+        refused = _count(keys, [rate for _, rate, _ in counters])
+    except RedisError:
+        logger.warning("rate limit cache unavailable; letting the request through")
+        return
+    if refused is not None:
+        scope, rate, window_end = counters[refused]
+        retry = max(1, math.ceil(window_end - now))
+        raise _refusal(action=action, scope=scope, rate=rate, retry_after_s=retry)
+
+
+def _count(keys: list[str], rates: list[Rate]) -> int | None:
+    """Count one hit in each window, narrowest first, up to the first past its limit; its
+    index, or None. On Redis one round trip (``config.cache``); elsewhere two calls each."""
+    count_hits = getattr(cache, "count_hits", None)
+    if count_hits is not None:
+        refused, _ = count_hits(
+            [(key, rate.limit, rate.window_s + 1) for key, rate in zip(keys, rates, strict=True)]
+        )
+        return refused
+    for index, (key, rate) in enumerate(zip(keys, rates, strict=True)):
+        if _hit(key=key, window_s=rate.window_s) > rate.limit:
+            return index
+    return None
 
 
 def rate_limit_request(request: HttpRequest, *, action: Action) -> None:
@@ -164,7 +183,7 @@ def rate_limit_request(request: HttpRequest, *, action: Action) -> None:
     script dropping cookies) creates no Voter row; only then is the new voter created and counted.
     """
     network = {"prefix": prefix_hash(client_ip(request)) or "unknown", "global": "all"}
-    voter_id = request.get_signed_cookie(settings.VOTER_COOKIE_NAME, default="", salt=_COOKIE_SALT)
+    voter_id = voter_cookie(request)
     if voter_id:
         rate_limit_check(action=action, identities={"voter": str(voter_id), **network})
     else:

@@ -146,11 +146,11 @@ def _least_seen(
     """A prompt, at random among those where the fewest of ``chosen`` have only outputs the
     voter has seen revealed."""
 
-    def seen_slots(prompt_id: int) -> int:
-        return sum(all(a in seen for a in pool[prompt_id][m]) for m in chosen)
-
-    fewest = min(seen_slots(p) for p in prompts)
-    return rng.choice([p for p in prompts if seen_slots(p) == fewest])
+    if not seen:
+        return rng.choice(prompts)
+    counts = [sum(all(a in seen for a in pool[p][m]) for m in chosen) for p in prompts]
+    fewest = min(counts)
+    return rng.choice([p for p, n in zip(prompts, counts, strict=True) if n == fewest])
 
 
 def _matchmake(
@@ -646,14 +646,13 @@ def _battle_for_vote(
 
 def _known_slot(row: hotpath.SlotRow) -> selectors.KnownSlot:
     """A slot from the fast path's row, as ``selectors.known_slot`` reads one."""
-    (position, model_id, asset_id, media_type, fmt, width, height, file, original, original_fmt,
+    (position, _, _, media_type, fmt, width, height, file, original, original_fmt,
      name, organisation, link) = row  # fmt: skip
-    asset = Asset(
-        pk=asset_id, media_type=media_type, fmt=fmt, width=width, height=height, file=file,
-        original=original, original_fmt=original_fmt,
+    return selectors.known_slot_of(
+        position=position, media_type=media_type, fmt=fmt, width=width, height=height,
+        file=file or "", original=original or "", original_fmt=original_fmt, model_name=name,
+        model_organisation=organisation, model_link=link,
     )  # fmt: skip
-    model = GenerativeModel(pk=model_id, name=name, organisation=organisation, link=link)
-    return selectors.known_slot(BattleSlot(position=position, asset=asset, model=model))
 
 
 def _vote_allowed(*, battle: Battle, nonce: str, voter: Voter) -> None:

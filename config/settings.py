@@ -56,7 +56,8 @@ MIDDLEWARE = [
     # First: every log line of the request carries its id, and the latency covers the rest.
     "config.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with a fixed and stricter policy for JSON answers.
+    "frontend.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session and CSRF: control characters and non-JSON API bodies stop here.
     "frontend.middleware.RequestHygieneMiddleware",

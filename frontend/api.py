@@ -13,7 +13,7 @@ from django.utils.http import http_date
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from pydantic import ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from redis.exceptions import RedisError
 
 from arena import selectors, services
@@ -80,6 +80,11 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     )
 
 
+class Out(BaseModel):
+    """A response built from dicts: pydantic checks it in its core. (ninja's ``Schema`` reads
+    every field through an attribute getter, for ORM objects: ~6x the CPU, on the vote path.)"""
+
+
 class ErrorOut(Schema):
     error: str
     code: str
@@ -116,7 +121,7 @@ class BattleIn(Schema):
     )
 
 
-class SlotOut(Schema):
+class SlotOut(Out):
     """One slot before the vote: nothing its model could be read from. ``url`` is a link unique
     to this battle and slot that expires with the battle token; ``media_type`` picks the viewer
     (image, video, mesh, splat)."""
@@ -126,12 +131,12 @@ class SlotOut(Schema):
     url: str
 
 
-class PromptOut(Schema):
+class PromptOut(Out):
     text: str
     conditioning_image_url: str | None = None
 
 
-class BattleOut(Schema):
+class BattleOut(Out):
     id: str
     token: str
     arena: str
@@ -151,7 +156,7 @@ class VoteIn(Schema):
     ranking: list[Any] | None = None
 
 
-class RevealOut(Schema):
+class RevealOut(Out):
     label: str
     model: str
     organisation: str
@@ -162,7 +167,7 @@ class RevealOut(Schema):
     original_format: str
 
 
-class VoteOut(Schema):
+class VoteOut(Out):
     battle: str
     outcome: str
     ranking: list[list[str]]

@@ -48,8 +48,9 @@ class BaseRater:
         self.n_votes = 0
         if isinstance(players, str):
             raise ValueError("players: must be a sequence of player ids, not a str")
-        for p in players:
-            self.add_player(p)
+        self.counts.add_players(players)
+        for _ in players:
+            self._on_add_player()
 
     @property
     def players(self) -> list[str]:

@@ -86,8 +86,7 @@ class PairCounts:
         self.votes: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.rep_wins: NDArray[np.float64] = np.zeros((replicates, 0, 0))
         self.rep_ties: NDArray[np.float64] = np.zeros((replicates, 0, 0))
-        for p in players:
-            self.add_player(p)
+        self.add_players(players)
 
     # -- players -----------------------------------------------------------------
     @property
@@ -110,16 +109,31 @@ class PairCounts:
 
     def add_player(self, player: str) -> None:
         """Append a player with no comparisons; ``ValueError`` if already present."""
-        check_player_id(player)
-        if player in self._index:
-            raise ValueError(f"player: {player!r} is already present")
-        self._index[player] = len(self._players)
-        self._players.append(player)
-        self.wins = np.pad(self.wins, ((0, 1), (0, 1)))
-        self.ties = np.pad(self.ties, ((0, 1), (0, 1)))
-        self.votes = np.append(self.votes, np.int64(0))
-        self.rep_wins = np.pad(self.rep_wins, ((0, 0), (0, 1), (0, 1)))
-        self.rep_ties = np.pad(self.rep_ties, ((0, 0), (0, 1), (0, 1)))
+        self.add_players([player])
+
+    def add_players(self, players: Sequence[str]) -> None:
+        """Append players with no comparisons, growing the arrays once; ``ValueError`` (and
+        nothing added) if one is already present or repeated."""
+        if isinstance(players, str):
+            raise ValueError("players: must be a sequence of player ids, not a str")
+        players = list(players)
+        seen: set[str] = set()
+        for player in players:
+            check_player_id(player)
+            if player in self._index or player in seen:
+                raise ValueError(f"player: {player!r} is already present")
+            seen.add(player)
+        if not players:
+            return
+        for player in players:
+            self._index[player] = len(self._players)
+            self._players.append(player)
+        grow = len(players)
+        self.wins = np.pad(self.wins, ((0, grow), (0, grow)))
+        self.ties = np.pad(self.ties, ((0, grow), (0, grow)))
+        self.votes = np.append(self.votes, np.zeros(grow, dtype=np.int64))
+        self.rep_wins = np.pad(self.rep_wins, ((0, 0), (0, grow), (0, grow)))
+        self.rep_ties = np.pad(self.rep_ties, ((0, 0), (0, grow), (0, grow)))
 
     # -- votes -------------------------------------------------------------------
     def add(self, ranking: RankingLike, weight: float = 1.0, key: int | None = None) -> None:

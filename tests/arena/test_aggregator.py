@@ -220,17 +220,63 @@ def test_a_rebuild_drains_pending_votes_first() -> None:
 
 @pytest.mark.django_db
 def test_a_drain_request_waits_for_the_one_already_sent(
-    settings: Any, requested_drains: list[int]
+    settings: Any, requested_drains: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.TALLY_DRAIN_DEBOUNCE_S = 60
     arena = ready_arena(models=2)
 
     sent = [tally_drain_request(arena_id=arena.pk) for _ in range(3)]
-    cache.clear()  # the window closes (its key expires)
+    cache.clear()  # the window closes: its key expires...
+    wall_clock_moves(monkeypatch, by_s=60)  # ...and this process's memory of it too
     sent.append(tally_drain_request(arena_id=arena.pk))
 
     assert sent == [True, False, False, True]
     assert requested_drains == [arena.pk, arena.pk]
+
+
+def wall_clock_moves(monkeypatch: pytest.MonkeyPatch, *, by_s: float) -> None:
+    """``time.time()`` as the drain requests and the local cache read it, ``by_s`` later."""
+    import time
+
+    from arena import leaderboards
+
+    later = time.time() + by_s
+    clock = type("Clock", (), {"time": staticmethod(lambda: later), "monotonic": time.monotonic})
+    monkeypatch.setattr(leaderboards, "time", clock)
+    monkeypatch.setattr(localcache, "time", clock)
+
+
+@pytest.mark.django_db
+def test_a_process_that_knows_a_drain_is_waiting_asks_the_cache_no_more_in_its_window(
+    settings: Any, requested_drains: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.TALLY_DRAIN_DEBOUNCE_S = 8
+    arena = ready_arena(models=2)
+    calls: list[str] = []
+
+    def counted(name: str) -> Any:
+        real = getattr(cache, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("add", "get"):
+        monkeypatch.setattr(cache, name, counted(name))
+
+    first = [tally_drain_request(arena_id=arena.pk) for _ in range(5)]
+    assert (first, calls) == ([True, False, False, False, False], ["add"])
+
+    localcache.clear()  # another web process: it learns from the cache when the drain was sent
+    second = [tally_drain_request(arena_id=arena.pk) for _ in range(5)]
+    assert second == [False] * 5 and calls == ["add", "add", "get"]
+
+    wall_clock_moves(monkeypatch, by_s=6.5)  # past three quarters of the window: ask again
+    assert tally_drain_request(arena_id=arena.pk) is False  # the key is still there
+    assert calls == ["add", "add", "get", "add", "get"]
+    assert requested_drains == [arena.pk]
 
 
 @pytest.mark.django_db

@@ -321,13 +321,22 @@ def test_an_arena_is_read_once_per_window(
 
 
 @pytest.mark.django_db
-def test_each_caller_gets_its_own_copy_of_a_cached_arena(settings: Any) -> None:
+def test_each_caller_gets_its_own_copy_of_a_cached_arena(
+    settings: Any, django_assert_num_queries: Any
+) -> None:
     settings.ARENA_LOCAL_CACHE_S = 60.0
     arena = ready_arena(models=2)
     first = selectors.arena_get(slug=arena.slug, cached=True)
     first.name = "changed by one caller"
+    first.vote_modes.append("changed too")
+    first.prompt_set.name = "and its prompt set"
 
-    assert selectors.arena_get(slug=arena.slug, cached=True).name == arena.name
+    second = selectors.arena_get(slug=arena.slug, cached=True)
+    assert (second.name, second.vote_modes) == (arena.name, arena.vote_modes)
+    assert second.prompt_set.name == arena.prompt_set.name
+    assert second.pk == arena.pk and not second._state.adding  # a loaded row, as the ORM's
+    with django_assert_num_queries(0):
+        assert second.prompt_set_id == arena.prompt_set_id
 
 
 @pytest.mark.django_db

@@ -135,3 +135,25 @@ def test_another_seed_of_a_revealed_output_is_preferred() -> None:
     first_assets = set(first.slots.values_list("asset_id", flat=True))
     second_assets = set(second.slots.values_list("asset_id", flat=True))
     assert first_assets.isdisjoint(second_assets)
+
+
+def test_what_a_voter_has_seen_revealed_is_their_latest_voted_battles_in_that_arena() -> None:
+    from arena.models import BattleSlot
+    from arena.selectors import voter_revealed_assets
+
+    arena, elsewhere = ready_arena(models=2, prompts=6), ready_arena(models=2, prompts=2)
+    voter, other, rng = VoterFactory.create(), VoterFactory.create(), random.Random(8)
+    voted = []
+    for _ in range(4):
+        battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)
+        _vote_on(battle, voter)
+        voted.append(battle)
+    battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng)  # served, not voted
+    _vote_on(battle_create(arena=arena, voter=other, mode="pairwise", rng=rng), other)
+    _vote_on(battle_create(arena=elsewhere, voter=voter, mode="pairwise", rng=rng), voter)
+
+    def assets(battles: list[Any]) -> set[int]:
+        return set(BattleSlot.objects.filter(battle__in=battles).values_list("asset_id", flat=True))
+
+    assert voter_revealed_assets(voter_id=voter.pk, arena=arena) == assets(voted)
+    assert voter_revealed_assets(voter_id=voter.pk, arena=arena, recent=2) == assets(voted[-2:])

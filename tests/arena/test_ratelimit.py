@@ -310,13 +310,13 @@ def test_its_cache_keys_never_hold_an_address(
     arena = ready_arena(models=2)
     limits(battles="voter=5/m,prefix=5/m,global=5/m")
     keys: list[str] = []
-    real_add = cache.add
+    real_count = ratelimit._count
 
-    def spy(key: str, *args: Any, **kwargs: Any) -> bool:
-        keys.append(key)
-        return real_add(key, *args, **kwargs)
+    def spy(counted: list[str], rates: Any) -> Any:
+        keys.extend(counted)
+        return real_count(counted, rates)
 
-    monkeypatch.setattr(cache, "add", spy)
+    monkeypatch.setattr(ratelimit, "_count", spy)
 
     _prepare_api_battle(Client(REMOTE_ADDR="203.0.113.77"), arena)()
 
@@ -334,25 +334,33 @@ def test_an_unreachable_redis_lets_requests_through(
         raise RedisConnectionError("connection refused")
 
     monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(cache, "count_hits", down, raising=False)  # Redis's one round trip
     client = Client()
 
     assert [_prepare_api_battle(client, arena)().status_code for _ in range(3)] == [201] * 3
 
 
-def test_it_counts_in_redis_when_one_is_reachable(clock: Clock, settings: Any) -> None:
+def _redis_cache() -> dict[str, Any]:
     location = django_settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    redis_cache = {
+    return {
         "default": {
             "BACKEND": "config.cache.PooledRedisCache",
             "LOCATION": location,
             "KEY_PREFIX": f"test-ratelimit-{uuid.uuid4().hex}",
         }
     }
-    with override_settings(CACHES=redis_cache):
-        try:
-            cache.get("ping")
-        except Exception as exc:  # any connection error: no Redis on this machine
-            pytest.skip(f"no Redis at {location}: {exc}")
+
+
+def _skip_without_redis() -> None:
+    try:
+        cache.get("ping")
+    except Exception as exc:  # any connection error: no Redis on this machine
+        pytest.skip(f"no Redis at {django_settings.REDIS_URL or 'the default port'}: {exc}")
+
+
+def test_it_counts_in_redis_when_one_is_reachable(clock: Clock, settings: Any) -> None:
+    with override_settings(CACHES=_redis_cache()):
+        _skip_without_redis()
         settings.RATE_LIMITS_ENABLED = True
         settings.RATE_LIMIT_VOTES = {"voter": (2, 60)}
         identities = {"voter": "v-1"}
@@ -366,6 +374,44 @@ def test_it_counts_in_redis_when_one_is_reachable(clock: Clock, settings: Any) -
         rate_limit_check(action="vote", identities=identities)
 
     assert refused.value.detail["retry_after_s"] == 12
+
+
+def test_redis_counts_the_scopes_narrowest_first_and_stops_at_the_first_refusal(
+    clock: Clock, settings: Any
+) -> None:
+    with override_settings(CACHES=_redis_cache()):
+        _skip_without_redis()
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMIT_VOTES = {"voter": (1, 60), "prefix": (3, 60), "global": (100, 3600)}
+        one = {"voter": "v-1", "prefix": "p-1", "global": "all"}
+        rate_limit_check(action="vote", identities=one)
+        for _ in range(3):  # refused by its own budget, which spares the network's
+            with pytest.raises(RateLimited) as refused:
+                rate_limit_check(action="vote", identities=one)
+            assert refused.value.detail["scope"] == "voter"
+        for voter in ("v-2", "v-3"):  # two more browsers of that network fill its budget
+            rate_limit_check(action="vote", identities={**one, "voter": voter})
+        with pytest.raises(RateLimited) as network:
+            rate_limit_check(action="vote", identities={**one, "voter": "v-4"})
+
+        assert network.value.detail["scope"] == "prefix"
+        client = caches["default"].redis_client()  # type: ignore[attr-defined]
+        counters = sorted(k.decode() for k in client.keys(f"{cache.key_prefix}*"))
+        assert len(counters) == 6  # four voters, one network, everybody
+        assert all(0 < client.ttl(key) <= 61 for key in counters if ":60:" in key)
+        assert all(3600 < client.ttl(key) <= 3601 for key in counters if ":3600:" in key)
+        # Everybody's budget holds the three requests let through, none of the refused ones.
+        assert int(client.get(next(k for k in counters if ":global:" in k))) == 3
+
+
+def test_an_unreachable_redis_lets_the_count_through(clock: Clock, settings: Any) -> None:
+    dead = {"default": {"BACKEND": "config.cache.PooledRedisCache",
+                        "LOCATION": "redis://127.0.0.1:9/0"}}  # fmt: skip
+    with override_settings(CACHES=dead):
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMIT_VOTES = {"voter": (1, 60)}
+        for _ in range(3):
+            rate_limit_check(action="vote", identities={"voter": "v-1"})  # no RateLimited
 
 
 def _settings_in_subprocess(

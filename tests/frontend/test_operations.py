@@ -240,6 +240,18 @@ def test_pages_send_a_content_security_policy_whose_nonce_the_import_map_carries
 
 
 @pytest.mark.django_db
+def test_json_answers_get_a_policy_that_lets_nothing_load_or_frame_them(client) -> None:
+    arena = ArenaFactory()
+    for path in ("/api/v1/arenas", f"/api/v1/arenas/{arena.slug}/leaderboard", "/api/v1/nope"):
+        response = client.get(path)
+        assert response["Content-Type"].startswith("application/json"), path
+        assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    # The API's own HTML page (its interactive docs) keeps the pages' policy.
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200 and "script-src 'self'" in docs["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
 def test_each_response_gets_a_new_nonce(client) -> None:
     ArenaFactory()
     first = re.search(r"'nonce-([^']+)'", client.get("/")["Content-Security-Policy"])

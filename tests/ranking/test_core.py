@@ -122,6 +122,20 @@ def test_it_rejects_malformed_count_dicts() -> None:
         PairCounts.from_dict({"players": ["a"], "wins": [[0, 1]], "ties": [[0]], "votes": [0]})
 
 
+def test_players_added_together_grow_the_counts_once_and_all_or_nothing() -> None:
+    c = PairCounts(["a", "b"], replicates=3)
+    c.add([["a"], ["b"]], key=1)
+    c.add_players(["c", "d"])
+    assert c.players == ["a", "b", "c", "d"]
+    assert c.wins.shape == c.ties.shape == (4, 4) and c.rep_wins.shape == (3, 4, 4)
+    assert c.votes.tolist() == [1, 1, 0, 0] and c.wins[0, 1] == 1 and c.wins.sum() == 1
+    with pytest.raises(ValueError, match="player: 'e' is already present"):
+        c.add_players(["e", "f", "e"])
+    with pytest.raises(ValueError, match="player: 'a' is already present"):
+        c.add_players(["g", "a"])
+    assert c.players == ["a", "b", "c", "d"] and c.wins.shape == (4, 4)  # nothing of either
+
+
 def test_it_rejects_duplicate_and_bad_players_and_weights() -> None:
     c = PairCounts(["a"])
     with pytest.raises(ValueError, match="player: 'a' is already present"):
