@@ -58,6 +58,7 @@ def _configure() -> None:
             "RATE_LIMIT_BATTLES": LIMITS,
             "RATE_LIMIT_VOTES": LIMITS,
             "FRAUD_SCAN_INTERVAL_S": "86400",
+            "TALLY_SETTLE_MS": "0",  # every vote of a batch is drained at once
         }
     )
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
