@@ -231,6 +231,10 @@ TALLY_SETTLE_S = env_int("TALLY_SETTLE_MS", 500, minimum=0) / 1000
 GENERATION_RETRY_BACKOFF_S = env_int("GENERATION_RETRY_BACKOFF_S", 10, minimum=1)
 # A running job beats this often; one silent for GENERATION_STALE_AFTER_S lost its worker (the
 # reaper, every 30 s, sends it again): about 2 minutes from a killed worker to a resent job.
+# A Celery worker lowers its CPU priority by this much (nice) when it starts: on a host that
+# also serves web requests, the aggregator, rebuilds and generation yield the CPU to voters
+# (their work waits milliseconds, a voter's request would wait as long). 0 leaves it as is.
+WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 GENERATION_HEARTBEAT_S = env_int("GENERATION_HEARTBEAT_S", 20, minimum=1)
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 90, minimum=10)
 if GENERATION_STALE_AFTER_S < 3 * GENERATION_HEARTBEAT_S:

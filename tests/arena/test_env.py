@@ -67,6 +67,8 @@ def test_urls_must_use_an_allowed_scheme() -> None:
         ({"TALLY_SETTLE_MS": "-5"}, "TALLY_SETTLE_MS"),
         ({"ARENA_LOCAL_CACHE_MS": "-1"}, "ARENA_LOCAL_CACHE_MS"),
         ({"ARENA_LOCAL_CACHE_MS": "2s"}, "ARENA_LOCAL_CACHE_MS"),
+        ({"WORKER_NICE": "-5"}, "WORKER_NICE"),  # raising a priority is not a worker's call
+        ({"WORKER_NICE": "20"}, "WORKER_NICE"),
         ({"MEDIA_ACCEL_REDIRECT": "protected"}, "MEDIA_ACCEL_REDIRECT must be a path"),
         ({"RATE_LIMIT_VOTES": "voter=lots"}, "RATE_LIMIT_VOTES"),
     ],

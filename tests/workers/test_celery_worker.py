@@ -37,6 +37,20 @@ from workers.tasks import generate_asset_enqueue, reap_stale_generations
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
+def test_a_real_worker_runs_at_a_lower_cpu_priority_than_the_web(
+    worker: dict[str, Any], settings: Any
+) -> None:
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # it lowers it once started (worker_init)
+        if os.getpriority(os.PRIO_PROCESS, worker["process"].pid) != ours:
+            break
+        time.sleep(0.2)
+
+    lowered = os.getpriority(os.PRIO_PROCESS, worker["process"].pid)
+    assert settings.WORKER_NICE == 10 and lowered == min(19, ours + 10)
+
+
 def test_a_real_worker_generates_image_video_and_3d_assets(
     worker: dict[str, Any], settings: Any
 ) -> None:
