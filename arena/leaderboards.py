@@ -330,10 +330,11 @@ def _send_debounced(
     called anyway when ``without_cache``. A failing sender (the broker is down) is logged: the
     request's caller must still answer, and beat catches up.
 
-    The key holds the time the waiting call was sent, and the call runs no sooner than
-    ``window_s`` after it: until then (less a quarter of the window, for clocks that differ
-    between machines) this process knows it is waiting and asks the cache no more, so most
-    votes of a busy arena make no round trip here at all.
+    The key holds the time the call was sent and lives ``window_s``: until then (less a quarter
+    of the window, for clocks that differ between machines) every ask would be refused, so this
+    process remembers that and asks the cache no more; most votes of a busy arena make no round
+    trip here at all. (A drain is sent with that window as its countdown, so it takes every vote
+    refused this way.)
     """
     if localcache.held(key):
         return False
