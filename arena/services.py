@@ -225,9 +225,20 @@ def battle_create(
     rng = rng or random.Random()
     mode = _mode_checked(arena=arena, mode=mode)
     _k_checked(arena=arena, mode=mode, k=k)
-    pool = selectors.arena_ready_pool_cached(arena=arena)
+    try:
+        return _battle_serve(arena=arena, voter=voter, mode=mode, k=k, rng=rng, fresh=False)
+    except IntegrityError:
+        # An output this process's pool still lists was deleted since it was read (an admin
+        # removed a model or a prompt): its slot cannot be written. Read the pool again.
+        return _battle_serve(arena=arena, voter=voter, mode=mode, k=k, rng=rng, fresh=True)
+
+
+def _battle_serve(
+    *, arena: Arena, voter: Voter, mode: str, k: int | None, rng: random.Random, fresh: bool
+) -> Battle:
+    pool = selectors.arena_ready_pool_cached(arena=arena, fresh=fresh)
     size, eligible = _eligible_prompts(arena=arena, mode=mode, k=k, pool=pool.by_prompt)
-    if not eligible:  # outputs may have become ready since this process read the pool
+    if not eligible and not fresh:  # outputs may have become ready since the pool was read
         pool = selectors.arena_ready_pool_cached(arena=arena, fresh=True)
         size, eligible = _eligible_prompts(arena=arena, mode=mode, k=k, pool=pool.by_prompt)
     if not eligible:

@@ -279,6 +279,29 @@ def test_of_two_votes_sent_at_once_on_one_battle_exactly_one_lands(path: str, at
     assert Voter.objects.values_list("votes_cast", "rejected_votes").get(pk=voter.pk) == (1, 1)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_output_deleted_after_the_pool_was_read_gives_a_battle_not_an_error(
+    path: str, settings: Any
+) -> None:
+    settings.ARENA_LOCAL_CACHE_S = 60.0
+    arena = ready_arena(models=2, prompts=2)
+    first, second = arena.prompt_set.prompts.order_by("pk")
+    Asset.objects.filter(prompt=second).update(status=AssetStatus.PENDING)
+    assert list(selectors.arena_ready_pool_cached(arena=arena).by_prompt) == [first.pk]
+    Asset.objects.filter(prompt=second).update(status=AssetStatus.READY)
+    # An admin removes outputs no battle showed yet (shown ones are protected) that this
+    # process's pool still lists.
+    Asset.objects.filter(prompt=first).delete()
+
+    battle = battle_create(arena=arena, voter=VoterFactory.create(), mode="pairwise")
+
+    assert battle.prompt_id == second.pk
+    assert set(
+        BattleSlot.objects.filter(battle=battle).values_list("asset__prompt", flat=True)
+    ) == {second.pk}
+    assert Battle.objects.count() == 1  # the refused insert left nothing behind
+
+
 def test_the_slots_insert_names_every_column_a_slot_has() -> None:
     """The battle's and the vote's inserts take their columns from the models; the slots'
     insert (unnest of three arrays) names its own: a column added to BattleSlot must be added
