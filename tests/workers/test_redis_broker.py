@@ -92,7 +92,7 @@ def test_a_worker_holding_a_countdown_task_outlives_a_redis_restart(
     # (Without PYTEST_XDIST_WORKER: tests.settings would point an xdist worker's broker back at
     # the suite's Redis.)
     inherited = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
-    env = {**inherited, "CELERY_BROKER_URL": url, "ARENA_NO_BOOTSTRAP": "1"}
+    env = {**inherited, "CELERY_BROKER_URL": url, "ARENA_NO_BOOTSTRAP": "1", "WORKER_NICE": "0"}
     with log.open("ab") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "1",
