@@ -38,3 +38,6 @@ TALLY_DRAIN_SENDER = "arena.leaderboards.tallies_drain"
 TALLY_DRAIN_ON_COMMIT = False
 TALLY_DRAIN_DEBOUNCE_S = 0
 TALLY_SETTLE_S = 0  # tests drain every vote at once (tests/arena/test_aggregator.py sets it)
+# No per-process caching by default: what a battle is served from must not depend on how many
+# seconds a slow machine took since the last one (tests of the cache set their own window).
+ARENA_LOCAL_CACHE_S = 0.0

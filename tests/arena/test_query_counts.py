@@ -24,8 +24,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _votes_counted_off_the_request(requested_drains: list[int]) -> None:
-    """Counting is left to the aggregator, off the request."""
+def _votes_counted_off_the_request(requested_drains: list[int], settings: Any) -> None:
+    """Counting is left to the aggregator, off the request; the arena's pool and the beliefs
+    are cached per process, as on a server, for longer than any test here takes."""
+    settings.ARENA_LOCAL_CACHE_S = 600.0
 
 
 def _serve(arena: Arena, voter: Any, mode: str) -> tuple[Battle, int]:
