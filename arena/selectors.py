@@ -208,19 +208,9 @@ class SlotView:
     original_fmt: str = ""
 
 
-def asset_original_link(asset: Asset) -> tuple[str, str]:
-    """(link, format) of the model's own file: the stored original, or the served file when
-    normalising left it as it was."""
-    return original_link(
-        file=asset.file.name or "",
-        original=asset.original.name or "",
-        fmt=asset.fmt,
-        original_fmt=asset.original_fmt,
-    )
-
-
 def original_link(*, file: str, original: str, fmt: str, original_fmt: str) -> tuple[str, str]:
-    """``asset_original_link`` from an asset's stored names (a row read without the ORM)."""
+    """(link, format) of the model's own file, from an asset's stored names: the original, or
+    the served file when normalising left it as it was."""
     field, name = ("original", original) if original else ("file", file)
     if not name:
         raise ValueError("The asset has no file associated with it.")

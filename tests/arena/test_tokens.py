@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.core import signing
 
+from arena.errors import InvalidToken
 from arena.tokens import (
     TimestampSigner,
     battle_token_make,
@@ -34,7 +35,7 @@ def test_a_token_signed_with_another_secret_or_salt_is_refused(settings: Any) ->
         TimestampSigner(salt="another salt").unsign(token)
 
     settings.SECRET_KEY = "a-rotated-secret-" + "s" * 40
-    with pytest.raises(Exception, match="invalid"):
+    with pytest.raises(InvalidToken, match="invalid"):
         battle_token_read(token)
 
 
