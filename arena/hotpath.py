@@ -49,12 +49,18 @@ def _db() -> BaseDatabaseWrapper:
     return connections[DEFAULT_DB_ALIAS]
 
 
+def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of one statement (it must return rows), run as the statements here are."""
+    return _run(sql, params, _db())
+
+
 def _run(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple[Any, ...]]:
     """Execute on Django's connection through a server-side binding cursor: psycopg prepares a
-    statement it has run ``prepare_threshold`` times on the connection (5 by default; never
-    behind a transaction-mode pooler, where settings turn preparing off), so PostgreSQL skips
-    parsing and planning it. Errors come out as Django's (``IntegrityError``...), and the
-    statement is logged where Django logs queries. Every statement here returns rows."""
+    statement it has run ``prepare_threshold`` times on the connection (settings ask for 5;
+    Django's own default is never, and so it stays behind a transaction-mode pooler), so
+    PostgreSQL skips parsing and planning it. (The ORM's client-side binding cursors never
+    prepare.) Errors come out as Django's (``IntegrityError``...), and the statement is logged
+    where Django logs queries."""
     db.ensure_connection()
     started = time.monotonic()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:

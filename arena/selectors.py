@@ -11,7 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.base import ModelState
 from django.urls import get_script_prefix, get_urlconf, reverse
 
-from arena import localcache
+from arena import hotpath, localcache
 from arena.errors import InvalidToken, NotFound
 from arena.models import (
     SLOT_LABELS,
@@ -178,10 +178,13 @@ def voter_revealed_assets(*, voter_id: int, arena: Arena, recent: int = 500) -> 
         f"SELECT id FROM {battles} WHERE voter_id = %s AND arena_id = %s "
         f"AND state = '{BattleState.VOTED.value}' ORDER BY id DESC LIMIT %s"
     )
-    among = "= ANY(ARRAY({}))" if connection.vendor == "postgresql" else "IN ({})"
-    sql = f"SELECT asset_id FROM {slots} WHERE battle_id {among.format(recent_battles)}"
+    params = [voter_id, arena.pk, recent]
+    if hotpath.enabled():  # a prepared statement: parsed and planned once per connection
+        sql = f"SELECT asset_id FROM {slots} WHERE battle_id = ANY(ARRAY({recent_battles}))"
+        return {asset_id for (asset_id,) in hotpath.run(sql, params)}
+    sql = f"SELECT asset_id FROM {slots} WHERE battle_id IN ({recent_battles})"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [voter_id, arena.pk, recent])
+        cursor.execute(sql, params)
         return {asset_id for (asset_id,) in cursor.fetchall()}
 
 

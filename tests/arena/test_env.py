@@ -108,9 +108,7 @@ def _settings_of(variables: dict[str, str], expression: str) -> str:
     return result.stdout.strip()
 
 
-def test_behind_a_transaction_pooler_there_are_no_server_side_cursors_or_prepared_statements() -> (
-    None
-):
+def test_prepared_statements_are_on_unless_behind_a_transaction_pooler() -> None:
     url = {"DATABASE_URL": "postgres://arena@pgbouncer:6432/arena"}
     expression = (
         "settings.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS'), "
@@ -118,4 +116,4 @@ def test_behind_a_transaction_pooler_there_are_no_server_side_cursors_or_prepare
     )
 
     assert _settings_of({**url, "DB_TRANSACTION_POOLER": "1"}, expression) == "True None"
-    assert _settings_of(url, expression) == "False unset"
+    assert _settings_of(url, expression) == "False 5"
