@@ -148,7 +148,7 @@ def _least_seen(
 
     if not seen:
         return rng.choice(prompts)
-    counts = [sum(all(a in seen for a in pool[p][m]) for m in chosen) for p in prompts]
+    counts = [sum(seen.issuperset(pool[p][m]) for m in chosen) for p in prompts]
     fewest = min(counts)
     return rng.choice([p for p, n in zip(prompts, counts, strict=True) if n == fewest])
 

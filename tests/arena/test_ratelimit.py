@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.core.cache import cache, caches
 from django.core.exceptions import ImproperlyConfigured
@@ -402,6 +403,33 @@ def test_redis_counts_the_scopes_narrowest_first_and_stops_at_the_first_refusal(
         assert all(3600 < client.ttl(key) <= 3601 for key in counters if ":3600:" in key)
         # Everybody's budget holds the three requests let through, none of the refused ones.
         assert int(client.get(next(k for k in counters if ":global:" in k))) == 3
+
+
+def test_redis_counts_on_after_its_scripts_are_flushed_and_its_connections_killed(
+    clock: Clock, settings: Any
+) -> None:
+    """What a restarted Redis looks like to a web process: the counting script is gone, and
+    the connections the pool holds are dead. The next count loads the script again and takes a
+    new connection; nothing is refused or let through uncounted."""
+    with override_settings(CACHES=_redis_cache()):
+        _skip_without_redis()
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMIT_VOTES = {"voter": (3, 60)}
+        identities = {"voter": "v-1"}
+        rate_limit_check(action="vote", identities=identities)
+        client = caches["default"].redis_client()  # type: ignore[attr-defined]
+
+        client.script_flush()
+        rate_limit_check(action="vote", identities=identities)
+        admin = redis.Redis.from_url(_redis_cache()["default"]["LOCATION"])
+        me = client.client_id()  # (a connection of the pool, now idle in it)
+        assert admin.client_kill_filter(_id=me) == 1
+        rate_limit_check(action="vote", identities=identities)
+        with pytest.raises(RateLimited):
+            rate_limit_check(action="vote", identities=identities)
+
+        counter = next(k for k in client.keys(f"{cache.key_prefix}*") if b":voter:" in k)
+        assert int(client.get(counter)) == 4  # three let through, the fourth refused
 
 
 def test_an_unreachable_redis_lets_the_count_through(clock: Clock, settings: Any) -> None:
