@@ -3,8 +3,11 @@
 Serving a battle writes the battle, its slots and the voter's counter; recording a vote marks
 the battle voted, appends the vote, queues it for the aggregator and moves the voter's
 counters. Through the ORM each is a statement of its own (and a compile of its own: most of a
-request's CPU). Here each is one statement with data-modifying CTEs, atomic by itself, and the
-vote's battle is read together with its slots in one query.
+request's CPU). Here each is one statement with data-modifying CTEs, atomic by itself. The reads
+come in one query each, with the voter the request reads by its cookie: a battle request reads
+the voter with the outputs it has seen named in the arena, a vote reads its battle with the
+battle's voter and slots. Every statement is prepared once it repeats (settings), so
+PostgreSQL parses and plans it once per connection.
 
 Column lists and values come from the models' ``_meta`` and their fields' own ``pre_save`` and
 ``get_db_prep_save``, as the ORM would send them; a field added to a model is written here too
@@ -17,6 +20,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -127,6 +131,46 @@ def row_get(model: type[M], *, column: str, value: Any) -> M | None:
     return model.from_db(db.alias, names, list(rows[0])) if rows else None
 
 
+def seen_sql(voter: str) -> str:
+    """The outputs of the ``%s`` (second parameter: how many) most recent voted battles of the
+    voter ``voter`` (an SQL expression) in the arena ``%s`` (first parameter), as one column.
+
+    The state is written into the statement, so the planner can use the partial index on a
+    voter's voted battles (battle_voter_revealed_idx) whatever the parameters; the slots are
+    then read by battle id (an IN over the subquery let PostgreSQL hash-join every slot)."""
+    recent = (
+        f"SELECT id FROM {_table(Battle)} WHERE voter_id = {voter} AND arena_id = %s "
+        f"AND state = '{BattleState.VOTED.value}' ORDER BY id DESC LIMIT %s"
+    )
+    if connection.vendor != "postgresql":
+        return f"SELECT asset_id FROM {_table(BattleSlot)} WHERE battle_id IN ({recent})"
+    return f"SELECT asset_id FROM {_table(BattleSlot)} WHERE battle_id = ANY(ARRAY({recent}))"
+
+
+@functools.cache
+def _voter_seen_sql() -> tuple[str, list[str]]:
+    fields = Voter._meta.concrete_fields
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"v.{quote(f.column)}" for f in fields)
+    sql = (
+        f"SELECT {columns}, ARRAY({seen_sql('v.id')}) FROM {_table(Voter)} v WHERE v.public_id = %s"
+    )
+    return sql, [f.attname for f in fields]
+
+
+def voter_with_seen(*, public_id: Any, arena_id: int, recent: int) -> tuple[Voter, set[int]] | None:
+    """The voter whose public id is ``public_id`` and the outputs of its ``recent`` last voted
+    battles in the arena (what a battle must not show it again): one query. None when there
+    is no such voter."""
+    sql, names = _voter_seen_sql()
+    db = _db()
+    rows = _run(sql, [arena_id, recent, public_id], db)
+    if not rows:
+        return None
+    *values, seen = rows[0]
+    return Voter.from_db(db.alias, names, values), set(seen)
+
+
 def battle_insert(*, battle: Battle, slots: Sequence[tuple[int, int]]) -> None:
     """Insert ``battle`` (unsaved), one slot per ``(model id, asset id)`` in slot order, and
     count it served to its voter: one statement. Sets the battle's primary key."""
@@ -156,38 +200,54 @@ def _battle_insert_sql() -> str:
 
 
 @functools.cache
-def _battle_sql() -> tuple[str, list[str]]:
-    names = [f.attname for f in Battle._meta.concrete_fields]
+def _battle_sql() -> tuple[str, list[str], list[str]]:
     quote = connection.ops.quote_name
-    columns = ", ".join(f"b.{quote(f.column)}" for f in Battle._meta.concrete_fields)
+    battle = [f.attname for f in Battle._meta.concrete_fields]
+    voter = [f.attname for f in Voter._meta.concrete_fields]
+    columns = ", ".join(
+        [f"b.{quote(f.column)}" for f in Battle._meta.concrete_fields]
+        + [f"v.{quote(f.column)}" for f in Voter._meta.concrete_fields]
+    )
     sql = (
         f"SELECT {columns}, s.position, s.model_id, s.asset_id, a.media_type, a.fmt, a.width, "
         "a.height, a.file, a.original, a.original_fmt, m.name, m.organisation, m.link "
         f"FROM {_table(Battle)} b "
+        f"JOIN {_table(Voter)} v ON v.id = b.voter_id "
         f"JOIN {_table(BattleSlot)} s ON s.battle_id = b.id "
         f"JOIN {_table(Asset)} a ON a.id = s.asset_id "
         f"JOIN {_table(GenerativeModel)} m ON m.id = s.model_id "
         "WHERE b.public_id = %s ORDER BY s.position"
     )
-    return sql, names
+    return sql, battle, voter
 
 
 SlotRow = tuple[Any, ...]  # position, model id, asset id, media type, fmt, width, height, file,
 # original, original fmt, model name, organisation, link
 
 
-def battle_with_slots(*, public_id: Any) -> tuple[Battle, list[SlotRow]] | None:
-    """The battle and its slots with their assets and models, in slot order: one query, no
-    lock (``vote_insert`` writes only while the battle is still served). None when there is no
-    such battle."""
-    sql, names = _battle_sql()
+@dataclass(frozen=True)
+class BattleRead:
+    """A battle as its vote reads it: the row, the voter it was served to, and its slots with
+    their assets and models, in slot order."""
+
+    battle: Battle
+    voter: Voter
+    slots: list[SlotRow]
+
+
+def battle_with_slots(*, public_id: Any) -> BattleRead | None:
+    """The battle, its voter and its slots with their assets and models: one query, no lock
+    (``vote_insert`` writes only while the battle is still served). None when there is no such
+    battle."""
+    sql, battle_names, voter_names = _battle_sql()
     db = _db()
     rows = _run(sql, [public_id], db)
     if not rows:
         return None
-    width = len(names)
-    battle = Battle.from_db(db.alias, names, list(rows[0][:width]))
-    return battle, [tuple(row[width:]) for row in rows]
+    first, width = rows[0], len(battle_names) + len(voter_names)
+    battle = Battle.from_db(db.alias, battle_names, list(first[: len(battle_names)]))
+    voter = Voter.from_db(db.alias, voter_names, list(first[len(battle_names) : width]))
+    return BattleRead(battle=battle, voter=voter, slots=[tuple(row[width:]) for row in rows])
 
 
 def vote_insert(

@@ -7,19 +7,29 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from arena.models import Voter
+from arena.models import Arena, Voter
 from arena.services import voter_discard_unused, voter_get_or_create
 
 _COOKIE_SALT = "arena.voter.v1"
 
 
-def request_voter(request: HttpRequest) -> Voter:
-    """The voter of this request; created (and its cookie set on the response) on first use."""
+def request_voter(
+    request: HttpRequest, *, seen_in: Arena | None = None, voting_on: str | None = None
+) -> Voter:
+    """The voter of this request; created (and its cookie set on the response) on first use.
+    ``seen_in`` (the arena the request serves a battle in) and ``voting_on`` (the battle it
+    votes on): what the request reads next, read together with the voter when it is read here
+    (``services.voter_get_or_create``)."""
     cached = getattr(request, "_arena_voter", None)
     if cached is not None:
         return cached
     public_id = voter_cookie(request)
-    voter, created = voter_get_or_create(public_id=public_id, user=getattr(request, "user", None))
+    voter, created = voter_get_or_create(
+        public_id=public_id,
+        user=getattr(request, "user", None),
+        seen_in=seen_in,
+        voting_on=voting_on,
+    )
     request._arena_voter = voter  # type: ignore[attr-defined]
     request._arena_voter_created = created  # type: ignore[attr-defined]
     request._arena_voter_new = created or public_id != str(voter.public_id)  # type: ignore[attr-defined]

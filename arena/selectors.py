@@ -28,6 +28,7 @@ from arena.models import (
     Prompt,
     Vote,
     VoteExclusion,
+    Voter,
 )
 from arena.tokens import slot_media_read, slot_media_token
 
@@ -164,27 +165,25 @@ def arena_ready_pool_cached(*, arena: Arena, fresh: bool = False) -> ReadyPool:
     )
 
 
-def voter_revealed_assets(*, voter_id: int, arena: Arena, recent: int = 500) -> set[int]:
+#: How many of a voter's last voted battles in an arena matchmaking looks back on.
+SEEN_RECENT = 500
+
+
+def voter_revealed_assets(*, voter: Voter, arena: Arena, recent: int = SEEN_RECENT) -> set[int]:
     """The outputs this voter has seen with their models' names, in their last ``recent``
-    voted battles of the arena (one query, written out: it runs on every battle). Matchmaking
-    shows other outputs when it can: a revealed output shown again names its model to anyone
-    who remembers its bytes."""
-    quote = connection.ops.quote_name
-    battles, slots = quote(Battle._meta.db_table), quote(BattleSlot._meta.db_table)
-    # The state is written into the statement, so the planner can use the partial index on
-    # a voter's voted battles (battle_voter_revealed_idx) whatever the parameters; the slots are
-    # then read by battle id (an IN over the subquery let PostgreSQL hash-join every slot).
-    recent_battles = (
-        f"SELECT id FROM {battles} WHERE voter_id = %s AND arena_id = %s "
-        f"AND state = '{BattleState.VOTED.value}' ORDER BY id DESC LIMIT %s"
-    )
-    params = [voter_id, arena.pk, recent]
+    voted battles of the arena (one query, written out: it runs on every battle; none when the
+    voter was read together with them, ``known_seen``). Matchmaking shows other outputs when it
+    can: a revealed output shown again names its model to anyone who remembers its bytes."""
+    known: dict[int, set[int]] | None = getattr(voter, "known_seen", None)
+    if known is not None and arena.pk in known and recent == SEEN_RECENT:
+        return known[arena.pk]
+    if voter.pk is None:
+        return set()
+    params = [voter.pk, arena.pk, recent]
     if hotpath.enabled():  # a prepared statement: parsed and planned once per connection
-        sql = f"SELECT asset_id FROM {slots} WHERE battle_id = ANY(ARRAY({recent_battles}))"
-        return {asset_id for (asset_id,) in hotpath.run(sql, params)}
-    sql = f"SELECT asset_id FROM {slots} WHERE battle_id IN ({recent_battles})"
+        return {asset_id for (asset_id,) in hotpath.run(hotpath.seen_sql("%s"), params)}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(hotpath.seen_sql("%s"), params)
         return {asset_id for (asset_id,) in cursor.fetchall()}
 
 

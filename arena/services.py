@@ -90,19 +90,27 @@ def _mode_checked(*, arena: Arena, mode: str | None) -> str:
 # --- voters -----------------------------------------------------------------------------------
 
 
-def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Voter, bool]:
-    """The voter behind a cookie value, or a new one when the value is missing or unknown."""
+def voter_get_or_create(
+    *,
+    public_id: str | None,
+    user: Any = None,
+    seen_in: Arena | None = None,
+    voting_on: str | None = None,
+) -> tuple[Voter, bool]:
+    """The voter behind a cookie value, or a new one when the value is missing or unknown.
+
+    On PostgreSQL the voter comes with what the request needs next, read in the same query:
+    ``seen_in``, the arena the request serves a battle in (the outputs the voter has seen named
+    there: ``selectors.voter_revealed_assets`` then asks nothing more); ``voting_on``, the
+    public id of the battle the request votes on (the battle, when it was served to this
+    voter: ``vote_record`` then reads it no more)."""
     if public_id:
         try:
             key = uuid.UUID(public_id)
         except ValueError:
             voter = None
         else:
-            voter = (
-                hotpath.row_get(Voter, column="public_id", value=key)
-                if hotpath.enabled()
-                else Voter.objects.filter(public_id=key).first()
-            )
+            voter = _voter_read(key, seen_in, voting_on)
         if voter is not None:
             if (
                 user is not None
@@ -113,7 +121,34 @@ def voter_get_or_create(*, public_id: str | None, user: Any = None) -> tuple[Vot
                 voter.user = user
             return voter, False
     authenticated = user is not None and getattr(user, "is_authenticated", False)
-    return Voter.objects.create(user=user if authenticated else None), True
+    voter = Voter.objects.create(user=user if authenticated else None)
+    if seen_in is not None:
+        voter.known_seen = {seen_in.pk: set()}  # type: ignore[attr-defined]  # (a new voter)
+    return voter, True
+
+
+def _voter_read(public_id: uuid.UUID, seen_in: Arena | None, voting_on: str | None) -> Voter | None:
+    if not hotpath.enabled():
+        return Voter.objects.filter(public_id=public_id).first()
+    if voting_on is not None:
+        try:
+            battle_id = uuid.UUID(str(voting_on))
+        except ValueError:
+            battle_id = None
+        read = hotpath.battle_with_slots(public_id=battle_id) if battle_id else None
+        if read is not None and read.voter.public_id == public_id:
+            read.voter.known_battle = read  # type: ignore[attr-defined]
+            return read.voter
+    if seen_in is None:
+        return hotpath.row_get(Voter, column="public_id", value=public_id)
+    found = hotpath.voter_with_seen(
+        public_id=public_id, arena_id=seen_in.pk, recent=selectors.SEEN_RECENT
+    )
+    if found is None:
+        return None
+    voter, seen = found
+    voter.known_seen = {seen_in.pk: seen}  # type: ignore[attr-defined]
+    return voter
 
 
 def voter_discard_unused(*, voter: Voter) -> bool:
@@ -251,7 +286,7 @@ def _battle_serve(
             "generated; please try again in a moment.",
             detail={"ready_assets": ready, "k": size},
         )
-    seen = selectors.voter_revealed_assets(voter_id=voter.pk, arena=arena) if voter.pk else set()
+    seen = selectors.voter_revealed_assets(voter=voter, arena=arena)
     prompt_id, model_ids = _matchmake(
         arena=arena,
         pool=pool.by_prompt,
@@ -635,13 +670,16 @@ def _battle_for_vote(
         raise NotFound("No such battle.") from None
     known: list[selectors.KnownSlot] | None = None
     if hotpath.enabled():
-        found = hotpath.battle_with_slots(public_id=public_id)
+        found: hotpath.BattleRead | None = getattr(voter, "known_battle", None)
+        if found is None or found.battle.public_id != public_id:
+            found = hotpath.battle_with_slots(public_id=public_id)
         if found is None:
             raise NotFound("No such battle.")
-        battle, rows = found
+        battle = found.battle
         _vote_allowed(battle=battle, nonce=nonce, voter=voter)
-        slots_media = [(row[0], row[1], row[3]) for row in rows]
-        known = [_known_slot(row) for row in rows]
+        battle.voter = voter
+        slots_media = [(row[0], row[1], row[3]) for row in found.slots]
+        known = [_known_slot(row) for row in found.slots]
         return battle, slots_media, known
     try:
         # of=("self",): the battle row only, where row locks exist (not the arena's).

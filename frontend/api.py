@@ -211,7 +211,10 @@ def battles_create(request: HttpRequest, slug: str, payload: BattleIn | None = N
     payload = payload or BattleIn()
     if payload.models is None:
         battle = services.battle_create(
-            arena=arena, voter=request_voter(request), mode=payload.mode, k=payload.k
+            arena=arena,
+            voter=request_voter(request, seen_in=arena),
+            mode=payload.mode,
+            k=payload.k,
         )
     else:
         if payload.k is not None and payload.k != len(payload.models):
@@ -268,7 +271,7 @@ def battles_vote(request: HttpRequest, battle_id: str, payload: VoteIn) -> Statu
     vote = services.vote_record(
         battle_public_id=battle_id,
         token=payload.token,
-        voter=request_voter(request),
+        voter=request_voter(request, voting_on=battle_id),
         choice=payload.choice,
         ranks=payload.ranks,
         ranking=payload.ranking,

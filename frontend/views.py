@@ -63,7 +63,9 @@ def _battle_context(
         k = None  # a hand-edited link falls back to the arena's sizes (the API answers 400)
     try:
         rate_limit_request(request, action="battle")
-        battle = services.battle_create(arena=arena, voter=request_voter(request), mode=mode, k=k)
+        battle = services.battle_create(
+            arena=arena, voter=request_voter(request, seen_in=arena), mode=mode, k=k
+        )
     except RateLimited as exc:
         return {**_base_context(arena, mode), "notice": exc.message}, exc
     except NotEnoughAssets as exc:
@@ -134,7 +136,7 @@ def vote(request: HttpRequest, battle_id: Any) -> HttpResponse:
         vote = services.vote_record(
             battle_public_id=str(battle_id),
             token=request.POST.get("token", ""),
-            voter=request_voter(request),
+            voter=request_voter(request, voting_on=str(battle_id)),
             choice=request.POST.get("choice") or None,
             ranks=ranks or None,
             client_ip=client_ip(request),

@@ -327,6 +327,7 @@ def test_the_battle_and_vote_statements_are_prepared_once_they_repeat() -> None:
         battle = battle_create(arena=arena, voter=voter, mode="pairwise", rng=random.Random(1))
         _vote(battle, voter, choice="A")
         hotpath.row_get(Voter, column="public_id", value=voter.public_id)
+        hotpath.voter_with_seen(public_id=voter.public_id, arena_id=arena.pk, recent=10)
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
@@ -335,8 +336,9 @@ def test_the_battle_and_vote_statements_are_prepared_once_they_repeat() -> None:
     for start in (
         'WITH b AS (INSERT INTO "arena_battle"',  # the battle, its slots, its voter's counter
         'WITH b AS (UPDATE "arena_battle"',  # the vote
-        'FROM "arena_battle" b JOIN "arena_battleslot"',  # the battle read for its vote
+        'FROM "arena_battle" b JOIN "arena_voter"',  # a vote's battle, its voter and slots
         'FROM "arena_voter" WHERE "public_id" = $1',  # the voter behind a cookie
+        'FROM "arena_voter" v WHERE v.public_id = $3',  # ... with the outputs it has seen
         'SELECT asset_id FROM "arena_battleslot"',  # the outputs the voter has seen named
     ):
         assert start in prepared

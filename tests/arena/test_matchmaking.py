@@ -155,5 +155,35 @@ def test_what_a_voter_has_seen_revealed_is_their_latest_voted_battles_in_that_ar
     def assets(battles: list[Any]) -> set[int]:
         return set(BattleSlot.objects.filter(battle__in=battles).values_list("asset_id", flat=True))
 
-    assert voter_revealed_assets(voter_id=voter.pk, arena=arena) == assets(voted)
-    assert voter_revealed_assets(voter_id=voter.pk, arena=arena, recent=2) == assets(voted[-2:])
+    assert voter_revealed_assets(voter=voter, arena=arena) == assets(voted)
+    assert voter_revealed_assets(voter=voter, arena=arena, recent=2) == assets(voted[-2:])
+
+
+def test_a_voter_read_for_a_battle_brings_along_what_it_has_seen_in_that_arena(
+    django_assert_num_queries: Any,
+) -> None:
+    """On PostgreSQL the battle request reads its voter and the voter's seen outputs in one
+    query; what it brings equals what the query on its own answers."""
+    from django.db import connection
+
+    from arena.selectors import voter_revealed_assets
+    from arena.services import voter_get_or_create
+
+    arena, elsewhere = ready_arena(models=3, prompts=4), ready_arena(models=2, prompts=2)
+    voter, rng = VoterFactory.create(), random.Random(4)
+    for _ in range(3):
+        _vote_on(battle_create(arena=arena, voter=voter, mode="pairwise", rng=rng), voter)
+    _vote_on(battle_create(arena=elsewhere, voter=voter, mode="pairwise", rng=rng), voter)
+    expected = voter_revealed_assets(voter=voter, arena=arena)
+
+    found, created = voter_get_or_create(public_id=str(voter.public_id), seen_in=arena)
+    with django_assert_num_queries(0 if connection.vendor == "postgresql" else 1):
+        seen = voter_revealed_assets(voter=found, arena=arena)
+    new, new_created = voter_get_or_create(public_id=None, seen_in=arena)
+
+    assert (found.pk, created, len(expected)) == (voter.pk, False, 3 * 2)
+    assert seen == expected
+    assert voter_revealed_assets(voter=found, arena=elsewhere) == voter_revealed_assets(
+        voter=voter, arena=elsewhere
+    )  # another arena: asked on its own
+    assert new_created and voter_revealed_assets(voter=new, arena=arena) == set()

@@ -101,3 +101,45 @@ def test_a_vote_costs_the_same_in_every_mode() -> None:
         _costs(models=8, votes_before=1, mode="pairwise")[1]
         == _costs(models=8, votes_before=1, mode="rank_k")[1]
     )
+
+
+@pytest.mark.parametrize("mode", ["pairwise", "rank_k"])
+def test_through_the_api_the_voter_is_read_with_what_the_request_needs_next(mode: str) -> None:
+    """A request reads its voter by the cookie; on PostgreSQL that same query brings what the
+    request reads next (for a battle, the outputs the voter has seen named in the arena; for a
+    vote, the battle): a repeat voter's battle and vote cost two queries each, as the services
+    alone do."""
+    from django.test import Client
+
+    arena = ready_arena(models=8, k_values=[4])
+    client = Client()
+    client.post(f"/api/v1/arenas/{arena.slug}/battles", {"mode": mode}, "application/json")
+    costs = []
+    for _ in range(3):  # (the first vote of a process also reads the arenas' metric labels)
+        with CaptureQueriesContext(connection) as served:
+            answer = client.post(
+                f"/api/v1/arenas/{arena.slug}/battles", {"mode": mode}, "application/json"
+            )
+        battle = answer.json()
+        ballot: dict[str, Any] = (
+            {"choice": "A"}
+            if mode == "pairwise"
+            else {"ranks": {slot["label"]: i + 1 for i, slot in enumerate(battle["slots"])}}
+        )
+        with CaptureQueriesContext(connection) as voted:
+            vote = client.post(
+                f"/api/v1/battles/{battle['id']}/vote",
+                {"token": battle["token"], **ballot},
+                "application/json",
+            )
+        assert (answer.status_code, vote.status_code) == (201, 201)
+        costs.append(
+            (
+                len(served.captured_queries),
+                sum("SAVEPOINT" not in q["sql"] for q in voted.captured_queries),
+            )
+        )
+
+    assert costs[1] == costs[2]
+    if connection.vendor == "postgresql":
+        assert costs[2] == (2, 2)
