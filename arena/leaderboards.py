@@ -1264,9 +1264,23 @@ def matchmaker_for(
             localcache.cached(key, lambda: beliefs, fresh=True)
         if not beliefs.knows(players):  # e.g. a model shown here that has left the arena
             beliefs = _beliefs_fit(arena_id=arena.pk, model_ids=model_ids)
+    boosts = tuple(weights.get(pk, 1.0) for pk in model_ids)
+    kept = _matchmakers.get((arena.pk, tuple(players), boosts))
+    if kept is not None and kept[0] is beliefs:  # built from these very beliefs
+        return kept[1].reseeded(seed)
     matchmaker = ranking.make_matchmaker("default", beliefs.subset(players), seed=seed)
-    for pk in model_ids:
-        weight = weights.get(pk, 1.0)
+    for player, weight in zip(players, boosts, strict=True):
         if weight != 1.0:
-            matchmaker.boost(str(pk), weight)
+            matchmaker.boost(player, weight)
+    if held is beliefs and settings.ARENA_LOCAL_CACHE_S > 0:  # beliefs this process keeps
+        if len(_matchmakers) >= 64:
+            _matchmakers.clear()
+        _matchmakers[(arena.pk, tuple(players), boosts)] = (beliefs, matchmaker)
+        return matchmaker.reseeded(seed)
     return matchmaker
+
+
+# Per process: the matchmaker last built over an arena's kept beliefs, by its models and their
+# weights. A battle takes a reseeded copy (its own random stream) instead of narrowing the
+# beliefs and building one again; a copy of beliefs newer than the kept one builds anew.
+_matchmakers: dict[tuple[int, tuple[str, ...], tuple[float, ...]], tuple[Any, Any]] = {}

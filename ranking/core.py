@@ -285,3 +285,7 @@ class Matchmaker(Protocol):
     def release(self, players: Sequence[str]) -> None:
         """Drop a pending battle that will never be voted on."""
         ...
+
+    def reseeded(self, seed: int | None) -> Matchmaker:
+        """A copy (same rater, boosts, exclusions, reservations) with its own random stream."""
+        ...

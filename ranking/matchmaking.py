@@ -41,13 +41,16 @@ as an extra comparison), so bursts of simultaneous requests spread out.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
+from typing import Self
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from .beliefs import Beliefs
 from .core import Matchmaker, RankingLike, Rater, as_ranking
 from .counts import check_player_id
 
@@ -135,6 +138,16 @@ class _Base:
         """A battle finished: release its reservation (the rater records the vote)."""
         r = as_ranking(ranking)
         self.release([p for p in r.players if p in self._pending])
+
+    def reseeded(self, seed: int | None) -> Self:
+        """A copy of this matchmaker (same rater, boosts, exclusions and reservations) that
+        draws from a random stream of its own: what a web process makes per battle from one
+        it keeps, instead of building a matchmaker each time."""
+        twin = copy.copy(self)
+        twin.rng = np.random.default_rng(seed)
+        twin._excluded, twin._boost = set(self._excluded), dict(self._boost)
+        twin._pending = dict(self._pending)
+        return twin
 
     # -- proposal ----------------------------------------------------------------------
     def _pool(self, k: object) -> tuple[list[str], NDArray[np.intp], NDArray[np.float64]]:
@@ -251,9 +264,21 @@ class OverlapMatchmaker(_Base):
         if not (ok and math.isfinite(sharpness) and sharpness > 0):
             raise ValueError(f"sharpness: must be a finite number > 0, got {sharpness!r}")
         self.sharpness = float(sharpness)
+        self._frozen: dict[str, NDArray[np.float64]] = {}  # derived from frozen beliefs
 
     def ambiguity(self) -> NDArray[np.float64]:
-        """``A_ij``: posterior probability that the shown order of i and j is wrong."""
+        """``A_ij``: posterior probability that the shown order of i and j is wrong (computed
+        once over frozen beliefs, which never change, and then read-only)."""
+        frozen = self._frozen.get("ambiguity")
+        if frozen is not None:
+            return frozen
+        a = self._ambiguity()
+        if isinstance(self.rater, Beliefs):
+            a.setflags(write=False)
+            self._frozen["ambiguity"] = a  # (shared with the copies: ``reseeded``)
+        return a
+
+    def _ambiguity(self) -> NDArray[np.float64]:
         mu, _ = self.rater.skills()
         cov = self.rater.covariance()
         d = np.diag(cov)

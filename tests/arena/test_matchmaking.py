@@ -53,6 +53,44 @@ def test_a_boosted_model_is_shown_more_often() -> None:
     assert share > 2 / 5 + 0.1, f"a uniform draw shows it in 40% of pairs; got {share:.0%}"
 
 
+def test_a_process_builds_a_matchmaker_once_per_beliefs_it_keeps(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Battles take reseeded copies of the matchmaker a process built over the beliefs it
+    keeps; new beliefs (the window ended) or other weights build a new one."""
+    import ranking
+    from arena import localcache
+
+    settings.ARENA_LOCAL_CACHE_S = 600.0
+    arena = ready_arena(models=4)
+    ids = sorted(arena.generative_models.values_list("pk", flat=True))
+    built: list[int] = []
+    real = ranking.make_matchmaker
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ranking, "make_matchmaker", counted)
+
+    def propose(seed: int, weights: dict[int, float] | None = None) -> list[str]:
+        matchmaker = leaderboards.matchmaker_for(
+            arena=arena, model_ids=ids, weights=weights or {}, seed=seed
+        )
+        return matchmaker.propose(2)
+
+    propose(0)  # (no beliefs yet: this battle fits them, for the next ones to keep)
+    built.clear()
+    first = [propose(seed) for seed in range(5)]
+    assert len(built) == 1
+    assert [propose(seed) for seed in range(5)] == first  # a seed still decides the battle
+    propose(0, {ids[0]: 3.0})
+    assert len(built) == 2
+    localcache.clear()  # the window ended: the beliefs are read again
+    assert [propose(seed) for seed in range(5)] == first
+    assert len(built) == 3
+
+
 def test_when_the_chosen_models_share_no_prompt_it_falls_back_and_queues_the_gap(
     monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:

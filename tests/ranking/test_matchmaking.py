@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ranking import Ranking, make_matchmaker, make_rater
+from ranking import Beliefs, Ranking, make_matchmaker, make_rater
 
 STRATEGIES = ["random", "ucb", "default"]
 PLAYERS = [f"m{i}" for i in range(8)]
@@ -34,6 +34,55 @@ def test_it_is_reproducible_per_seed(strategy: str) -> None:
         return out
 
     assert run(3) == run(3)
+
+
+def _trained_beliefs() -> Beliefs:
+    rater = make_rater("bayesian", PLAYERS)
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        shown = [str(p) for p in rng.choice(PLAYERS, size=4, replace=False)]
+        rater.record([[p] for p in sorted(shown)])
+    return Beliefs.of(rater)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_reseeded_copy_proposes_what_a_new_matchmaker_with_that_seed_does(
+    strategy: str,
+) -> None:
+    beliefs = _trained_beliefs()
+    kept = make_matchmaker(strategy, beliefs, seed=1)
+    kept.boost("m3", 4.0)
+    kept.propose(4)  # (whatever the kept one has drawn or computed so far)
+
+    def fresh(seed: int) -> list[list[str]]:
+        mm = make_matchmaker(strategy, beliefs, seed=seed)
+        mm.boost("m3", 4.0)
+        return [mm.propose(4) for _ in range(20)]
+
+    copy = kept.reseeded(7)
+    assert [copy.propose(4) for _ in range(20)] == fresh(7)
+    copy.boost("m5", 9.0)
+    copy.exclude(["m0"])
+    assert kept.reseeded(7).propose(4) == fresh(7)[0]  # the kept one is unchanged
+
+
+def test_ambiguity_over_frozen_beliefs_is_computed_once_and_read_only() -> None:
+    mm = make_matchmaker("default", _trained_beliefs(), seed=0)
+    first = mm.ambiguity()  # type: ignore[attr-defined]
+
+    assert mm.reseeded(1).ambiguity() is first  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        first[0, 1] = 0.0
+
+
+def test_ambiguity_over_a_live_rater_follows_its_votes() -> None:
+    rater = make_rater("bayesian", PLAYERS)
+    mm = make_matchmaker("default", rater, seed=0)
+    before = mm.ambiguity().copy()  # type: ignore[attr-defined]
+    for _ in range(20):
+        rater.record([["m0"], ["m7"]])
+
+    assert mm.ambiguity()[0, 7] < before[0, 7]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
