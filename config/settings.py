@@ -118,17 +118,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": env_str("ARENA_TEST_DB", str(VAR_DIR / "test-arena.sqlite3"))
     }
-elif env_bool("DB_TRANSACTION_POOLER", False):
-    # Behind PgBouncer in transaction mode a session does not outlive a transaction: no
-    # server-side cursors (QuerySet.iterator) and no prepared statements.
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 else:
-    # Django turns psycopg's prepared statements off unless asked (for poolers). On a direct
-    # connection, a statement the battle and vote paths (arena.hotpath) have run 5 times is
-    # prepared: PostgreSQL then neither parses nor plans it again, which was about a third of
-    # its CPU per vote. The ORM's client-side binding cursors never prepare, whatever this says.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    # Django turns psycopg's prepared statements off unless asked (for poolers). A statement
+    # the battle and vote paths (arena.hotpath) have run 5 times on a connection is prepared:
+    # PostgreSQL then neither parses nor plans it again, which was about a third of its CPU per
+    # vote. The ORM's client-side binding cursors never prepare, whatever this says.
+    prepare = True
+    if env_bool("DB_TRANSACTION_POOLER", False):
+        # Behind PgBouncer in transaction mode a session does not outlive a transaction: no
+        # server-side cursors (QuerySet.iterator), and prepared statements only where the
+        # pooler tracks them (PgBouncer 1.21+ with max_prepared_statements > 0).
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        prepare = env_bool("DB_POOLER_PREPARED_STATEMENTS", False)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5 if prepare else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ------------------------------------------------------------------------------------

@@ -75,6 +75,26 @@ def _stages() -> dict[str, str]:
     return {re.match(r"FROM \S+ AS (\S+)", part).group(1): part for part in parts}  # type: ignore[union-attr]
 
 
+def test_services_keep_prepared_statements_only_through_a_pooler_that_tracks_them() -> None:
+    """Behind PgBouncer in transaction mode a prepared statement outlives its server connection
+    only where PgBouncer tracks them (1.21+, max_prepared_statements): an app service that
+    keeps them on must reach PostgreSQL through such a PgBouncer."""
+    services = _compose()["services"]
+    pgbouncer = services["pgbouncer"]
+    version = re.search(r":v(\d+)\.(\d+)", pgbouncer["image"])
+    keeping = [
+        name
+        for name, service in services.items()
+        if (service.get("environment") or {}).get("DB_POOLER_PREPARED_STATEMENTS") == "1"
+        and (service.get("environment") or {}).get("DB_TRANSACTION_POOLER") == "1"
+    ]
+
+    assert keeping, "the app services keep their prepared statements behind PgBouncer"
+    assert all("@pgbouncer:" in services[name]["environment"]["DATABASE_URL"] for name in keeping)
+    assert version is not None and (int(version[1]), int(version[2])) >= (1, 21)
+    assert int(pgbouncer["environment"]["MAX_PREPARED_STATEMENTS"]) > 0
+
+
 def test_the_gpu_worker_runs_its_own_cuda_image_and_the_web_image_stays_slim() -> None:
     stages = _stages()
     services = _compose()["services"]

@@ -117,3 +117,6 @@ def test_prepared_statements_are_on_unless_behind_a_transaction_pooler() -> None
 
     assert _settings_of({**url, "DB_TRANSACTION_POOLER": "1"}, expression) == "True None"
     assert _settings_of(url, expression) == "False 5"
+    # A pooler that tracks prepared statements (PgBouncer 1.21+, max_prepared_statements)
+    tracking = {**url, "DB_TRANSACTION_POOLER": "1", "DB_POOLER_PREPARED_STATEMENTS": "1"}
+    assert _settings_of(tracking, expression) == "True 5"
