@@ -132,8 +132,9 @@ def row_get(model: type[M], *, column: str, value: Any) -> M | None:
 
 
 def seen_sql(voter: str) -> str:
-    """The outputs of the ``%s`` (second parameter: how many) most recent voted battles of the
-    voter ``voter`` (an SQL expression) in the arena ``%s`` (first parameter), as one column.
+    """One column: the outputs of the most recent voted battles of the voter ``voter`` (an SQL
+    expression) in an arena. Its placeholders, after any in ``voter``: the arena's id, then how
+    many battles.
 
     The state is written into the statement, so the planner can use the partial index on a
     voter's voted battles (battle_voter_revealed_idx) whatever the parameters; the slots are

@@ -1265,22 +1265,20 @@ def matchmaker_for(
         if not beliefs.knows(players):  # e.g. a model shown here that has left the arena
             beliefs = _beliefs_fit(arena_id=arena.pk, model_ids=model_ids)
     boosts = tuple(weights.get(pk, 1.0) for pk in model_ids)
-    kept = _matchmakers.get((arena.pk, tuple(players), boosts))
-    if kept is not None and kept[0] is beliefs:  # built from these very beliefs
-        return kept[1].reseeded(seed)
-    matchmaker = ranking.make_matchmaker("default", beliefs.subset(players), seed=seed)
-    for player, weight in zip(players, boosts, strict=True):
-        if weight != 1.0:
-            matchmaker.boost(player, weight)
-    if held is beliefs and settings.ARENA_LOCAL_CACHE_S > 0:  # beliefs this process keeps
-        if len(_matchmakers) >= 64:
-            _matchmakers.clear()
-        _matchmakers[(arena.pk, tuple(players), boosts)] = (beliefs, matchmaker)
-        return matchmaker.reseeded(seed)
-    return matchmaker
 
+    def build() -> tuple[ranking.Beliefs, ranking.Matchmaker]:
+        matchmaker = ranking.make_matchmaker("default", beliefs.subset(players))
+        for player, weight in zip(players, boosts, strict=True):
+            if weight != 1.0:
+                matchmaker.boost(player, weight)
+        return beliefs, matchmaker
 
-# Per process: the matchmaker last built over an arena's kept beliefs, by its models and their
-# weights. A battle takes a reseeded copy (its own random stream) instead of narrowing the
-# beliefs and building one again; a copy of beliefs newer than the kept one builds anew.
-_matchmakers: dict[tuple[int, tuple[str, ...], tuple[float, ...]], tuple[Any, Any]] = {}
+    if held is not beliefs:  # beliefs this process does not keep (yet): nor their matchmaker
+        return build()[1].reseeded(seed)
+    # The matchmaker over the kept beliefs is kept with them: a battle takes a reseeded copy
+    # (its own random stream) instead of narrowing the beliefs and building one again.
+    kept = ("matchmaker", arena.pk, tuple(players), boosts)
+    built_on, matchmaker = localcache.cached(kept, build)
+    if built_on is not beliefs:  # the beliefs were read again since
+        _, matchmaker = localcache.cached(kept, build, fresh=True)
+    return matchmaker.reseeded(seed)

@@ -1,6 +1,7 @@
 """Per-process caches for the battle path: what every battle request reads and that changes
 rarely (an arena's row, its pool of ready outputs with the models' matchmaking weights, and
-the matchmaker's beliefs); the leaderboard API reads its arena through it too.
+the matchmaker's beliefs, with the matchmaker built on them); the leaderboard API reads its
+arena through it too.
 
 A web process keeps each entry for ``ARENA_LOCAL_CACHE_S`` seconds (``ARENA_LOCAL_CACHE_MS``,
 2000 by default) and then reads it again; nothing invalidates it across processes, so an admin

@@ -677,7 +677,6 @@ def _battle_for_vote(
             raise NotFound("No such battle.")
         battle = found.battle
         _vote_allowed(battle=battle, nonce=nonce, voter=voter)
-        battle.voter = voter
         slots_media = [(row[0], row[1], row[3]) for row in found.slots]
         known = [_known_slot(row) for row in found.slots]
         return battle, slots_media, known

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
-from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class _OneClientPerPool(RedisCacheClient):
@@ -78,17 +80,15 @@ class PooledRedisCache(RedisCache):
 def _evalsha(pool: Any, sha: str, keys: list[str], args: list[int]) -> Any:
     """``EVALSHA`` on a connection of ``pool``: what ``Script.__call__`` sends, without the
     client's command layers around it (half the CPU of a rate-limited request's round trip).
-    A connection that broke (Redis restarted) is dropped and the call made once more on a
-    new one, as the client's own retry would."""
-    for attempt in (1, 2):
-        connection = pool.get_connection()
-        try:
-            connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
-            return connection.read_response()
-        except (ConnectionError, TimeoutError):
-            connection.disconnect()
-            if attempt == 2:
-                raise
-        finally:
-            pool.release(connection)
-    raise AssertionError("unreachable")
+    The pool hands out a live connection (it replaces one that Redis dropped, as after a
+    restart); one that fails here is dropped, and the error is the caller's, as the counter
+    may have been counted: no retry."""
+    connection = pool.get_connection()
+    try:
+        connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+        return connection.read_response()
+    except (RedisConnectionError, RedisTimeoutError):
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)

@@ -69,19 +69,12 @@ __all__ = [
 TRUESKILL_BETA_ELO = (400.0 / math.log(10.0)) * 2.0 / math.sqrt(math.pi)
 
 
-#: Classes whose instances passed the Rater check: a runtime Protocol check looks up every
-#: member (evaluating properties) each time, and a matchmaker is made per battle.
-_RATER_TYPES: set[type] = set()
-
-
 class _Base:
     strategy = "base"
 
     def __init__(self, rater: Rater, seed: int | None = None) -> None:
-        if type(rater) not in _RATER_TYPES:
-            if not isinstance(rater, Rater):
-                raise ValueError(f"rater: must be a ranking Rater, got {type(rater).__name__}")
-            _RATER_TYPES.add(type(rater))
+        if not isinstance(rater, Rater):
+            raise ValueError(f"rater: must be a ranking Rater, got {type(rater).__name__}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f"seed: must be an int or None, got {seed!r}")
         self.rater = rater

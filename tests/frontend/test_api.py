@@ -90,6 +90,44 @@ def test_a_vote_from_another_voter_gets_403(client: Client) -> None:
     assert not Vote.objects.exists()
 
 
+def test_a_vote_from_another_voter_with_a_cookie_of_its_own_gets_403_and_counts_to_it(
+    client: Client,
+) -> None:
+    """The vote's battle is read together with the voter it was served to; a voter with another
+    cookie is not taken for that one: refused, and the refusal counts to the stranger."""
+    from arena.models import Voter
+
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+    stranger = Client()
+    _battle(stranger, arena.slug)  # (the stranger now has its cookie)
+
+    response = _post(
+        stranger, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], "choice": "A"}
+    )
+
+    owner = Battle.objects.get(public_id=battle["id"]).voter
+    assert response.status_code == 403
+    assert not Vote.objects.exists()
+    assert Voter.objects.get(pk=owner.pk).rejected_votes == 0
+    assert Voter.objects.exclude(pk=owner.pk).get().rejected_votes == 1
+
+
+def test_a_vote_on_a_malformed_battle_id_is_refused_with_a_cookie_too(client: Client) -> None:
+    """The voter is read alone when the battle id cannot be one; its token names another
+    battle, so the vote is refused before any battle is looked up."""
+    arena = ready_arena(models=2)
+    battle = _battle(client, arena.slug)
+
+    response = _post(
+        client, "/api/v1/battles/not-a-battle/vote", {"token": battle["token"], "choice": "A"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_token"
+    assert not Vote.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
