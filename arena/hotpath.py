@@ -21,13 +21,17 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg.errors
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import signals
+from psycopg import pq
+from psycopg._queries import PostgresQuery
+from psycopg.adapt import AdaptersMap, Transformer
 
 from arena.models import (
     Asset,
@@ -59,13 +63,61 @@ def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 
 def _run(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple[Any, ...]]:
-    """Execute on Django's connection through a server-side binding cursor: psycopg prepares a
-    statement it has run ``prepare_threshold`` times on the connection (settings ask for 5;
-    Django's own default is never, and so it stays behind a transaction-mode pooler), so
-    PostgreSQL skips parsing and planning it. (The ORM's client-side binding cursors never
-    prepare.) Errors come out as Django's (``IntegrityError``...), and the statement is logged
-    where Django logs queries."""
+    """The rows of one statement, on Django's connection, through libpq directly.
+
+    psycopg's cursor runs each statement through a stack of Python generators (start, prepare
+    or not, send, wait, fetch): about a tenth of a battle and vote's CPU here. This path keeps
+    psycopg's own parts that matter (its query conversion, its C dumpers and loaders, its
+    error classes) and calls libpq once: the statement is prepared the first time it runs on
+    the connection (named ``_arena_N``; PostgreSQL then parses and plans it once) and executed
+    by name after that. Where the settings turn preparing off (a transaction pooler without
+    prepared statements: ``prepare_threshold`` None) it runs unnamed, parsed each time.
+
+    A statement deallocated behind its back is prepared again. Where psycopg must do more than
+    send the statement, its cursor does it (``_run_cursor``):
+    a transaction that must begin first (psycopg knows its isolation level), pipeline mode.
+    Errors come out as Django's (``IntegrityError``...), the connection marked for closing as
+    Django marks it, and the statement is logged where Django logs queries."""
     db.ensure_connection()
+    conn: psycopg.Connection[Any] = db.connection
+    pgconn = conn.pgconn
+    if (not conn.autocommit and pgconn.transaction_status == _IDLE) or getattr(
+        conn, "_pipeline", None
+    ):
+        return _run_cursor(sql, params, db)
+    started = time.monotonic()
+    with db.wrap_database_errors:
+        statements = _statements(conn)
+        transformer, query = statements.transformer, statements.query
+        query.convert(sql, params)
+        if conn.prepare_threshold is None:
+            result = pgconn.exec_params(query.query, query.params, query.types, query.formats)
+        else:
+            name = statements.names.get((query.query, query.types))
+            if name is None:
+                name = statements.prepare(query.query, query.types)
+            result = pgconn.exec_prepared(name, query.params, query.formats)  # type: ignore[arg-type]
+            if result.status == _FATAL and result.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
+                # Deallocated behind this module's back (DEALLOCATE, DISCARD): prepared again,
+                # at once where no transaction was aborted by the failure, else next time.
+                statements.names.clear()
+                if conn.autocommit:
+                    name = statements.prepare(query.query, query.types)
+                    result = pgconn.exec_prepared(name, query.params, query.formats)  # type: ignore[arg-type]
+        if result.status not in _ROWS_OR_DONE:
+            raise _error(result, conn)
+        transformer.set_pgresult(result)
+        rows: list[tuple[Any, ...]] = transformer.load_rows(0, result.ntuples, tuple)
+    if db.queries_logged:
+        db.queries_log.append(
+            {"sql": sql % tuple(map(repr, params)), "time": f"{time.monotonic() - started:.3f}"}
+        )
+    return rows
+
+
+def _run_cursor(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple[Any, ...]]:
+    """The same through a psycopg server-side binding cursor (it prepares a statement it has
+    run ``prepare_threshold`` times on the connection)."""
     started = time.monotonic()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params)
@@ -75,6 +127,81 @@ def _run(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple
             {"sql": sql % tuple(map(repr, params)), "time": f"{time.monotonic() - started:.3f}"}
         )
     return rows
+
+
+_IDLE = pq.TransactionStatus.IDLE
+_FATAL = pq.ExecStatus.FATAL_ERROR
+_ROWS_OR_DONE = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+_SQLSTATE = pq.DiagnosticField.SQLSTATE
+_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
+_MAX_STATEMENTS = 100  # per connection; past that, statements run unnamed
+
+
+class _Statements:
+    """What this module prepared on one connection, and how its results are read."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.pgconn = conn.pgconn
+        self.context = _Context(conn)
+        self.serial = 0
+        # One per connection, as a psycopg cursor keeps one for all it executes: it keeps the
+        # dumpers it found for each type of parameter.
+        self.transformer = Transformer(self.context)
+        self.query = PostgresQuery(self.transformer)
+
+    def prepare(self, query: bytes, types: tuple[int, ...]) -> bytes:
+        if len(self.names) >= _MAX_STATEMENTS:
+            self.names.clear()  # still prepared under their names; new ones get new names
+        self.serial += 1
+        name = b"_arena_%d" % self.serial
+        result = self.pgconn.prepare(name, query, types)
+        if result.status not in _ROWS_OR_DONE:
+            raise _error(result, self.context.connection)
+        self.names[(query, types)] = name
+        return name
+
+
+class _Context:
+    """The adaptation context of the connection's results, with psycopg's own (C) loader for
+    ``timestamptz``: Django registers a Python one that parses the text and sets the tzinfo it
+    wants, which is the one psycopg sets when the session's time zone is UTC, as Django makes
+    it with ``USE_TZ`` (otherwise Django's loader stays)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.connection = conn
+        self.adapters = conn.adapters
+        if _django_tz(conn) is UTC and (conn.pgconn.parameter_status(b"TimeZone") == b"UTC"):
+            loader = psycopg.adapters.get_loader(_TIMESTAMPTZ, pq.Format.TEXT)
+            assert loader is not None  # psycopg's own, always registered
+            self.adapters = AdaptersMap(conn.adapters)
+            self.adapters.register_loader("timestamptz", loader)
+
+
+_TIMESTAMPTZ = 1184
+
+
+def _django_tz(conn: psycopg.Connection[Any]) -> Any:
+    loader = conn.adapters.get_loader(_TIMESTAMPTZ, pq.Format.TEXT)
+    return getattr(loader, "timezone", None)
+
+
+def _statements(conn: psycopg.Connection[Any]) -> _Statements:
+    """The connection's: kept on it, so they go with it when Django opens a new one."""
+    found: _Statements | None = getattr(conn, "_arena_statements", None)
+    if found is None:
+        found = conn._arena_statements = _Statements(conn)  # type: ignore[attr-defined]
+    return found
+
+
+def _error(result: pq.abc.PGresult, conn: psycopg.Connection[Any]) -> psycopg.Error:
+    """The error psycopg's cursor raises for this result; OperationalError when the
+    connection itself is gone."""
+    if conn.pgconn.status == pq.ConnStatus.BAD:
+        return psycopg.OperationalError(
+            conn.pgconn.get_error_message() or "the connection to the database was lost"
+        )
+    return psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
 @functools.cache

@@ -334,9 +334,10 @@ def known_slot_of(
     )
 
 
-def battle_view(*, battle: Battle) -> BattleView:
+def battle_view(*, battle: Battle, links: bool = True) -> BattleView:
     """What a page or API may show of a battle: model identities only after its vote, and media
-    only through per-battle links (the same output has another URL in every battle).
+    only through per-battle links (the same output has another URL in every battle). Without
+    ``links`` the slots' ``url`` is empty (an answer that shows no media signs none).
 
     A battle the service has just served or voted on carries its slots (``known_slots``, and
     ``known_ranking`` once voted): then nothing is read again."""
@@ -353,7 +354,7 @@ def battle_view(*, battle: Battle) -> BattleView:
             label=SLOT_LABELS[slot.position],
             media_type=slot.output.media_type,
             fmt=slot.output.fmt,
-            url=slot_media_url(battle=battle, position=slot.position),
+            url=slot_media_url(battle=battle, position=slot.position) if links else "",
             width=slot.output.width,
             height=slot.output.height,
             model_name=slot.model_name if revealed else "",

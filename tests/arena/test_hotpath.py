@@ -344,6 +344,85 @@ def test_the_battle_and_vote_statements_are_prepared_once_they_repeat() -> None:
         assert start in prepared
 
 
+def _prepared_like(text: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{text}%"]
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_a_statement_deallocated_behind_the_path_s_back_is_prepared_again() -> None:
+    assert hotpath.run("SELECT %s::int + 1 AS probe_plus", [1]) == [(2,)]
+    assert _prepared_like("probe_plus")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert not _prepared_like("probe_plus")
+
+    assert hotpath.run("SELECT %s::int + 1 AS probe_plus", [2]) == [(3,)]
+    assert _prepared_like("probe_plus")
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_without_prepared_statements_a_statement_runs_unnamed(monkeypatch: Any) -> None:
+    """A transaction pooler without prepared statements (``prepare_threshold`` None)."""
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    for n in range(3):
+        assert hotpath.run("SELECT %s::int * 7 AS probe_times", [n]) == [(7 * n,)]
+    assert not _prepared_like("probe_times")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_statements_inside_a_transaction_run_in_it() -> None:
+    """The first statement of a transaction has it begun (psycopg knows how), so both see its
+    start time; outside one, each statement is a transaction of its own."""
+    from django.db import transaction
+
+    now = "SELECT now(), clock_timestamp()"
+    with transaction.atomic():
+        ((first, _),) = hotpath.run(now, [])
+        ((second, clock),) = hotpath.run(now, [])
+        assert first == second < clock
+    ((third, _),) = hotpath.run(now, [])
+    ((fourth, _),) = hotpath.run(now, [])
+    assert second < third < fourth
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_a_lost_connection_is_an_operational_error_and_the_next_request_gets_a_new_one() -> None:
+    import psycopg
+    from django.db import OperationalError, close_old_connections
+
+    ((pid,),) = hotpath.run("SELECT pg_backend_pid()", [])
+    with psycopg.connect(  # another connection kills this one
+        **{k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"},
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    with pytest.raises(OperationalError):
+        hotpath.run("SELECT pg_backend_pid()", [])
+    close_old_connections()  # what Django does at the end of the request: it is unusable
+    ((new_pid,),) = hotpath.run("SELECT pg_backend_pid()", [])
+    assert new_pid != pid
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_the_path_reads_times_as_the_orm_does() -> None:
+    voter = VoterFactory.create()
+    read = hotpath.row_get(Voter, column="public_id", value=voter.public_id)
+    orm = Voter.objects.get(pk=voter.pk)
+    assert read is not None and read.created_at == orm.created_at
+    assert read.created_at.tzinfo is orm.created_at.tzinfo  # UTC, as Django sets it
+
+
 # --- the per-process caches -------------------------------------------------------------------
 
 

@@ -283,3 +283,79 @@ def test_the_model_record_matches_its_schema(client: Client) -> None:
 
     assert set(record["standings"]) == set(METHODS)
     assert set(record) >= {"model", "slug", "standings", "online", "head_to_head"}
+
+
+def _strictly(model: Any, body: dict[str, Any]) -> None:
+    """``body`` is exactly an instance of ``model``: every field, of its type, and no other."""
+    from pydantic import ConfigDict, create_model
+
+    strict = create_model(  # type: ignore[call-overload]
+        f"Strict{model.__name__}",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        **{
+            name: (
+                _strict_type(field.annotation),
+                ... if field.is_required() else field.default,
+            )
+            for name, field in model.model_fields.items()
+        },
+    )
+    strict.model_validate(body)
+
+
+def _strict_type(annotation: Any) -> Any:
+    from typing import get_args, get_origin
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return dict[str, Any]  # checked by its own _strictly call
+    (item,) = get_args(annotation) if get_origin(annotation) is list else (None,)
+    if isinstance(item, type) and issubclass(item, BaseModel):
+        return list[dict[str, Any]]
+    return annotation
+
+
+@pytest.mark.parametrize(
+    ("mode", "k", "ballot"),
+    [
+        ("pairwise", 2, {"choice": "tie"}),
+        ("best_of_k", 4, {"choice": "C"}),
+        ("rank_k", 4, {"ranks": {"A": 2, "B": 1, "C": 2, "D": 3}}),
+    ],
+)
+def test_the_battle_and_vote_answers_are_exactly_their_documented_schemas(
+    client: Client, mode: str, k: int, ballot: dict[str, Any]
+) -> None:
+    """The two busiest answers are rendered from dicts without a pass through their response
+    models (frontend.api._answer): this holds them to those models, field by field."""
+    from frontend.api import BattleOut, PromptOut, RevealOut, SlotOut, VoteOut
+
+    arena = ready_arena(models=4)
+    battle = _battle(client, arena.slug, mode=mode, k=k)
+    _strictly(BattleOut, battle)
+    _strictly(PromptOut, battle["prompt"])
+    for slot in battle["slots"]:
+        _strictly(SlotOut, slot)
+
+    vote = _post(
+        client, f"/api/v1/battles/{battle['id']}/vote", {"token": battle["token"], **ballot}
+    )
+    assert vote.status_code == 201
+    assert vote["Content-Type"] == "application/json; charset=utf-8"
+    body = vote.json()
+    _strictly(VoteOut, body)
+    for reveal in body["reveal"]:
+        _strictly(RevealOut, reveal)
+    assert len(body["reveal"]) == k == battle["k"]
+
+
+def test_a_named_battle_s_answer_is_its_documented_schema(client: Client) -> None:
+    from frontend.api import BattleOut
+
+    arena = ready_arena(models=3)
+    slugs = list(arena.generative_models.order_by("pk").values_list("slug", flat=True)[:2])
+    battle = _battle(client, arena.slug, models=slugs)
+
+    _strictly(BattleOut, battle)
+    assert battle["named"] is True
