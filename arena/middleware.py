@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
 
 from arena.models import Arena, Voter
 from arena.services import voter_discard_unused, voter_get_or_create
@@ -26,7 +28,7 @@ def request_voter(
     public_id = voter_cookie(request)
     voter, created = voter_get_or_create(
         public_id=public_id,
-        user=getattr(request, "user", None),
+        user=_signed_in_user(request),
         seen_in=seen_in,
         voting_on=voting_on,
     )
@@ -34,6 +36,20 @@ def request_voter(
     request._arena_voter_created = created  # type: ignore[attr-defined]
     request._arena_voter_new = created or public_id != str(voter.public_id)  # type: ignore[attr-defined]
     return voter
+
+
+def _signed_in_user(request: HttpRequest) -> Any:
+    """The request's user where it can be signed in. Django's session authentication reads it
+    (lazily, a session lookup) from the session cookie: without one, and unless the request
+    set its user itself (it just logged in), the user is anonymous (None here), unread."""
+    user = getattr(request, "user", None)
+    if (
+        isinstance(user, SimpleLazyObject)
+        and user._wrapped is empty  # type: ignore[attr-defined]  # not read yet
+        and settings.SESSION_COOKIE_NAME not in request.COOKIES
+    ):
+        return None
+    return user
 
 
 def voter_cookie(request: HttpRequest) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.core.files.storage import FileSystemStorage
 from django.db import connection, models
 from django.db.models import Count, Q, QuerySet
 from django.db.models.base import ModelState
@@ -217,7 +219,16 @@ def original_link(*, file: str, original: str, fmt: str, original_fmt: str) -> t
     if not name:
         raise ValueError("The asset has no file associated with it.")
     storage = Asset._meta.get_field(field).storage  # type: ignore[union-attr]
-    return storage.url(name), original_fmt or fmt
+    if isinstance(storage, FileSystemStorage):
+        return _file_url(storage, storage.base_url, name), original_fmt or fmt
+    return storage.url(name), original_fmt or fmt  # (links of other storages may expire)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_url(storage: FileSystemStorage, base_url: str, name: str) -> str:
+    """``storage.url(name)``, kept: a stored file's link never changes while the storage's base
+    URL stays (a key here: a changed MEDIA_URL makes new links)."""
+    return storage.url(name)
 
 
 @dataclass(frozen=True)

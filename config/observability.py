@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import re
@@ -81,6 +82,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+
+
+@functools.lru_cache(maxsize=1024)
+def _latency(method: str, route: str, status: int) -> Any:
+    """The latency histogram's child for these labels (prometheus_client looks one up under a
+    lock on every ``labels`` call)."""
+    from frontend.metrics import REQUEST_SECONDS
+
+    return REQUEST_SECONDS.labels(method=method, route=route, status=str(status))
+
+
 def _route(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
@@ -95,9 +108,7 @@ class RequestMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from frontend.metrics import REQUEST_SECONDS
-
-        given = request.headers.get(REQUEST_ID_HEADER, "")
+        given = request.META.get(_REQUEST_ID_META, "")  # not request.headers: built from all
         request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -105,9 +116,9 @@ class RequestMiddleware:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
-        REQUEST_SECONDS.labels(
-            method=request.method or "", route=_route(request), status=str(response.status_code)
-        ).observe(time.perf_counter() - started)
+        _latency(request.method or "", _route(request), response.status_code).observe(
+            time.perf_counter() - started
+        )
         response[REQUEST_ID_HEADER] = request_id
         return response
 

@@ -9,7 +9,10 @@ from frontend.health import healthz, readyz
 from frontend.media import serve_battle_media, serve_media
 from frontend.metrics import metrics_view
 
+# The API first: Django tries the patterns in order, and the busiest requests are the API's
+# battles and votes (no other pattern starts with "api/").
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/v1/", api.urls),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
@@ -19,7 +22,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/fraud/<slug:slug>/scan/", fraud_scan_now, name="admin-fraud-scan"),
     path("admin/fraud/<slug:slug>/voter/<str:voter_id>/", fraud_voter, name="admin-fraud-voter"),
     path("admin/", admin.site.urls),
-    path("api/v1/", api.urls),
     path("m/<str:token>", serve_battle_media, name="battle-media"),
     path("", include("frontend.urls")),
 ]

@@ -16,6 +16,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -87,14 +88,25 @@ def _arena_label(instance: Vote | Battle) -> str:
 def _on_vote_saved(sender: Any, instance: Vote, created: bool, **kwargs: Any) -> None:
     """Counts a vote once its transaction commits (a rolled-back vote was never recorded)."""
     if created:
-        labels = {"arena": _arena_label(instance), "mode": instance.mode}
-        transaction.on_commit(lambda: VOTES.labels(**labels).inc())
+        _count_on_commit(_child(VOTES, _arena_label(instance), instance.mode))
 
 
 def _on_battle_saved(sender: Any, instance: Battle, created: bool, **kwargs: Any) -> None:
     if created:
-        labels = {"arena": _arena_label(instance), "mode": instance.mode}
-        transaction.on_commit(lambda: BATTLES.labels(**labels).inc())
+        _count_on_commit(_child(BATTLES, _arena_label(instance), instance.mode))
+
+
+@functools.lru_cache(maxsize=1024)
+def _child(counter: Counter, arena: str, mode: str) -> Any:
+    """The counter's child for an arena and mode (``labels`` looks one up under a lock)."""
+    return counter.labels(arena=arena, mode=mode)
+
+
+def _count_on_commit(child: Any) -> None:
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: child.inc())  # (a callback of this module's: tests tell)
+    else:  # already committed (the fast path's statements are transactions of their own)
+        child.inc()
 
 
 def connect_signals() -> None:

@@ -196,6 +196,26 @@ def test_metrics_count_votes_and_read_the_state(client, django_capture_on_commit
     assert _metric(after, "arena_http_request_seconds_count", route="/metrics") is not None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_metrics_count_battles_votes_and_requests_stored_outside_a_transaction(client) -> None:
+    """On PostgreSQL a battle and a vote are each one statement, a transaction of its own:
+    counted at once. Each request counts once in the latency histogram of its route."""
+    arena = ready_arena(models=2)
+    vote_route = "/api/v1/battles/<battle_id>/vote"
+    before = client.get("/metrics").content.decode()
+
+    _vote_via_api(client, arena.slug)
+    _vote_via_api(client, arena.slug)
+    after = client.get("/metrics").content.decode()
+
+    for name in ("arena_votes_total", "arena_battles_total"):
+        was = _metric(before, name, arena=arena.slug, mode="pairwise") or 0
+        assert _metric(after, name, arena=arena.slug, mode="pairwise") == was + 2
+    was = _metric(before, "arena_http_request_seconds_count", route=vote_route, status="201")
+    now = _metric(after, "arena_http_request_seconds_count", route=vote_route, status="201")
+    assert now == (was or 0) + 2
+
+
 def test_metrics_want_the_token_when_one_is_set(client, settings) -> None:
     settings.METRICS_TOKEN = "s3cret-token"
 
