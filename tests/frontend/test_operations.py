@@ -211,9 +211,9 @@ def test_metrics_count_battles_votes_and_requests_stored_outside_a_transaction(c
     for name in ("arena_votes_total", "arena_battles_total"):
         was = _metric(before, name, arena=arena.slug, mode="pairwise") or 0
         assert _metric(after, name, arena=arena.slug, mode="pairwise") == was + 2
-    was = _metric(before, "arena_http_request_seconds_count", route=vote_route, status="201")
+    served = _metric(before, "arena_http_request_seconds_count", route=vote_route, status="201")
     now = _metric(after, "arena_http_request_seconds_count", route=vote_route, status="201")
-    assert now == (was or 0) + 2
+    assert now == (served or 0) + 2
 
 
 def test_metrics_want_the_token_when_one_is_set(client, settings) -> None:
