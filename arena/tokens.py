@@ -43,8 +43,18 @@ def _keyed_mac(key_salt: str, secret: Any, algorithm: str) -> Any:
     return hmac.new(hasher(force_bytes(key_salt) + force_bytes(secret)).digest(), digestmod=hasher)
 
 
+def _signer(salt: str) -> TimestampSigner:
+    """The signer for ``salt`` under the current secret keys, built once for them."""
+    return _signer_for(salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+
+
+@functools.lru_cache(maxsize=16)
+def _signer_for(salt: str, key: Any, fallback_keys: tuple[Any, ...]) -> TimestampSigner:
+    return TimestampSigner(key=key, fallback_keys=list(fallback_keys), salt=salt)
+
+
 def battle_token_make(*, battle_public_id: str, nonce: str) -> str:
-    return TimestampSigner(salt=_SALT).sign(f"{battle_public_id}.{nonce}")
+    return _signer(_SALT).sign(f"{battle_public_id}.{nonce}")
 
 
 def battle_token_read(token: str, *, max_age_s: int | None = None) -> tuple[str, str]:
@@ -53,7 +63,7 @@ def battle_token_read(token: str, *, max_age_s: int | None = None) -> tuple[str,
     if not isinstance(token, str) or not token or len(token) > 300:
         raise InvalidToken("The battle token is missing or malformed.")
     try:
-        value = TimestampSigner(salt=_SALT).unsign(token, max_age=max_age)
+        value = _signer(_SALT).unsign(token, max_age=max_age)
     except signing.SignatureExpired:
         raise ExpiredToken("This battle has expired; load a new one.") from None
     except signing.BadSignature:
@@ -76,7 +86,7 @@ def slot_media_token(*, battle_public_id: str, position: int) -> str:
     to the moment it was made), expiring with the battle token, and saying nothing of the model
     or the file (no path, no extension)."""
     value = f"{uuid.UUID(str(battle_public_id)).hex}{position:x}"
-    return TimestampSigner(salt=_MEDIA_SALT).sign(value).replace(":", ".")
+    return _signer(_MEDIA_SALT).sign(value).replace(":", ".")
 
 
 def slot_media_read(token: str, *, max_age_s: int | None = None) -> tuple[str, int]:
@@ -85,7 +95,7 @@ def slot_media_read(token: str, *, max_age_s: int | None = None) -> tuple[str, i
     if not isinstance(token, str) or not 40 < len(token) < 120:
         raise InvalidToken("No such media link.")
     try:
-        value = TimestampSigner(salt=_MEDIA_SALT).unsign(token.replace(".", ":"), max_age=max_age)
+        value = _signer(_MEDIA_SALT).unsign(token.replace(".", ":"), max_age=max_age)
     except signing.SignatureExpired:
         raise ExpiredToken("This media link has expired; load the battle again.") from None
     except signing.BadSignature:

@@ -67,7 +67,9 @@ class PooledRedisCache(RedisCache):
         script = self._scripts.get(id(client))
         if script is None:
             script = self._scripts[id(client)] = client.register_script(_COUNT_HITS)
-        keys = [self.make_and_validate_key(key) for key, _, _ in counters]
+        # make_key, not make_and_validate_key: the validation warns of keys memcached would
+        # refuse, one character at a time in Python; Redis takes any key.
+        keys = [self.make_key(key) for key, _, _ in counters]
         args = [n for _, limit, expiry_s in counters for n in (limit, expiry_s)]
         try:
             position, count = _evalsha(client.connection_pool, script.sha, keys, args)

@@ -65,7 +65,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "frontend.middleware.MessageMiddleware",  # Django's, on pages only
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "arena.middleware.VoterMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks

@@ -20,6 +20,7 @@ from typing import Any
 from csp.constants import HEADER as CSP_HEADER
 from csp.middleware import CSPMiddleware
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
@@ -155,6 +156,16 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+class MessageMiddleware(DjangoMessageMiddleware):
+    """Django's, on pages only: the JSON API shows no flash messages, and the storage set up
+    for each request (a cookie and a session backend) was a measurable share of a vote's CPU.
+    (``messages.add_message`` on an API request fails loudly, as without the middleware.)"""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not _is_api(request):
+            super().process_request(request)
 
 
 # Nothing in a JSON answer may load or run anything, nor may it be framed.

@@ -330,3 +330,19 @@ def test_a_successful_login_resets_the_failure_count(client, settings) -> None:
         _login(client, reverse("frontend:login"), "voter", "another passphrase 9").status_code
         == 302
     )
+
+
+def test_flash_messages_are_set_up_for_pages_and_not_for_the_api(rf) -> None:
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+    from django.http import HttpResponse
+
+    from frontend.middleware import MessageMiddleware
+
+    middleware = MessageMiddleware(lambda request: HttpResponse("ok"))
+    page, api = rf.get("/arenas/"), rf.post("/api/v1/battles/x/vote")
+    for request in (page, api):
+        request.session = SessionStore()
+        assert middleware(request).status_code == 200  # type: ignore[union-attr]  # (sync)
+
+    assert hasattr(page, "_messages")
+    assert not hasattr(api, "_messages")
