@@ -6,8 +6,9 @@ counters. Through the ORM each is a statement of its own (and a compile of its o
 request's CPU). Here each is one statement with data-modifying CTEs, atomic by itself. The reads
 come in one query each, with the voter the request reads by its cookie: a battle request reads
 the voter with the outputs it has seen named in the arena, a vote reads its battle with the
-battle's voter and slots. Every statement is prepared once it repeats (settings), so
-PostgreSQL parses and plans it once per connection.
+battle's voter and slots. Every statement goes to libpq directly, prepared the first time it
+runs on a connection (unless the settings turn preparing off), so PostgreSQL parses and plans it
+once per connection (``_run``).
 
 Column lists and values come from the models' ``_meta`` and their fields' own ``pre_save`` and
 ``get_db_prep_save``, as the ORM would send them; a field added to a model is written here too
