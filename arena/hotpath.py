@@ -31,7 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import signals
 from psycopg import pq
-from psycopg._queries import PostgresQuery
+from psycopg._queries import PostgresQuery  # psycopg's own converter (pinned; tested here)
 from psycopg.adapt import AdaptersMap, Transformer
 
 from arena.models import (
@@ -91,12 +91,12 @@ def _run(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple
         statements = _statements(conn)
         transformer, query = statements.transformer, statements.query
         query.convert(sql, params)
-        if conn.prepare_threshold is None:
+        name = statements.names.get((query.query, query.types))
+        if name is None and statements.preparing(conn):
+            name = statements.prepare(query.query, query.types)
+        if name is None:
             result = pgconn.exec_params(query.query, query.params, query.types, query.formats)
         else:
-            name = statements.names.get((query.query, query.types))
-            if name is None:
-                name = statements.prepare(query.query, query.types)
             result = pgconn.exec_prepared(name, query.params, query.formats)  # type: ignore[arg-type]
             if result.status == _FATAL and result.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
                 # Deallocated behind this module's back (DEALLOCATE, DISCARD): prepared again,
@@ -151,9 +151,13 @@ class _Statements:
         self.transformer = Transformer(self.context)
         self.query = PostgresQuery(self.transformer)
 
+    def preparing(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether a statement not prepared yet is prepared now: not where the settings turn
+        preparing off, nor past ``_MAX_STATEMENTS`` (the hot path has a dozen; a caller of
+        ``run`` with ever new statements must not fill the server's memory with them)."""
+        return conn.prepare_threshold is not None and len(self.names) < _MAX_STATEMENTS
+
     def prepare(self, query: bytes, types: tuple[int, ...]) -> bytes:
-        if len(self.names) >= _MAX_STATEMENTS:
-            self.names.clear()  # still prepared under their names; new ones get new names
         self.serial += 1
         name = b"_arena_%d" % self.serial
         result = self.pgconn.prepare(name, query, types)

@@ -376,6 +376,23 @@ def test_without_prepared_statements_a_statement_runs_unnamed(monkeypatch: Any) 
     assert not _prepared_like("probe_times")
 
 
+@pytest.mark.django_db
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_past_its_cap_a_connection_prepares_no_more_statements(monkeypatch: Any) -> None:
+    """A caller of ``hotpath.run`` with ever new statements must not fill the server's memory
+    with prepared statements: past the cap they run unnamed."""
+    hotpath.run("SELECT 1 AS cap_probe_0", [])
+    prepared = len(hotpath._statements(connection.connection).names)
+    monkeypatch.setattr(hotpath, "_MAX_STATEMENTS", prepared + 1)
+
+    assert hotpath.run("SELECT %s::int AS cap_probe_1", [1]) == [(1,)]
+    assert hotpath.run("SELECT %s::int AS cap_probe_2", [2]) == [(2,)]
+    assert hotpath.run("SELECT %s::int AS cap_probe_2", [3]) == [(3,)]
+
+    assert _prepared_like("cap_probe_1")
+    assert not _prepared_like("cap_probe_2")
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
 def test_statements_inside_a_transaction_run_in_it() -> None:
