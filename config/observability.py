@@ -83,6 +83,8 @@ class JsonFormatter(logging.Formatter):
 
 
 _REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+# A label per method a client may send would let anyone add series to /metrics without end.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @functools.lru_cache(maxsize=1024)
@@ -116,7 +118,8 @@ class RequestMiddleware:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
-        _latency(request.method or "", _route(request), response.status_code).observe(
+        method = request.method if request.method in _METHODS else "other"
+        _latency(method, _route(request), response.status_code).observe(
             time.perf_counter() - started
         )
         response[REQUEST_ID_HEADER] = request_id

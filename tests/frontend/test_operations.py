@@ -346,3 +346,14 @@ def test_flash_messages_are_set_up_for_pages_and_not_for_the_api(rf) -> None:
 
     assert hasattr(page, "_messages")
     assert not hasattr(api, "_messages")
+
+
+@pytest.mark.django_db
+def test_a_made_up_method_is_counted_as_other_and_adds_no_series(client) -> None:
+    client.generic("BREW", "/healthz")
+    client.generic("BREW2", "/healthz")
+
+    metrics = client.get("/metrics").content.decode()
+
+    assert _metric(metrics, "arena_http_request_seconds_count", method="other", route="/healthz")
+    assert 'method="BREW' not in metrics
