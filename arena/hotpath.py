@@ -75,44 +75,25 @@ def _run(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> list[tuple
     prepared statements: ``prepare_threshold`` None) it runs unnamed, parsed each time.
 
     A statement deallocated behind its back is prepared again. Where psycopg must do more than
-    send the statement, its cursor does it (``_run_cursor``):
-    a transaction that must begin first (psycopg knows its isolation level), pipeline mode.
+    send the statement, its cursor does it (``_run_cursor``): a transaction that must begin
+    first (psycopg knows its isolation level), pipeline mode.
     Errors come out as Django's (``IntegrityError``...), the connection marked for closing as
     Django marks it, and the statement is logged where Django logs queries."""
     db.ensure_connection()
     conn: psycopg.Connection[Any] = db.connection
-    pgconn = conn.pgconn
-    if (not conn.autocommit and pgconn.transaction_status == _IDLE) or getattr(
-        conn, "_pipeline", None
-    ):
+    beginning = not conn.autocommit and conn.pgconn.transaction_status == _IDLE
+    if beginning or getattr(conn, "_pipeline", None):
         return _run_cursor(sql, params, db)
     started = time.monotonic()
     with db.wrap_database_errors:
         statements = _statements(conn)
-        transformer, query = statements.transformer, statements.query
-        query.convert(sql, params)
-        name = statements.names.get((query.query, query.types))
-        if name is None and statements.preparing(conn):
-            name = statements.prepare(query.query, query.types)
-        if name is None:
-            result = pgconn.exec_params(query.query, query.params, query.types, query.formats)
-        else:
-            result = pgconn.exec_prepared(name, query.params, query.formats)  # type: ignore[arg-type]
-            if result.status == _FATAL and result.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
-                # Deallocated behind this module's back (DEALLOCATE, DISCARD): prepared again,
-                # at once where no transaction was aborted by the failure, else next time.
-                statements.names.clear()
-                if conn.autocommit:
-                    name = statements.prepare(query.query, query.types)
-                    result = pgconn.exec_prepared(name, query.params, query.formats)  # type: ignore[arg-type]
+        statements.query.convert(sql, params)
+        result = statements.execute()
         if result.status not in _ROWS_OR_DONE:
             raise _error(result, conn)
-        transformer.set_pgresult(result)
-        rows: list[tuple[Any, ...]] = transformer.load_rows(0, result.ntuples, tuple)
-    if db.queries_logged:
-        db.queries_log.append(
-            {"sql": sql % tuple(map(repr, params)), "time": f"{time.monotonic() - started:.3f}"}
-        )
+        statements.transformer.set_pgresult(result)
+        rows: list[tuple[Any, ...]] = statements.transformer.load_rows(0, result.ntuples, tuple)
+    _log(db, sql, params, started)
     return rows
 
 
@@ -123,11 +104,16 @@ def _run_cursor(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> lis
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    _log(db, sql, params, started)
+    return rows
+
+
+def _log(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any], started: float) -> None:
+    """Where Django logs queries (``connection.queries``, DEBUG or a test asking for them)."""
     if db.queries_logged:
         db.queries_log.append(
             {"sql": sql % tuple(map(repr, params)), "time": f"{time.monotonic() - started:.3f}"}
         )
-    return rows
 
 
 _IDLE = pq.TransactionStatus.IDLE
@@ -139,31 +125,45 @@ _MAX_STATEMENTS = 100  # per connection; past that, statements run unnamed
 
 
 class _Statements:
-    """What this module prepared on one connection, and how its results are read."""
+    """What this module prepared on one connection, and how its statements are sent and their
+    results read."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
         self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
-        self.pgconn = conn.pgconn
-        self.context = _Context(conn)
         self.serial = 0
         # One per connection, as a psycopg cursor keeps one for all it executes: it keeps the
         # dumpers it found for each type of parameter.
-        self.transformer = Transformer(self.context)
+        self.transformer = Transformer(_Context(conn))
         self.query = PostgresQuery(self.transformer)
 
-    def preparing(self, conn: psycopg.Connection[Any]) -> bool:
-        """Whether a statement not prepared yet is prepared now: not where the settings turn
-        preparing off, nor past ``_MAX_STATEMENTS`` (the hot path has a dozen; a caller of
-        ``run`` with ever new statements must not fill the server's memory with them)."""
-        return conn.prepare_threshold is not None and len(self.names) < _MAX_STATEMENTS
+    def execute(self) -> pq.abc.PGresult:
+        """Send the converted ``query``: by name once prepared, unnamed where nothing is
+        prepared (the settings turn preparing off, or past ``_MAX_STATEMENTS``: the hot path
+        has a dozen, and a caller of ``run`` with ever new statements must not fill the
+        server's memory with them). A statement deallocated behind this module's back
+        (DEALLOCATE, DISCARD) is prepared again: at once where the failure aborted no
+        transaction, else next time."""
+        query, pgconn = self.query, self.conn.pgconn
+        name = self.names.get((query.query, query.types))
+        if name is None:
+            if self.conn.prepare_threshold is None or len(self.names) >= _MAX_STATEMENTS:
+                return pgconn.exec_params(query.query, query.params, query.types, query.formats)
+            name = self._prepare()
+        result = pgconn.exec_prepared(name, query.params, query.formats)  # type: ignore[arg-type]
+        if result.status == _FATAL and result.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
+            self.names.clear()
+            if self.conn.autocommit:
+                result = pgconn.exec_prepared(self._prepare(), query.params, query.formats)  # type: ignore[arg-type]
+        return result
 
-    def prepare(self, query: bytes, types: tuple[int, ...]) -> bytes:
+    def _prepare(self) -> bytes:
         self.serial += 1
         name = b"_arena_%d" % self.serial
-        result = self.pgconn.prepare(name, query, types)
+        result = self.conn.pgconn.prepare(name, self.query.query, self.query.types)
         if result.status not in _ROWS_OR_DONE:
-            raise _error(result, self.context.connection)
-        self.names[(query, types)] = name
+            raise _error(result, self.conn)
+        self.names[(self.query.query, self.query.types)] = name
         return name
 
 

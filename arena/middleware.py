@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject, empty
+from django.utils.functional import SimpleLazyObject
 
 from arena.models import Arena, Voter
 from arena.services import voter_discard_unused, voter_get_or_create
@@ -40,14 +40,10 @@ def request_voter(
 
 def _signed_in_user(request: HttpRequest) -> Any:
     """The request's user where it can be signed in. Django's session authentication reads it
-    (lazily, a session lookup) from the session cookie: without one, and unless the request
-    set its user itself (it just logged in), the user is anonymous (None here), unread."""
+    lazily (a session lookup) from the session cookie: without one it is anonymous, so None
+    here, unread. A request that set its user itself (``login``) keeps it."""
     user = getattr(request, "user", None)
-    if (
-        isinstance(user, SimpleLazyObject)
-        and user._wrapped is empty  # type: ignore[attr-defined]  # not read yet
-        and settings.SESSION_COOKIE_NAME not in request.COOKIES
-    ):
+    if isinstance(user, SimpleLazyObject) and settings.SESSION_COOKIE_NAME not in request.COOKIES:
         return None
     return user
 

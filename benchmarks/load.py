@@ -656,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     _fresh_database()
     arenas = _seed()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"arena-load-{os.getpid()}.log"
-    raw = raw_insert_rate(args.voters, min(10.0, args.duration))
+    raw_before = raw_insert_rate(args.voters, min(10.0, args.duration))
     stack = _start_stack(log)
     try:
         with LagSampler() as closed_lag:
@@ -673,9 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
     votes_s = len(closed.voted) / args.duration
-    print(f"\nraw psycopg INSERT+COMMIT, {args.voters} threads: {raw:.0f} rows/s before the "
-          f"closed loop, {raw_after:.0f} after")  # fmt: skip
-    raw = (raw + raw_after) / 2
+    print(f"\nraw psycopg INSERT+COMMIT, {args.voters} threads: {raw_before:.0f} rows/s before "
+          f"the closed loop, {raw_after:.0f} after")  # fmt: skip
+    raw = (raw_before + raw_after) / 2
     report(
         f"closed loop: {args.voters} voters + 2 readers, {args.duration:.0f} s",
         closed,

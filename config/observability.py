@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextvars
-import functools
 import json
 import logging
 import re
@@ -87,15 +86,6 @@ _REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-@functools.lru_cache(maxsize=1024)
-def _latency(method: str, route: str, status: int) -> Any:
-    """The latency histogram's child for these labels (prometheus_client looks one up under a
-    lock on every ``labels`` call)."""
-    from frontend.metrics import REQUEST_SECONDS
-
-    return REQUEST_SECONDS.labels(method=method, route=route, status=str(status))
-
-
 def _route(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
@@ -110,6 +100,8 @@ class RequestMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        from frontend.metrics import REQUEST_SECONDS, labelled
+
         given = request.META.get(_REQUEST_ID_META, "")  # not request.headers: built from all
         request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
@@ -119,7 +111,7 @@ class RequestMiddleware:
         finally:
             request_id_var.reset(token)
         method = request.method if request.method in _METHODS else "other"
-        _latency(method, _route(request), response.status_code).observe(
+        labelled(REQUEST_SECONDS, method, _route(request), str(response.status_code)).observe(
             time.perf_counter() - started
         )
         response[REQUEST_ID_HEADER] = request_id

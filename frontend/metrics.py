@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -88,25 +88,26 @@ def _arena_label(instance: Vote | Battle) -> str:
 def _on_vote_saved(sender: Any, instance: Vote, created: bool, **kwargs: Any) -> None:
     """Counts a vote once its transaction commits (a rolled-back vote was never recorded)."""
     if created:
-        _count_on_commit(_child(VOTES, _arena_label(instance), instance.mode))
+        _count_on_commit(labelled(VOTES, _arena_label(instance), instance.mode))
 
 
 def _on_battle_saved(sender: Any, instance: Battle, created: bool, **kwargs: Any) -> None:
     if created:
-        _count_on_commit(_child(BATTLES, _arena_label(instance), instance.mode))
+        _count_on_commit(labelled(BATTLES, _arena_label(instance), instance.mode))
 
 
 @functools.lru_cache(maxsize=1024)
-def _child(counter: Counter, arena: str, mode: str) -> Any:
-    """The counter's child for an arena and mode (``labels`` looks one up under a lock)."""
-    return counter.labels(arena=arena, mode=mode)
+def labelled(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, the values in the order of its label names, kept: the
+    child never changes, and ``labels`` looks it up under a lock on every call. Callers keep
+    the values few (a label per client-chosen value would grow /metrics without end)."""
+    return metric.labels(*values)
 
 
 def _count_on_commit(child: Any) -> None:
-    if connection.in_atomic_block:
-        transaction.on_commit(lambda: child.inc())  # (a callback of this module's: tests tell)
-    else:  # already committed (the fast path's statements are transactions of their own)
-        child.inc()
+    """Count once the transaction commits; outside one (the fast path's statements are
+    transactions of their own) ``on_commit`` counts at once."""
+    transaction.on_commit(lambda: child.inc())  # (a callback of this module's: tests tell)
 
 
 def connect_signals() -> None:

@@ -365,6 +365,23 @@ def test_a_statement_deallocated_behind_the_path_s_back_is_prepared_again() -> N
     assert _prepared_like("probe_plus")
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
+def test_inside_a_transaction_a_deallocated_statement_fails_once_then_is_prepared_again() -> None:
+    """The failure aborted the transaction, so it cannot be retried there: the caller's
+    transaction rolls back, and the next run prepares the statement again."""
+    from django.db import DatabaseError, transaction
+
+    assert hotpath.run("SELECT %s::int + 1 AS probe_in_tx", [1]) == [(2,)]
+    with pytest.raises(DatabaseError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        hotpath.run("SELECT %s::int + 1 AS probe_in_tx", [2])
+
+    assert hotpath.run("SELECT %s::int + 1 AS probe_in_tx", [3]) == [(4,)]
+    assert _prepared_like("probe_in_tx")
+
+
 @pytest.mark.django_db
 @pytest.mark.skipif(not ON_POSTGRES, reason="the path runs statements through libpq")
 def test_without_prepared_statements_a_statement_runs_unnamed(monkeypatch: Any) -> None:
